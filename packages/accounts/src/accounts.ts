@@ -1,0 +1,137 @@
+// The live user and alias tables, and recipient expansion (aliases, sub-addresses, postmaster).
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { parseUsers, type UserEntry } from './users-file.js'
+import { parseAliases, type AliasTable } from './aliases-file.js'
+import { normalizeAddress, splitAddress } from './address.js'
+import { verifyPassword } from './password.js'
+
+/** Where one recipient's copy goes: local mailboxes (user addresses) and external addresses. */
+export type Expansion = { mailboxes: string[]; external: string[]; loop: boolean }
+
+export type Accounts = {
+  readonly usersFile: string
+  readonly aliasesFile: string
+  /** Re-reads the files if they changed (content, or replaced by a rename). */
+  refresh(): Promise<void>
+  user(address: string): UserEntry | undefined
+  aliases(address: string): string[] | undefined
+  /**
+   * Expands a recipient in a local domain, after `refresh()`. Returns null when nobody by that
+   * name exists. `user+tag@d` is tried whole first, then as `user@d` (RFC 5233 sub-addressing).
+   */
+  expand(address: string): Expansion | null
+  authenticate(address: string, password: string): Promise<boolean>
+  allUsers(): UserEntry[]
+  allAliases(): AliasTable
+}
+
+const MAX_DEPTH = 10
+
+export function openAccounts(opts: { configDir: string; localDomains: readonly string[]; postmaster: string; delimiter: string }): Accounts {
+  const usersFile = path.join(opts.configDir, 'users')
+  const aliasesFile = path.join(opts.configDir, 'aliases')
+  const local = new Set(opts.localDomains)
+  let users = new Map<string, UserEntry>()
+  let aliases: AliasTable = new Map()
+  let usersStamp = ''
+  let aliasesStamp = ''
+
+  const stamp = async (file: string): Promise<string> => {
+    try {
+      const st = await fs.stat(file)
+      return `${st.ino}:${st.size}:${st.mtimeMs}`
+    } catch {
+      return 'missing'
+    }
+  }
+  const read = async (file: string): Promise<string> => {
+    try {
+      return await fs.readFile(file, 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return ''
+      throw err
+    }
+  }
+
+  /** The name as the tables know it, with the sub-address removed if only the base exists. */
+  const known = (address: string): string | null => {
+    const a = normalizeAddress(address)
+    if (users.has(a) || aliases.has(a)) return a
+    const parts = splitAddress(a)
+    if (parts && opts.delimiter) {
+      const i = parts.local.indexOf(opts.delimiter)
+      if (i > 0) {
+        const base = `${parts.local.slice(0, i)}@${parts.domain}`
+        if (users.has(base) || aliases.has(base)) return base
+      }
+    }
+    return null
+  }
+
+  const postmaster = normalizeAddress(opts.postmaster)
+  const isLocal = (address: string): boolean => local.has(splitAddress(address)?.domain ?? '')
+
+  function expandInto(address: string, out: { mailboxes: Set<string>; external: Set<string>; loop: boolean }, trail: string[]): void {
+    if (!isLocal(address)) {
+      out.external.add(address)
+      return
+    }
+    const name = known(address) ?? postmasterOf(address)
+    if (!name) return // an alias pointing at nobody: that copy goes nowhere
+    if (!isLocal(name)) {
+      out.external.add(name)
+      return
+    }
+    if (trail.includes(name) || trail.length >= MAX_DEPTH) {
+      // A name met again is a cycle; a user's own mailbox still counts ("a: a, b" keeps a copy).
+      if (users.has(name)) out.mailboxes.add(name)
+      else out.loop = true
+      return
+    }
+    const targets = aliases.get(name)
+    if (targets) {
+      for (const t of targets) expandInto(t, out, [...trail, name])
+      return
+    }
+    // The postmaster with neither user nor alias still has a mailbox of that name.
+    if (users.has(name) || name === postmaster) out.mailboxes.add(name)
+  }
+
+  /** RFC 5321 §4.5.1: postmaster@ every local domain exists, even with no user or alias. */
+  function postmasterOf(address: string): string | null {
+    const parts = splitAddress(normalizeAddress(address))
+    return parts && parts.local === 'postmaster' ? postmaster : null
+  }
+
+  return {
+    usersFile,
+    aliasesFile,
+    async refresh() {
+      const [u, a] = await Promise.all([stamp(usersFile), stamp(aliasesFile)])
+      if (u !== usersStamp) {
+        users = parseUsers(await read(usersFile))
+        usersStamp = u
+      }
+      if (a !== aliasesStamp) {
+        aliases = parseAliases(await read(aliasesFile))
+        aliasesStamp = a
+      }
+    },
+    user: (address) => users.get(normalizeAddress(address)),
+    aliases: (address) => aliases.get(normalizeAddress(address)),
+    expand(address) {
+      const start = known(address) ?? postmasterOf(address)
+      if (!start) return null
+      const out = { mailboxes: new Set<string>(), external: new Set<string>(), loop: false }
+      expandInto(start, out, [])
+      return { mailboxes: [...out.mailboxes], external: [...out.external], loop: out.loop }
+    },
+    async authenticate(address, password) {
+      const u = users.get(normalizeAddress(address))
+      return u ? verifyPassword(u.password, password) : false
+    },
+    allUsers: () => [...users.values()],
+    allAliases: () => new Map(aliases),
+  }
+}

@@ -1,0 +1,47 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { openAccounts, hashPassword } from '@facteur/accounts'
+
+async function setup(users: string, aliases: string) {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'facteur-accounts-'))
+  await fs.writeFile(path.join(dir, 'users'), users)
+  await fs.writeFile(path.join(dir, 'aliases'), aliases)
+  const acc = openAccounts({ configDir: dir, localDomains: ['ours.example', 'other.example'], postmaster: 'postmaster@ours.example', delimiter: '+' })
+  await acc.refresh()
+  return { dir, acc }
+}
+
+test('aliases expand recursively, once per final mailbox, with external targets', async () => {
+  const { acc } = await setup(
+    'alice@ours.example:{PLAIN}a\nbob@ours.example:{PLAIN}b\n',
+    'team@ours.example: alice@ours.example, sales@ours.example, friend@remote.example\nsales@ours.example: bob@ours.example, alice@ours.example\n',
+  )
+  assert.deepEqual(acc.expand('Team@OURS.example'), { mailboxes: ['alice@ours.example', 'bob@ours.example'], external: ['friend@remote.example'], loop: false })
+})
+
+test('an alias cycle is detected and a user in it still gets one copy', async () => {
+  const { acc } = await setup('alice@ours.example:{PLAIN}a\n', 'a@ours.example: b@ours.example\nb@ours.example: a@ours.example\nc@ours.example: c@ours.example, alice@ours.example\n')
+  assert.deepEqual(acc.expand('a@ours.example'), { mailboxes: [], external: [], loop: true })
+  assert.deepEqual(acc.expand('c@ours.example')?.mailboxes, ['alice@ours.example'])
+})
+
+test('sub-addresses and case are folded; postmaster always exists', async () => {
+  const { acc } = await setup('alice@ours.example:{PLAIN}a\n', '')
+  assert.deepEqual(acc.expand('ALICE+news@ours.example')?.mailboxes, ['alice@ours.example'])
+  assert.equal(acc.expand('nobody@ours.example'), null)
+  assert.deepEqual(acc.expand('postmaster@other.example')?.mailboxes, ['postmaster@ours.example'])
+})
+
+test('a users file replaced by rename is picked up', async () => {
+  const { dir, acc } = await setup('alice@ours.example:{PLAIN}a\n', '')
+  assert.equal(acc.expand('carol@ours.example'), null)
+  await fs.writeFile(path.join(dir, 'users.new'), `carol@ours.example:${await hashPassword('s3cret')}\n`)
+  await fs.rename(path.join(dir, 'users.new'), path.join(dir, 'users'))
+  await acc.refresh()
+  assert.deepEqual(acc.expand('carol@ours.example')?.mailboxes, ['carol@ours.example'])
+  assert.equal(await acc.authenticate('carol@ours.example', 's3cret'), true)
+  assert.equal(await acc.authenticate('carol@ours.example', 'wrong'), false)
+})

@@ -1,0 +1,143 @@
+// The appliance's settings. Every variable here is in env.example with its default.
+import path from 'node:path'
+import { ConfigError, EnvReader } from './env.js'
+import { parseNetworks, type Network } from './networks.js'
+import { mailboxBase } from './mailbox-path.js'
+
+export type MailboxFormat = 'mbox' | 'maildir'
+export type UnknownRecipient = { kind: 'reject' } | { kind: 'catchall'; address: string }
+
+export type Config = Readonly<{
+  mailDomain: string
+  hostname: string
+  localDomains: readonly string[]
+  postmaster: string
+  configDir: string
+  spoolDir: string
+  mailDir: string
+  mailbox: Readonly<{ format: MailboxFormat; pathTemplate: string; base: string; uid?: number; gid?: number }>
+  smtp: Readonly<{
+    port: number
+    listen: string
+    maxClients: number
+    timeoutMs: number
+    greetingDelayMs: number
+    sizeLimit: number
+    maxRecipients: number
+    headerSizeLimit: number
+    headerCountLimit: number
+  }>
+  unknownRecipient: UnknownRecipient
+  recipientDelimiter: string
+  trustedNetworks: Network
+  tls: Readonly<{ cert?: string; key?: string }>
+  log: Readonly<{ level: string; format: 'auto' | 'json' | 'text' }>
+  health: Readonly<{ listen: string; ingressPort: number; deliveryPort: number }>
+  supervisor: Readonly<{ port: number; listen: string; portsFile: string }>
+  queue: Readonly<{ workers: number; scanIntervalMs: number; retryMinMs: number; retryMaxMs: number; lifetimeMs: number }>
+}>
+
+const LEVELS = ['error', 'warn', 'info', 'debug'] as const
+
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const r = new EnvReader(env)
+  const mailDomain = r.domain('MAIL_DOMAIN', r.string('MAIL_DOMAIN'))
+  const hostname = r.domain('MAIL_HOSTNAME', r.string('MAIL_HOSTNAME', `mail.${mailDomain}`))
+  const localDomains = [...new Set(r.list('LOCAL_DOMAINS', [mailDomain]).map((d) => r.domain('LOCAL_DOMAINS', d)))]
+  const postmaster = r.address('POSTMASTER_ADDRESS', r.string('POSTMASTER_ADDRESS', `postmaster@${mailDomain}`)).toLowerCase()
+
+  const absolute = (name: string, def: string): string => {
+    const v = r.string(name, def)
+    if (!path.isAbsolute(v)) throw new ConfigError(name, v, 'an absolute path')
+    return path.resolve(v)
+  }
+  const configDir = absolute('CONFIG_DIR', '/etc/facteur')
+  const spoolDir = absolute('SPOOL_DIR', '/var/spool/facteur')
+  const mailDir = absolute('MAIL_DIR', '/var/mail')
+
+  const format = r.oneOf('MAILBOX_FORMAT', ['mbox', 'maildir'] as const, 'mbox')
+  const defaultTemplate = localDomains.length > 1 ? `${mailDir}/%d/%u` : `${mailDir}/%u`
+  const pathTemplate = r.string('MAILBOX_PATH', defaultTemplate)
+  if (!path.isAbsolute(pathTemplate) || !/%[ue]/.test(pathTemplate))
+    throw new ConfigError('MAILBOX_PATH', pathTemplate, 'an absolute path template holding %u or %e, e.g. /var/mail/%u')
+  if (/%[^ude%]/.test(pathTemplate)) throw new ConfigError('MAILBOX_PATH', pathTemplate, 'only the placeholders %u, %d, %e')
+  if (localDomains.length > 1 && !/%[de]/.test(pathTemplate))
+    throw new ConfigError('MAILBOX_PATH', pathTemplate, `a template holding %d or %e, since LOCAL_DOMAINS names ${localDomains.length} domains (users of two domains would share a mailbox)`)
+  const uid = r.raw('MAIL_UID') ? r.int('MAIL_UID', 0, 0, 2 ** 31 - 1) : undefined
+  const gid = r.raw('MAIL_GID') ? r.int('MAIL_GID', 0, 0, 2 ** 31 - 1) : undefined
+  if (uid !== undefined && process.getuid && process.getuid() !== 0 && process.getuid() !== uid)
+    throw new ConfigError('MAIL_UID', String(uid), `the uid this service runs as (${process.getuid()}), or run it as root so it can hand files to that uid`)
+
+  const unknownText = r.string('UNKNOWN_RECIPIENT', 'reject')
+  let unknownRecipient: UnknownRecipient
+  if (unknownText === 'reject') unknownRecipient = { kind: 'reject' }
+  else if (unknownText.startsWith('catchall:'))
+    unknownRecipient = { kind: 'catchall', address: r.address('UNKNOWN_RECIPIENT', unknownText.slice('catchall:'.length)).toLowerCase() }
+  else throw new ConfigError('UNKNOWN_RECIPIENT', unknownText, 'reject or catchall:ADDRESS')
+
+  const delimiter = r.raw('RECIPIENT_DELIMITER') ?? '+'
+  if (delimiter.length > 1 || /[@\s"%!/]/.test(delimiter))
+    throw new ConfigError('RECIPIENT_DELIMITER', delimiter, 'one character such as + or -, or empty to turn sub-addressing off')
+
+  const cert = r.optional('TLS_CERT')
+  const key = r.optional('TLS_KEY')
+  if (Boolean(cert) !== Boolean(key)) throw new ConfigError(cert ? 'TLS_KEY' : 'TLS_CERT', undefined, 'TLS_CERT and TLS_KEY set together')
+
+  const retryMinMs = r.duration('QUEUE_RETRY_MIN', '5m')
+  const retryMaxMs = r.duration('QUEUE_RETRY_MAX', '1h')
+  if (retryMaxMs < retryMinMs) throw new ConfigError('QUEUE_RETRY_MAX', r.raw('QUEUE_RETRY_MAX'), `a duration no shorter than QUEUE_RETRY_MIN`)
+
+  const config: Config = {
+    mailDomain,
+    hostname,
+    localDomains,
+    postmaster,
+    configDir,
+    spoolDir,
+    mailDir,
+    mailbox: { format, pathTemplate, base: mailboxBase(pathTemplate), uid, gid: gid ?? uid },
+    smtp: {
+      port: r.port('SMTP_PORT', 25),
+      listen: r.string('SMTP_LISTEN', '0.0.0.0'),
+      maxClients: r.int('SMTP_MAX_CLIENTS', 200, 1, 100_000),
+      timeoutMs: r.duration('SMTP_TIMEOUT', '5m'),
+      greetingDelayMs: r.duration('SMTP_GREETING_DELAY', '100ms'),
+      sizeLimit: r.size('MESSAGE_SIZE_LIMIT', 25 * 1024 * 1024),
+      maxRecipients: r.int('MAX_RECIPIENTS', 100, 1, 100_000),
+      headerSizeLimit: r.size('HEADER_SIZE_LIMIT', 256 * 1024),
+      headerCountLimit: r.int('HEADER_COUNT_LIMIT', 1000, 10, 100_000),
+    },
+    unknownRecipient,
+    recipientDelimiter: delimiter,
+    trustedNetworks: parseNetworks('TRUSTED_NETWORKS', r.list('TRUSTED_NETWORKS')),
+    tls: { cert, key },
+    log: { level: r.oneOf('LOG_LEVEL', LEVELS, 'info'), format: r.oneOf('LOG_FORMAT', ['auto', 'json', 'text'] as const, 'auto') },
+    health: {
+      listen: r.string('HEALTH_LISTEN', '127.0.0.1'),
+      ingressPort: r.port('INGRESS_HEALTH_PORT', 8025),
+      deliveryPort: r.port('DELIVERY_HEALTH_PORT', 8026),
+    },
+    supervisor: {
+      port: r.port('SUPERVISOR_PORT', 8080),
+      listen: r.string('SUPERVISOR_LISTEN', '127.0.0.1'),
+      portsFile: r.string('PORTS_FILE', path.join(spoolDir, 'ports.json')),
+    },
+    queue: {
+      workers: r.int('DELIVERY_WORKERS', 4, 1, 256),
+      scanIntervalMs: r.duration('QUEUE_SCAN_INTERVAL', '1s'),
+      retryMinMs,
+      retryMaxMs,
+      lifetimeMs: r.duration('MAX_QUEUE_LIFETIME', '5d'),
+    },
+  }
+  return deepFreeze(config)
+}
+
+function deepFreeze<T>(o: T): T {
+  // Plain objects and arrays only: a BlockList keeps its own state.
+  if (o && typeof o === 'object' && (Array.isArray(o) || Object.getPrototypeOf(o) === Object.prototype)) {
+    Object.freeze(o)
+    for (const v of Object.values(o)) deepFreeze(v)
+  }
+  return o
+}

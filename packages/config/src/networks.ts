@@ -1,0 +1,33 @@
+// CIDR lists (TRUSTED_NETWORKS, PROXY_TRUSTED): parsed once, matched per connection.
+import { BlockList, isIP } from 'node:net'
+import { ConfigError } from './env.js'
+
+export type Network = { readonly text: string; readonly list: BlockList }
+
+export function parseNetworks(variable: string, entries: readonly string[]): Network {
+  const list = new BlockList()
+  for (const entry of entries) {
+    const [addr, bits] = entry.split('/')
+    const family = isIP(addr)
+    if (!family) throw new ConfigError(variable, entry, 'IP addresses or CIDR networks such as 192.168.1.0/24, separated by commas')
+    const type = family === 4 ? 'ipv4' : 'ipv6'
+    if (bits === undefined) {
+      list.addAddress(addr, type)
+      continue
+    }
+    const prefix = Number(bits)
+    if (!/^\d+$/.test(bits) || prefix > (family === 4 ? 32 : 128))
+      throw new ConfigError(variable, entry, 'IP addresses or CIDR networks such as 192.168.1.0/24, separated by commas')
+    list.addSubnet(addr, prefix, type)
+  }
+  return Object.freeze({ text: entries.join(','), list })
+}
+
+/** True when `ip` (IPv4, IPv6 or IPv4-mapped IPv6) is in the networks. */
+export function inNetworks(networks: Network, ip: string): boolean {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)
+  const addr = mapped ? mapped[1] : ip
+  const family = isIP(addr)
+  if (!family) return false
+  return networks.list.check(addr, family === 4 ? 'ipv4' : 'ipv6')
+}

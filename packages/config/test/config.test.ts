@@ -1,0 +1,56 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { loadConfig, expandMailboxPath, inNetworks, ConfigError } from '@facteur/config'
+
+const base = { MAIL_DOMAIN: 'ours.example' }
+
+test('defaults follow MAIL_DOMAIN', () => {
+  const c = loadConfig(base)
+  assert.equal(c.hostname, 'mail.ours.example')
+  assert.deepEqual(c.localDomains, ['ours.example'])
+  assert.equal(c.postmaster, 'postmaster@ours.example')
+  assert.equal(c.mailbox.pathTemplate, '/var/mail/%u')
+  assert.equal(c.smtp.port, 25)
+  assert.ok(Object.isFrozen(c.smtp))
+})
+
+test('a bad value names the variable, the value and what is expected', () => {
+  assert.throws(() => loadConfig({ ...base, SMTP_PORT: '25x' }), {
+    message: 'SMTP_PORT="25x" is not valid: expected a port number from 0 to 65535 (0 picks a free port)',
+  })
+  assert.throws(() => loadConfig({ ...base, SMTP_PORT: '70000' }), ConfigError)
+  assert.throws(() => loadConfig({}), { message: 'MAIL_DOMAIN is not set: expected a value' })
+  assert.throws(() => loadConfig({ ...base, MAILBOX_FORMAT: 'mh' }), /MAILBOX_FORMAT="mh" .* one of mbox, maildir/)
+  assert.throws(() => loadConfig({ ...base, MESSAGE_SIZE_LIMIT: 'big' }), /MESSAGE_SIZE_LIMIT/)
+  assert.throws(() => loadConfig({ ...base, TRUSTED_NETWORKS: '10.0.0.0/33' }), /TRUSTED_NETWORKS="10.0.0.0\/33"/)
+  assert.throws(() => loadConfig({ ...base, UNKNOWN_RECIPIENT: 'bounce' }), /UNKNOWN_RECIPIENT/)
+})
+
+test('a template without %d is refused when there are several local domains', () => {
+  assert.throws(
+    () => loadConfig({ ...base, LOCAL_DOMAINS: 'a.example,b.example', MAILBOX_PATH: '/var/mail/%u' }),
+    /MAILBOX_PATH="\/var\/mail\/%u" is not valid: expected a template holding %d or %e/,
+  )
+  const c = loadConfig({ ...base, LOCAL_DOMAINS: 'a.example,b.example' })
+  assert.equal(c.mailbox.pathTemplate, '/var/mail/%d/%u')
+})
+
+test('mailbox paths expand and never leave their base directory', () => {
+  assert.equal(expandMailboxPath('/var/mail/%u', 'Alice', 'ours.example'), '/var/mail/alice')
+  assert.equal(expandMailboxPath('/home/%u/.local/share/courriels', 'bob', 'x'), '/home/bob/.local/share/courriels')
+  assert.equal(expandMailboxPath('/var/mail/%d/%u', 'bob', 'Ours.Example'), '/var/mail/ours.example/bob')
+  assert.equal(expandMailboxPath('/var/mail/%u', '..', 'x'), null)
+  assert.equal(expandMailboxPath('/var/mail/%u', 'a/../../etc', 'x'), null)
+  assert.equal(expandMailboxPath('/var/mail/%u', 'a\0b', 'x'), null)
+  assert.equal(expandMailboxPath('/var/mail/%e', 'a', '..'), null)
+})
+
+test('trusted networks match IPv4, IPv6 and IPv4-mapped clients', () => {
+  const c = loadConfig({ ...base, TRUSTED_NETWORKS: '192.168.1.0/24, 2001:db8::/32 127.0.0.2' })
+  assert.ok(inNetworks(c.trustedNetworks, '192.168.1.7'))
+  assert.ok(inNetworks(c.trustedNetworks, '::ffff:192.168.1.7'))
+  assert.ok(inNetworks(c.trustedNetworks, '2001:db8::1'))
+  assert.ok(inNetworks(c.trustedNetworks, '127.0.0.2'))
+  assert.ok(!inNetworks(c.trustedNetworks, '127.0.0.1'))
+  assert.ok(!inNetworks(loadConfig(base).trustedNetworks, '127.0.0.1'))
+})

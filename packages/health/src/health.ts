@@ -1,0 +1,63 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+/** ok: working; degraded: working without an optional part (say which in detail); fail: cannot work. */
+export type CheckResult = { status: 'ok' | 'degraded' | 'fail'; detail?: string }
+export type HealthCheck = () => CheckResult | Promise<CheckResult>
+
+export type HealthServer = { port: number; close(): Promise<void>; evaluate(): Promise<HealthReport> }
+type HealthReport = { status: 'ok' | 'degraded' | 'fail'; service: string; checks: Record<string, CheckResult> }
+
+export async function startHealthServer(opts: {
+  service: string
+  port: number
+  host: string
+  checks: Record<string, HealthCheck>
+  /** Extra routes (the filter's API, the supervisor's pages). Return false to fall through to 404. */
+  routes?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean | Promise<boolean>
+}): Promise<HealthServer> {
+  const evaluate = async (): Promise<HealthReport> => {
+    const checks: Record<string, CheckResult> = {}
+    for (const [name, check] of Object.entries(opts.checks)) {
+      try {
+        checks[name] = await check()
+      } catch (err) {
+        checks[name] = { status: 'fail', detail: (err as Error).message }
+      }
+    }
+    const all = Object.values(checks)
+    const status = all.some((c) => c.status === 'fail') ? 'fail' : all.some((c) => c.status === 'degraded') ? 'degraded' : 'ok'
+    return { status, service: opts.service, checks }
+  }
+  const server = http.createServer((req, res) => {
+    void (async () => {
+      try {
+        if (req.method === 'GET' && req.url?.split('?')[0] === '/healthz') {
+          const report = await evaluate()
+          res.writeHead(report.status === 'fail' ? 503 : 200, { 'content-type': 'application/json' })
+          res.end(JSON.stringify(report))
+          return
+        }
+        if (opts.routes && (await opts.routes(req, res))) return
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
+      } catch (err) {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' })
+        res.end(`error: ${(err as Error).message}\n`)
+      }
+    })()
+  })
+  server.keepAliveTimeout = 5000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.port, opts.host, () => resolve())
+  })
+  return {
+    port: (server.address() as AddressInfo).port,
+    evaluate,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}

@@ -1,0 +1,32 @@
+import winston from 'winston'
+
+export type Logger = winston.Logger
+
+export function createLogger(opts: {
+  service: string
+  level?: string
+  format?: 'auto' | 'json' | 'text'
+  stream?: NodeJS.WritableStream
+}): Logger {
+  const json = opts.format === 'json' || (opts.format !== 'text' && !process.stdout.isTTY)
+  const format = json
+    ? winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: false }), winston.format.json())
+    : winston.format.combine(
+        winston.format.timestamp({ format: 'HH:mm:ss.SSS' }),
+        winston.format.printf(({ timestamp, level, message, service, ...rest }) => {
+          const fields = Object.entries(rest)
+            .filter(([, v]) => v !== undefined)
+            .map(([k, v]) => `${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`)
+            .join(' ')
+          return `${String(timestamp)} ${String(service)} ${level}: ${String(message)}${fields ? ' ' + fields : ''}`
+        }),
+      )
+  return winston.createLogger({
+    level: opts.level ?? 'info',
+    defaultMeta: { service: opts.service },
+    format,
+    transports: [
+      opts.stream ? new winston.transports.Stream({ stream: opts.stream }) : new winston.transports.Console({ stderrLevels: [] }),
+    ],
+  })
+}

@@ -1,0 +1,61 @@
+// One DATA transaction from the client's bytes to a committed spool entry, or a refusal.
+import type { Readable } from 'node:stream'
+import { SmtpError } from '@facteur/smtp-error'
+import type { Envelope, MessageWriter, Spool } from '@facteur/spool'
+import { DataGate, type GateLimits, type HeaderField } from './gate.js'
+
+export type ReceiveResult = { envelope: Envelope; headers: HeaderField[] }
+
+type EnvelopeDraft = Omit<Envelope, 'version' | 'id' | 'size'>
+
+/**
+ * Streams the message into the spool through the gate. Resolves only once the message is
+ * committed (fsync'd, visible to delivery); throws an SmtpError when it is refused.
+ */
+export async function receiveMessage(opts: {
+  stream: Readable & { sizeExceeded?: boolean }
+  spool: Spool
+  limits: GateLimits
+  check?: (fields: HeaderField[]) => SmtpError | null
+  /** Builds the envelope once the bytes are stored (the Received: field needs the queue id). */
+  envelope: (id: string, headers: HeaderField[]) => EnvelopeDraft
+  /** Runs on the stored, uncommitted message (the content filter); may refuse or add headers. */
+  inspect?: (writer: MessageWriter, headers: HeaderField[], draft: EnvelopeDraft) => Promise<void>
+}): Promise<ReceiveResult> {
+  let writer: MessageWriter
+  try {
+    writer = await opts.spool.begin()
+  } catch (err) {
+    opts.stream.resume()
+    throw storageError(err)
+  }
+  const gate = new DataGate(opts.limits, opts.check)
+  try {
+    let storeError: unknown = null
+    for await (const chunk of opts.stream as AsyncIterable<Buffer>) {
+      const out = gate.push(chunk)
+      // After a write error, keep reading to the final dot so the reply lands in order.
+      if (out && !storeError) await writer.write(out).catch((e: unknown) => (storeError = e))
+    }
+    const out = gate.end()
+    if (out && !storeError) await writer.write(out).catch((e: unknown) => (storeError = e))
+    if (opts.stream.sizeExceeded) throw new SmtpError(552, '3.4', 'Message size exceeds fixed maximum message size')
+    if (gate.error) throw gate.error
+    if (storeError) throw storeError
+    const headers = gate.headers ?? []
+    const draft = opts.envelope(writer.id, headers)
+    if (opts.inspect) await opts.inspect(writer, headers, draft)
+    const envelope = await writer.commit(draft)
+    return { envelope, headers }
+  } catch (err) {
+    await writer.abort().catch(() => undefined)
+    throw err instanceof SmtpError ? err : storageError(err)
+  }
+}
+
+function storageError(err: unknown): SmtpError {
+  const code = (err as NodeJS.ErrnoException)?.code
+  // RFC 3463 §3.4: 4.3.1 mail system full.
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new SmtpError(452, '3.1', 'Insufficient system storage', { cause: err })
+  return new SmtpError(451, '3.0', 'Local error in processing, try again later', { cause: err })
+}

@@ -1,0 +1,320 @@
+// The spool's directories and the moves between them. Every move is a rename(2) inside one
+// filesystem, so each file is either wholly in a directory or not there at all.
+import fs from 'node:fs/promises'
+import { createReadStream } from 'node:fs'
+import path from 'node:path'
+import { Readable } from 'node:stream'
+import { DirSyncer } from './fsync.js'
+import { QUEUE_ID, newQueueId, type Envelope } from './envelope.js'
+
+const DIRS = ['tmp', 'data', 'queue', 'active', 'hold'] as const
+type Dir = (typeof DIRS)[number]
+
+/** Leftovers older than this cannot belong to a transaction still running. */
+const STALE_MS = 60 * 60 * 1000
+
+export type QueueEntry = { id: string; state: 'queue' | 'active' | 'hold'; envelope: Envelope }
+
+export type MessageWriter = {
+  readonly id: string
+  /** The temporary file being written (readable by a content filter before commit). */
+  readonly path: string
+  /** Appends message bytes to the temporary data file. */
+  write(chunk: Buffer): Promise<void>
+  /** Bytes written so far. */
+  readonly size: number
+  /** Makes the message durable and visible to delivery; only then may the 250 be sent. */
+  commit(envelope: Omit<Envelope, 'version' | 'id' | 'size'>): Promise<Envelope>
+  /** Drops the temporary file (a refused or broken transaction). */
+  abort(): Promise<void>
+}
+
+export type ActiveMessage = {
+  readonly envelope: Envelope
+  /** The message as delivered: the envelope's prepended headers, then the stored bytes. */
+  open(): Readable
+  /** Rewrites the envelope durably (after each recipient's outcome). */
+  save(): Promise<void>
+  /** Every recipient is final: the message leaves the spool. */
+  finish(): Promise<void>
+  /** Some recipients remain: back to the queue for the next attempt. */
+  release(nextAttempt: number): Promise<void>
+}
+
+export type Spool = {
+  readonly dir: string
+  begin(now?: number): Promise<MessageWriter>
+  /** Queues a whole message in one call (bounces, tests). */
+  enqueue(message: Buffer, envelope: Omit<Envelope, 'version' | 'id' | 'size'>): Promise<Envelope>
+  /** Ids in queue/ whose next attempt is due, oldest first. */
+  due(now?: number): Promise<string[]>
+  /** Claims a queued message for one worker (rename queue -> active); null if another won. */
+  claim(id: string): Promise<ActiveMessage | null>
+  /** After a crash: active/ back to queue/, leftovers in tmp/ and orphan data removed. */
+  recover(): Promise<{ requeued: number; removed: number }>
+  list(): Promise<QueueEntry[]>
+  hold(id: string): Promise<boolean>
+  release(id: string): Promise<boolean>
+  remove(id: string): Promise<boolean>
+  /** Makes every queued message due now. */
+  flush(): Promise<number>
+  /** Messages queued or active (the queue depth). */
+  depth(): Promise<number>
+  /** Throws when the spool cannot take a message (for health checks). */
+  check(): Promise<void>
+}
+
+export async function openSpool(dir: string, owner: { uid?: number; gid?: number } = {}): Promise<Spool> {
+  const root = path.resolve(dir)
+  const p = (d: Dir, name = ''): string => path.join(root, d, name)
+  for (const d of DIRS) {
+    await fs.mkdir(p(d), { recursive: true, mode: 0o700 })
+    await chown(p(d))
+  }
+  const syncers = Object.fromEntries(DIRS.map((d) => [d, new DirSyncer(p(d))])) as Record<Dir, DirSyncer>
+  const nextAttemptCache = new Map<string, number>()
+
+  async function chown(file: string): Promise<void> {
+    if (owner.uid === undefined || process.getuid?.() !== 0) return
+    await fs.chown(file, owner.uid, owner.gid ?? owner.uid)
+  }
+
+  /** Writes JSON to tmp, fsyncs it, and renames it to `to` (then fsyncs the target directory). */
+  async function writeEnvelope(envelope: Envelope, to: Dir): Promise<void> {
+    const tmp = p('tmp', `${envelope.id}.json.${process.pid}.${Math.random().toString(36).slice(2)}`)
+    const fh = await fs.open(tmp, 'wx', 0o600)
+    try {
+      await fh.writeFile(JSON.stringify(envelope))
+      await fh.sync()
+    } catch (err) {
+      await fh.close()
+      await fs.rm(tmp, { force: true })
+      throw err
+    }
+    await fh.close()
+    await chown(tmp)
+    await fs.rename(tmp, p(to, `${envelope.id}.json`))
+    await syncers[to].sync()
+  }
+
+  async function readEnvelope(file: string): Promise<Envelope> {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as Envelope
+  }
+
+  async function begin(now = Date.now()): Promise<MessageWriter> {
+    const id = newQueueId(now)
+    const tmp = p('tmp', id)
+    const fh = await fs.open(tmp, 'wx', 0o600)
+    let size = 0
+    let closed = false
+    const close = async (): Promise<void> => {
+      if (!closed) {
+        closed = true
+        await fh.close()
+      }
+    }
+    return {
+      id,
+      path: tmp,
+      get size() {
+        return size
+      },
+      async write(chunk) {
+        size += chunk.length
+        await fh.write(chunk)
+      },
+      async commit(partial) {
+        try {
+          await fh.sync()
+        } finally {
+          await close()
+        }
+        await chown(tmp)
+        await fs.rename(tmp, p('data', id))
+        await syncers.data.sync()
+        const envelope: Envelope = { version: 1, id, size, ...partial }
+        await writeEnvelope(envelope, 'queue')
+        nextAttemptCache.set(id, envelope.nextAttempt)
+        return envelope
+      },
+      async abort() {
+        await close()
+        await fs.rm(tmp, { force: true })
+      },
+    }
+  }
+
+  function active(envelope: Envelope): ActiveMessage {
+    const id = envelope.id
+    return {
+      envelope,
+      open() {
+        const prepend = envelope.prepend ? Buffer.from(envelope.prepend) : null
+        const data = createReadStream(p('data', id), { highWaterMark: 256 * 1024 })
+        if (!prepend) return data
+        return Readable.from(
+          (async function* () {
+            yield prepend
+            for await (const chunk of data) yield chunk as Buffer
+          })(),
+        )
+      },
+      save: () => writeEnvelope(envelope, 'active'),
+      async finish() {
+        // The envelope goes first: a crash between the two leaves orphan data, which recover() removes.
+        await fs.rm(p('active', `${id}.json`), { force: true })
+        await fs.rm(p('data', id), { force: true })
+        nextAttemptCache.delete(id)
+      },
+      async release(nextAttempt) {
+        envelope.nextAttempt = nextAttempt
+        await writeEnvelope(envelope, 'active')
+        await fs.rename(p('active', `${id}.json`), p('queue', `${id}.json`))
+        await syncers.queue.sync()
+        nextAttemptCache.set(id, nextAttempt)
+      },
+    }
+  }
+
+  const ids = async (d: Dir): Promise<string[]> =>
+    (await fs.readdir(p(d)))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -5))
+      .filter((id) => QUEUE_ID.test(id))
+      .sort()
+
+  async function move(id: string, from: Dir, to: Dir): Promise<boolean> {
+    try {
+      await fs.rename(p(from, `${id}.json`), p(to, `${id}.json`))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+      throw err
+    }
+    await syncers[to].sync()
+    return true
+  }
+
+  const spool: Spool = {
+    dir: root,
+    begin,
+    async enqueue(message, partial) {
+      const w = await begin()
+      try {
+        await w.write(message)
+        return await w.commit(partial)
+      } catch (err) {
+        await w.abort()
+        throw err
+      }
+    },
+    async due(now = Date.now()) {
+      const queued = await ids('queue')
+      const present = new Set(queued)
+      for (const id of nextAttemptCache.keys()) if (!present.has(id)) nextAttemptCache.delete(id)
+      const out: string[] = []
+      for (const id of queued) {
+        let next = nextAttemptCache.get(id)
+        if (next === undefined) {
+          try {
+            next = (await readEnvelope(p('queue', `${id}.json`))).nextAttempt
+          } catch {
+            continue // claimed or removed meanwhile
+          }
+          nextAttemptCache.set(id, next)
+        }
+        if (next <= now) out.push(id)
+      }
+      return out
+    },
+    async claim(id) {
+      try {
+        await fs.rename(p('queue', `${id}.json`), p('active', `${id}.json`))
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+        throw err
+      }
+      nextAttemptCache.delete(id)
+      return active(await readEnvelope(p('active', `${id}.json`)))
+    },
+    async recover() {
+      let requeued = 0
+      let removed = 0
+      for (const id of await ids('active')) if (await move(id, 'active', 'queue')) requeued++
+      // Only what is old: a receiving service may be writing or committing right now.
+      const stale = async (file: string): Promise<boolean> => {
+        try {
+          return (await fs.stat(file)).mtimeMs < Date.now() - STALE_MS
+        } catch {
+          return false
+        }
+      }
+      for (const f of await fs.readdir(p('tmp'))) {
+        if (!(await stale(p('tmp', f)))) continue
+        await fs.rm(p('tmp', f), { force: true })
+        removed++
+      }
+      const known = new Set([...(await ids('queue')), ...(await ids('active')), ...(await ids('hold'))])
+      for (const f of await fs.readdir(p('data'))) {
+        // A data file without an envelope is a commit cut short (or a finish cut short).
+        if (known.has(f) || !(await stale(p('data', f)))) continue
+        await fs.rm(p('data', f), { force: true })
+        removed++
+      }
+      return { requeued, removed }
+    },
+    async list() {
+      const out: QueueEntry[] = []
+      for (const state of ['active', 'queue', 'hold'] as const)
+        for (const id of await ids(state)) {
+          try {
+            out.push({ id, state, envelope: await readEnvelope(p(state, `${id}.json`)) })
+          } catch {
+            // moved while listing
+          }
+        }
+      return out.sort((a, b) => a.id.localeCompare(b.id))
+    },
+    hold: (id) => move(id, 'queue', 'hold'),
+    async release(id) {
+      if (!(await move(id, 'hold', 'queue'))) return false
+      const e = await readEnvelope(p('queue', `${id}.json`))
+      e.nextAttempt = 0
+      await writeEnvelope(e, 'queue')
+      nextAttemptCache.delete(id)
+      return true
+    },
+    async remove(id) {
+      for (const d of ['queue', 'hold'] as const) {
+        // Claim it first, so that no worker can be delivering it while it goes.
+        if (await move(id, d, 'tmp')) {
+          await fs.rm(p('tmp', `${id}.json`), { force: true })
+          await fs.rm(p('data', id), { force: true })
+          nextAttemptCache.delete(id)
+          return true
+        }
+      }
+      return false
+    },
+    async flush() {
+      let n = 0
+      for (const id of await ids('queue')) {
+        const a = await spool.claim(id)
+        if (!a) continue
+        await a.release(0)
+        n++
+      }
+      return n
+    },
+    async depth() {
+      return (await ids('queue')).length + (await ids('active')).length
+    },
+    async check() {
+      for (const d of DIRS) await fs.access(p(d), fs.constants.W_OK | fs.constants.X_OK)
+      // stat(2) of a directory whose mode denies us still works: also prove a file can be made.
+      const probe = p('tmp', `.probe.${process.pid}`)
+      await fs.writeFile(probe, '')
+      await fs.rm(probe, { force: true })
+    },
+  }
+  return spool
+}

@@ -1,0 +1,42 @@
+// delivery: read config, recover the spool, run the queue, serve health.
+import fs from 'node:fs/promises'
+import { loadConfig, loadDotenv, exitOnConfigError } from '@facteur/config'
+import { createLogger } from '@facteur/logging'
+import { openSpool } from '@facteur/spool'
+import { startHealthServer } from '@facteur/health'
+import { announce, onShutdown } from '@facteur/lifecycle'
+import { startRunner } from './runner.js'
+
+const SERVICE = 'delivery'
+loadDotenv()
+const config = exitOnConfigError(SERVICE, () => loadConfig(process.env))
+const logger = createLogger({ service: SERVICE, level: config.log.level, format: config.log.format })
+
+try {
+  const spool = await openSpool(config.spoolDir, { uid: config.mailbox.uid, gid: config.mailbox.gid })
+  const recovered = await spool.recover()
+  if (recovered.requeued || recovered.removed) logger.info('recovered spool', recovered)
+  const runner = startRunner({ config, logger, spool })
+  process.on('SIGUSR1', () => runner.kick())
+  const health = await startHealthServer({
+    service: SERVICE,
+    port: config.health.deliveryPort,
+    host: config.health.listen,
+    checks: {
+      spool: async () => (await spool.check(), { status: 'ok' }),
+      mailboxes: async () => {
+        await fs.access(config.mailbox.base, fs.constants.W_OK | fs.constants.X_OK)
+        return { status: 'ok' }
+      },
+      queue: async () => ({ status: 'ok', detail: `${await spool.depth()} queued, ${runner.inFlight} in flight` }),
+    },
+  })
+  announce(logger, SERVICE, 'health', config.health.listen, health.port)
+  onShutdown(logger, async () => {
+    await runner.stop()
+    await health.close()
+  })
+} catch (err) {
+  logger.error(`cannot start: ${(err as Error).message}`)
+  process.exit(1)
+}

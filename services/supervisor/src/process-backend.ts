@@ -1,0 +1,101 @@
+// Process mode (`npm start`): every service is a child process; one that dies is restarted
+// with backoff (1 s doubling to 30 s, reset after a minute of good health), on the same ports.
+import { fork, type ChildProcess } from 'node:child_process'
+import type { Logger } from '@facteur/logging'
+import type { Announcement } from '@facteur/lifecycle'
+import { entryPoint, type ServiceDef } from './services.js'
+import type { PortsTable } from './ports-file.js'
+
+export type ServiceState = {
+  name: string
+  pid: number | null
+  running: boolean
+  restarts: number
+  startedAt: number | null
+  ports: Record<string, { address: string; port: number }>
+}
+
+export type Backend = {
+  states(): ServiceState[]
+  ports(): PortsTable
+  /** Kills one service's process (chaos tests use this to see the restart). */
+  restart(name: string): boolean
+  stop(): Promise<void>
+}
+
+const BACKOFF_MIN = 1000
+const BACKOFF_MAX = 30_000
+const HEALTHY_AFTER = 60_000
+
+export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger: Logger; onPorts: (ports: PortsTable) => void; env?: NodeJS.ProcessEnv }): Backend {
+  const { logger } = opts
+  let stopping = false
+  const children = new Map<string, { def: ServiceDef; child: ChildProcess | null; state: ServiceState; backoff: number; timer?: NodeJS.Timeout }>()
+
+  const portsTable = (): PortsTable => Object.fromEntries([...children.values()].map((c) => [c.def.name, c.state.ports]))
+
+  const spawn = (name: string): void => {
+    const c = children.get(name)
+    if (!c || stopping) return
+    const env: NodeJS.ProcessEnv = { ...(opts.env ?? process.env), FACTEUR_SERVICE: name }
+    // A restarted service binds the ports it had: clients and the ports file stay right.
+    for (const [portName, variable] of Object.entries(c.def.ports)) {
+      const known = c.state.ports[portName]
+      if (known) env[variable] = String(known.port)
+    }
+    const child = fork(entryPoint(c.def), [], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.execArgv })
+    c.child = child
+    c.state.pid = child.pid ?? null
+    c.state.running = true
+    c.state.startedAt = Date.now()
+    child.on('message', (msg: Announcement) => {
+      if (msg?.type !== 'listening') return
+      c.state.ports[msg.name] = { address: msg.address, port: msg.port }
+      opts.onPorts(portsTable())
+    })
+    child.on('exit', (code, signal) => {
+      c.state.running = false
+      c.state.pid = null
+      c.child = null
+      if (stopping) return
+      const ranFor = Date.now() - (c.state.startedAt ?? Date.now())
+      if (ranFor > HEALTHY_AFTER) c.backoff = BACKOFF_MIN
+      if (code === 78) {
+        logger.error('service has a configuration error, not restarting it', { child: name })
+        return
+      }
+      c.state.restarts++
+      logger.warn('service exited, restarting', { child: name, code, signal, inMs: c.backoff, restarts: c.state.restarts })
+      c.timer = setTimeout(() => spawn(name), c.backoff)
+      c.backoff = Math.min(BACKOFF_MAX, c.backoff * 2)
+    })
+  }
+
+  for (const def of opts.defs) {
+    children.set(def.name, { def, child: null, backoff: BACKOFF_MIN, state: { name: def.name, pid: null, running: false, restarts: 0, startedAt: null, ports: {} } })
+    spawn(def.name)
+  }
+
+  return {
+    states: () => [...children.values()].map((c) => ({ ...c.state, ports: { ...c.state.ports } })),
+    ports: portsTable,
+    restart(name) {
+      const c = children.get(name)
+      if (!c?.child) return false
+      c.child.kill('SIGKILL')
+      return true
+    },
+    async stop() {
+      stopping = true
+      const waits: Promise<void>[] = []
+      for (const c of children.values()) {
+        clearTimeout(c.timer)
+        const child = c.child
+        if (!child) continue
+        waits.push(new Promise((resolve) => child.once('exit', () => resolve())))
+        child.kill('SIGTERM')
+      }
+      await Promise.all(waits)
+    },
+  }
+}
