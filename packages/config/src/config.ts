@@ -3,6 +3,8 @@ import path from 'node:path'
 import { ConfigError, EnvReader } from './env.js'
 import { parseNetworks, type Network } from './networks.js'
 import { mailboxBase } from './mailbox-path.js'
+import { loadOutbound, type OutboundConfig } from './outbound.js'
+import { loadSubmissionConfig, type SubmissionConfig } from './submission.js'
 
 export type MailboxFormat = 'mbox' | 'maildir'
 export type UnknownRecipient = { kind: 'reject' } | { kind: 'catchall'; address: string }
@@ -34,6 +36,8 @@ export type Config = Readonly<{
   health: Readonly<{ listen: string; ingressPort: number; deliveryPort: number }>
   supervisor: Readonly<{ port: number; listen: string; portsFile: string }>
   queue: Readonly<{ workers: number; scanIntervalMs: number; retryMinMs: number; retryMaxMs: number; lifetimeMs: number }>
+  outbound: OutboundConfig
+  submission: SubmissionConfig
 }>
 
 const LEVELS = ['error', 'warn', 'info', 'debug'] as const
@@ -127,6 +131,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       retryMaxMs,
       lifetimeMs: r.duration('MAX_QUEUE_LIFETIME', '5d'),
     },
+    outbound: loadOutbound(r),
+    submission: loadSubmissionConfig(r),
   }
   return deepFreeze(config)
 }

@@ -1,8 +1,58 @@
-// The dotlock convention (`MAILBOX.lock`, made with O_EXCL) that Dovecot, mutt and procmail honour.
+// The dotlock convention (`MAILBOX.lock`, made with O_EXCL) that Dovecot, mutt and procmail
+// honour. Our lock also journals the append it guards: it records the mailbox size before the
+// append, so when a delivery process is killed mid-append, the next one to take the lock finds
+// the dead process's lock and cuts the mailbox back to that size (no partial message survives).
 import fs from 'node:fs/promises'
+import os from 'node:os'
+import { randomBytes } from 'node:crypto'
 import { MailboxError } from './errors.js'
 
-const STALE_MS = 5 * 60 * 1000 // Dovecot's dotlock_change_timeout default: 2 min; mutt: 5 min
+const STALE_MS = 5 * 60 * 1000 // a foreign lock older than this is abandoned (mutt: 5 min)
+/** Tells this process's locks from those of an earlier process with the same pid (containers). */
+const BOOT = randomBytes(6).toString('hex')
+const HOST = os.hostname()
+
+type Journal = { pid: number; boot: string; host: string; size: number }
+
+function parseJournal(text: string): Journal | null {
+  const m = /^facteur pid=(\d+) boot=([0-9a-f]+) host=(\S+) size=(\d+)/.exec(text)
+  return m ? { pid: Number(m[1]), boot: m[2], host: m[3], size: Number(m[4]) } : null
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** A lock left by a delivery process of ours that no longer runs (killed, crashed). */
+function abandoned(j: Journal): boolean {
+  if (j.host !== HOST || j.boot === BOOT) return false
+  return j.pid === process.pid || !alive(j.pid)
+}
+
+async function sizeOf(file: string): Promise<number> {
+  try {
+    return (await fs.stat(file)).size
+  } catch {
+    return 0
+  }
+}
+
+/** Cuts a mailbox back to the size its abandoned journal recorded. */
+async function rollBack(mailbox: string, j: Journal): Promise<void> {
+  if ((await sizeOf(mailbox)) <= j.size) return
+  const fh = await fs.open(mailbox, 'r+')
+  try {
+    await fh.truncate(j.size)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
 
 export async function withDotlock<T>(mailbox: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
   const lock = `${mailbox}.lock`
@@ -10,15 +60,25 @@ export async function withDotlock<T>(mailbox: string, timeoutMs: number, fn: () 
   for (;;) {
     try {
       const fh = await fs.open(lock, 'wx', 0o600)
-      await fh.writeFile(`${process.pid}\n`)
-      await fh.close()
+      try {
+        await fh.writeFile(`facteur pid=${process.pid} boot=${BOOT} host=${HOST} size=${await sizeOf(mailbox)}\n`)
+        await fh.sync()
+      } finally {
+        await fh.close()
+      }
       break
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
         throw new MailboxError(`cannot create ${lock}: ${(err as Error).message}`, true, { cause: err })
       try {
-        const st = await fs.stat(lock)
-        if (Date.now() - st.mtimeMs > STALE_MS) {
+        const [st, text] = await Promise.all([fs.stat(lock), fs.readFile(lock, 'utf8')])
+        const journal = parseJournal(text)
+        if (journal && abandoned(journal)) {
+          await rollBack(mailbox, journal)
+          await fs.rm(lock, { force: true })
+          continue
+        }
+        if (!journal && Date.now() - st.mtimeMs > STALE_MS) {
           await fs.rm(lock, { force: true })
           continue
         }
@@ -26,7 +86,7 @@ export async function withDotlock<T>(mailbox: string, timeoutMs: number, fn: () 
         continue // released meanwhile
       }
       if (Date.now() > deadline) throw new MailboxError(`mailbox locked: ${lock} held by another program`, true)
-      await new Promise((r) => setTimeout(r, 50 + Math.random() * 100))
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 80))
     }
   }
   try {

@@ -1,11 +1,14 @@
 // The DATA gate: sees every byte of a message as it arrives and decides what reaches the spool.
 // It refuses bare CR or LF (SMTP smuggling; Postfix's smtpd_forbid_bare_newline), oversize
 // messages and header blocks, and removes the header fields only final delivery may write.
+// A service may strip more fields and add missing ones (submission: RFC 6409 §8, RFC 5322 §3.6.3).
 import { SmtpError } from '@facteur/smtp-error'
 import { parseHeaderBlock, STRIPPED_HEADERS, type HeaderField } from './headers.js'
 
 export type { HeaderField }
 export type GateLimits = { sizeLimit: number; headerSizeLimit: number; headerCountLimit: number }
+/** Edits of the header block on its way to the spool; `add` sees the fields as received. */
+export type HeaderEdit = { strip?: ReadonlySet<string>; add?: (fields: HeaderField[]) => string }
 
 const CR = 0x0d
 const LF = 0x0a
@@ -28,6 +31,8 @@ export class DataGate {
     private readonly limits: GateLimits,
     /** Decides on the header fields (loops, ...); a returned error refuses the message. */
     private readonly check: (fields: HeaderField[]) => SmtpError | null = () => null,
+    /** More fields to remove (lower-case names), and CRLF-terminated fields to append. */
+    private readonly edit: HeaderEdit = {},
   ) {}
 
   /** Feeds received bytes; returns the bytes to store, or null. */
@@ -65,8 +70,9 @@ export class DataGate {
     if (fields.length > this.limits.headerCountLimit) return this.fail(new SmtpError(552, '3.4', 'Too many header fields'))
     const refusal = this.check(fields)
     if (refusal) return this.fail(refusal)
-    const kept = fields.filter((f) => !STRIPPED_HEADERS.has(f.lower))
-    const text = kept.map((f) => f.raw + '\r\n').join('')
+    const strip = this.edit.strip
+    const kept = fields.filter((f) => !STRIPPED_HEADERS.has(f.lower) && !strip?.has(f.lower))
+    const text = kept.map((f) => f.raw + '\r\n').join('') + (this.edit.add?.(fields) ?? '')
     const rest = this.head.subarray(Math.max(0, split))
     this.head = Buffer.alloc(0)
     return Buffer.concat([Buffer.from(text, 'latin1'), rest])

@@ -2,7 +2,7 @@
 import type { Readable } from 'node:stream'
 import { SmtpError } from '@facteur/smtp-error'
 import type { Envelope, MessageWriter, Spool } from '@facteur/spool'
-import { DataGate, type GateLimits, type HeaderField } from './gate.js'
+import { DataGate, type GateLimits, type HeaderEdit, type HeaderField } from './gate.js'
 
 export type ReceiveResult = { envelope: Envelope; headers: HeaderField[] }
 
@@ -17,6 +17,8 @@ export async function receiveMessage(opts: {
   spool: Spool
   limits: GateLimits
   check?: (fields: HeaderField[]) => SmtpError | null
+  /** Header fields to remove or add on the way to the spool (see DataGate). */
+  edit?: HeaderEdit
   /** Builds the envelope once the bytes are stored (the Received: field needs the queue id). */
   envelope: (id: string, headers: HeaderField[]) => EnvelopeDraft
   /** Runs on the stored, uncommitted message (the content filter); may refuse or add headers. */
@@ -29,7 +31,7 @@ export async function receiveMessage(opts: {
     opts.stream.resume()
     throw storageError(err)
   }
-  const gate = new DataGate(opts.limits, opts.check)
+  const gate = new DataGate(opts.limits, opts.check, opts.edit)
   try {
     let storeError: unknown = null
     for await (const chunk of opts.stream as AsyncIterable<Buffer>) {

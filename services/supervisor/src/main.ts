@@ -7,7 +7,7 @@ import { startHealthServer } from '@facteur/health'
 import { announce, onShutdown } from '@facteur/lifecycle'
 import { SERVICES } from './services.js'
 import { startProcessBackend } from './process-backend.js'
-import { writePortsFile } from './ports-file.js'
+import { writePortsFile, type PortsTable } from './ports-file.js'
 
 const SERVICE = 'supervisor'
 loadDotenv()
@@ -16,13 +16,20 @@ const logger = createLogger({ service: SERVICE, level: config.log.level, format:
 
 try {
   let writing = Promise.resolve()
+  let own: PortsTable = {}
+  let children: PortsTable = {}
+  const writePorts = (): void => {
+    const table = { ...own, ...children }
+    writing = writing.then(() => writePortsFile(config.supervisor.portsFile, table)).catch((err: unknown) => {
+      logger.error('cannot write the ports file', { file: config.supervisor.portsFile, err: (err as Error).message })
+    })
+  }
   const backend = startProcessBackend({
     defs: SERVICES,
     logger,
     onPorts: (ports) => {
-      writing = writing.then(() => writePortsFile(config.supervisor.portsFile, ports)).catch((err: unknown) => {
-        logger.error('cannot write the ports file', { file: config.supervisor.portsFile, err: (err as Error).message })
-      })
+      children = ports
+      writePorts()
     },
   })
 
@@ -62,6 +69,8 @@ try {
     },
   })
   announce(logger, SERVICE, 'status', config.supervisor.listen, status.port)
+  own = { supervisor: { status: { address: config.supervisor.listen, port: status.port } } }
+  writePorts()
 
   onShutdown(logger, async () => {
     await backend.stop()

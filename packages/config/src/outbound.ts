@@ -1,0 +1,180 @@
+// Outbound settings: how mail for other hosts leaves (direct to the MX, through a relay, or not
+// at all), per-domain routes, the backup-MX and fallback-relay roles, identity, TLS, timeouts,
+// delay warnings and DKIM. Read once at start; TRANSPORT_MAP and friends are parsed here so a
+// typo stops the service with one line.
+import { isIP } from 'node:net'
+import { ConfigError, type EnvReader } from './env.js'
+
+export type OutboundMode = 'direct' | 'relay' | 'local'
+
+/**
+ * Where a route sends mail: one host (by name or address; its A/AAAA records, no MX lookup), or
+ * the MX hosts of a name (`mx:NAME`). Port 465 means implicit TLS, any other port STARTTLS.
+ */
+export type Destination = Readonly<{ host: string; port: number; mx: boolean; text: string }>
+
+/** One TRANSPORT_MAP entry: `example.org` matches that domain, `.example.org` its subdomains. */
+export type TransportRoute = Readonly<{ pattern: string; destination: Destination }>
+
+export type RelayTls = 'starttls' | 'tls' | 'none'
+
+export type OutboundConfig = Readonly<{
+  mode: OutboundMode
+  relay?: Readonly<{ host: string; port: number; user?: string; password?: string; tls: RelayTls; verify: boolean }>
+  transportMap: readonly TransportRoute[]
+  fallbackRelay?: Destination
+  relayDomains: readonly string[]
+  /** The port of remote MX hosts: 25, or a test sink's port. */
+  port: number
+  tls: 'opportunistic' | 'require'
+  bindAddress?: string
+  ipPreference: 'ipv4' | 'ipv6' | 'any'
+  /** Connections open at once to one destination host. */
+  concurrencyPerDomain: number
+  connectTimeoutMs: number
+  greetingTimeoutMs: number
+  commandTimeoutMs: number
+  /** DNS servers (`IP` or `IP:PORT`); empty: the system's resolvers. */
+  dnsServers: readonly string[]
+  /** Addresses that are this host although no interface has them (a public address behind NAT). */
+  selfAddresses: readonly string[]
+  /** Send one RFC 3464 `delayed` notice once a message has waited this long; null: never. */
+  delayWarningMs: number | null
+  dkimSelector: string
+}>
+
+const DESTINATION_HELP = 'HOST, HOST:PORT, [ADDRESS]:PORT or mx:DOMAIN (e.g. [10.0.0.5]:25 or relay.example.net:587)'
+
+/** Parses one destination (TRANSPORT_MAP value, FALLBACK_RELAY). */
+export function parseDestination(r: EnvReader, variable: string, text: string, defaultPort = 25): Destination {
+  const t = text.trim()
+  if (t.toLowerCase().startsWith('mx:')) return Object.freeze({ host: r.domain(variable, t.slice(3)), port: defaultPort, mx: true, text: t })
+  let host: string
+  let port = defaultPort
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(t)
+  const plain = /^([^:[\]]+)(?::(\d+))?$/.exec(t)
+  const m = bracket ?? plain
+  if (!m) throw new ConfigError(variable, text, DESTINATION_HELP)
+  host = m[1].replace(/^ipv6:/i, '')
+  if (m[2] !== undefined) {
+    port = Number(m[2])
+    if (port < 1 || port > 65535) throw new ConfigError(variable, text, `${DESTINATION_HELP}, with a port from 1 to 65535`)
+  }
+  if (!isIP(host)) {
+    if (!bracket && host.includes(':')) throw new ConfigError(variable, text, DESTINATION_HELP)
+    host = r.domain(variable, host)
+  }
+  return Object.freeze({ host, port, mx: false, text: t })
+}
+
+/** TRANSPORT_MAP: `DOMAIN=DESTINATION, .SUBDOMAINS=DESTINATION, ...`. */
+function parseTransportMap(r: EnvReader): TransportRoute[] {
+  const raw = r.raw('TRANSPORT_MAP') ?? ''
+  const routes: TransportRoute[] = []
+  for (const entry of raw.split(/[,\n]/).map((s) => s.trim()).filter(Boolean)) {
+    const eq = entry.indexOf('=')
+    if (eq <= 0) throw new ConfigError('TRANSPORT_MAP', entry, `DOMAIN=DESTINATION entries separated by commas, the destination ${DESTINATION_HELP}`)
+    const key = entry.slice(0, eq).trim().toLowerCase()
+    const sub = key.startsWith('.')
+    const pattern = (sub ? '.' : '') + r.domain('TRANSPORT_MAP', sub ? key.slice(1) : key)
+    if (routes.some((x) => x.pattern === pattern)) throw new ConfigError('TRANSPORT_MAP', entry, `each domain once (${pattern} is there twice)`)
+    routes.push(Object.freeze({ pattern, destination: parseDestination(r, 'TRANSPORT_MAP', entry.slice(eq + 1)) }))
+  }
+  return routes
+}
+
+/** The TRANSPORT_MAP route of a domain: an exact entry first, then the longest `.parent` entry. */
+export function transportFor(outbound: Pick<OutboundConfig, 'transportMap'>, domain: string): Destination | undefined {
+  const d = domain.toLowerCase().replace(/\.$/, '')
+  const exact = outbound.transportMap.find((x) => x.pattern === d)
+  if (exact) return exact.destination
+  let best: TransportRoute | undefined
+  for (const x of outbound.transportMap)
+    if (x.pattern.startsWith('.') && d.endsWith(x.pattern) && (!best || x.pattern.length > best.pattern.length)) best = x
+  return best?.destination
+}
+
+function parseDnsServers(r: EnvReader): string[] {
+  return r.list('DNS_SERVERS').map((s) => {
+    // node:dns setServers syntax: 192.0.2.1, 192.0.2.1:5353, 2001:db8::1, [2001:db8::1]:5353.
+    const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([\d.]+):(\d+)$/.exec(s)
+    const ip = m ? m[1] : s
+    const port = m ? Number(m[2]) : 53
+    if (!isIP(ip) || port < 1 || port > 65535) throw new ConfigError('DNS_SERVERS', s, 'IP addresses of DNS servers, each optionally with :PORT (127.0.0.1:5353, [::1]:53)')
+    return s
+  })
+}
+
+export function loadOutbound(r: EnvReader): OutboundConfig {
+  const mode = r.oneOf('OUTBOUND_MODE', ['direct', 'relay', 'local'] as const, 'direct')
+
+  const relayTls = r.oneOf('RELAY_TLS', ['starttls', 'tls', 'none'] as const, 'starttls')
+  const relayHost = r.optional('RELAY_HOST')
+  const user = r.optional('RELAY_USER')
+  const password = r.optional('RELAY_PASSWORD')
+  if (mode === 'relay' && !relayHost) throw new ConfigError('RELAY_HOST', undefined, 'the smarthost to send through, since OUTBOUND_MODE=relay')
+  if (Boolean(user) !== Boolean(password)) throw new ConfigError(user ? 'RELAY_PASSWORD' : 'RELAY_USER', undefined, 'RELAY_USER and RELAY_PASSWORD set together')
+  // Credentials never cross the network in clear text.
+  if (user && relayTls === 'none') throw new ConfigError('RELAY_TLS', 'none', 'starttls or tls, since RELAY_USER is set (no password is sent unencrypted)')
+  let relay: OutboundConfig['relay']
+  if (relayHost) {
+    const dest = parseDestination(r, 'RELAY_HOST', relayHost, 0)
+    if (dest.mx || dest.port) throw new ConfigError('RELAY_HOST', relayHost, 'a host name or address; the port goes in RELAY_PORT')
+    relay = {
+      host: dest.host,
+      port: r.int('RELAY_PORT', relayTls === 'tls' ? 465 : relayTls === 'starttls' ? 587 : 25, 1, 65535),
+      user,
+      password,
+      tls: relayTls,
+      verify: r.bool('RELAY_TLS_VERIFY', true),
+    }
+  }
+
+  const fallbackText = r.optional('FALLBACK_RELAY')
+  const fallbackRelay = fallbackText ? parseDestination(r, 'FALLBACK_RELAY', fallbackText) : undefined
+  if (fallbackRelay && (r.raw('UNKNOWN_RECIPIENT') ?? '').startsWith('catchall:'))
+    throw new ConfigError('FALLBACK_RELAY', fallbackText, 'empty while UNKNOWN_RECIPIENT is a catch-all (unknown recipients go to one or the other)')
+
+  const relayDomains = [...new Set(r.list('RELAY_DOMAINS').map((d) => r.domain('RELAY_DOMAINS', d)))]
+  const local = r.list('LOCAL_DOMAINS', [r.raw('MAIL_DOMAIN') ?? '']).map((d) => d.toLowerCase().replace(/\.$/, ''))
+  const both = relayDomains.find((d) => local.includes(d))
+  if (both) throw new ConfigError('RELAY_DOMAINS', r.raw('RELAY_DOMAINS'), `domains that are not in LOCAL_DOMAINS (${both} is in both)`)
+
+  const bindAddress = r.optional('OUTBOUND_BIND_ADDRESS')
+  if (bindAddress && !isIP(bindAddress)) throw new ConfigError('OUTBOUND_BIND_ADDRESS', bindAddress, 'an IP address of this host')
+  const selfAddresses = r.list('OUTBOUND_SELF_ADDRESSES')
+  for (const a of selfAddresses) if (!isIP(a)) throw new ConfigError('OUTBOUND_SELF_ADDRESSES', a, 'IP addresses, separated by commas')
+
+  const delayText = r.optional('DELAY_WARNING')
+  const delayWarningMs = !delayText || /^(off|0)$/i.test(delayText) ? null : r.duration('DELAY_WARNING', '0')
+
+  const selector = r.string('DKIM_SELECTOR', 'facteur').toLowerCase()
+  // RFC 6376 §3.1: a selector is one or more DNS labels.
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(selector))
+    throw new ConfigError('DKIM_SELECTOR', selector, 'DNS labels such as facteur or 2026a')
+
+  return {
+    mode,
+    relay,
+    transportMap: parseTransportMap(r),
+    fallbackRelay,
+    relayDomains,
+    port: r.int('OUTBOUND_PORT', 25, 1, 65535),
+    tls: r.oneOf('OUTBOUND_TLS', ['opportunistic', 'require'] as const, 'opportunistic'),
+    bindAddress,
+    ipPreference: r.oneOf('OUTBOUND_IP_PREFERENCE', ['ipv4', 'ipv6', 'any'] as const, 'any'),
+    concurrencyPerDomain: r.int('OUTBOUND_CONCURRENCY_PER_DOMAIN', 4, 1, 100),
+    connectTimeoutMs: r.duration('OUTBOUND_CONNECT_TIMEOUT', '30s'),
+    greetingTimeoutMs: r.duration('OUTBOUND_GREETING_TIMEOUT', '2m'),
+    commandTimeoutMs: r.duration('OUTBOUND_COMMAND_TIMEOUT', '5m'),
+    dnsServers: parseDnsServers(r),
+    selfAddresses,
+    delayWarningMs,
+    dkimSelector: selector,
+  }
+}
+
+/** Where `mailctl dkim keygen` writes a key and delivery reads it: CONFIG_DIR/dkim/DOMAIN.SELECTOR.key. */
+export function dkimKeyFile(configDir: string, domain: string, selector: string): string {
+  return `${configDir.replace(/\/$/, '')}/dkim/${domain.toLowerCase()}.${selector.toLowerCase()}.key`
+}

@@ -1,0 +1,21 @@
+// Where a recipient in one of our domains goes: aliases and sub-addresses resolved, the catch-all
+// (UNKNOWN_RECIPIENT) for nobody by that name. The MX and submission accept a local RCPT alike.
+import { SmtpError } from '@facteur/smtp-error'
+import type { Accounts } from '@facteur/accounts'
+import type { UnknownRecipient } from '@facteur/config'
+
+/** The final addresses (local mailboxes and external targets); throws 550 for nobody. */
+export async function expandLocalRecipient(address: string, ctx: { accounts: Accounts; unknownRecipient: UnknownRecipient }): Promise<string[]> {
+  const { accounts, unknownRecipient } = ctx
+  await accounts.refresh()
+  let expansion = accounts.expand(address)
+  if (!expansion && unknownRecipient.kind === 'catchall') expansion = accounts.expand(unknownRecipient.address)
+  if (!expansion) throw new SmtpError(550, '1.1', 'No such user here')
+  const targets = [...expansion.mailboxes, ...expansion.external]
+  if (targets.length === 0) {
+    // RFC 5321 §6.3: a loop is refused rather than delivered nowhere.
+    if (expansion.loop) throw new SmtpError(550, '4.6', 'Alias loop detected')
+    throw new SmtpError(550, '1.1', 'No such user here')
+  }
+  return targets
+}
