@@ -1,8 +1,9 @@
 // Who may receive through the MX: our users (after aliases, sub-addresses and the catch-all),
-// and, for TRUSTED_NETWORKS clients only, anybody else (relay).
+// and, for TRUSTED_NETWORKS clients only, anybody else (relay); outbound routing's rules
+// (RELAY_DOMAINS, FALLBACK_RELAY, OUTBOUND_MODE=local) come from @facteur/reception.
 import type { Accounts } from '@facteur/accounts'
 import type { Config } from '@facteur/config'
-import { expandLocalRecipient, parseRecipient, RELAY_DENIED } from '@facteur/reception'
+import { checkRemoteRecipient, expandOrForward, parseRecipient } from '@facteur/reception'
 
 export type AcceptedRecipient = { address: string; original: string }
 
@@ -13,9 +14,9 @@ export async function decideRecipient(
   const { config, accounts } = ctx
   const rcpt = parseRecipient(raw, config.mailDomain)
   if (!config.localDomains.includes(rcpt.domain)) {
-    if (ctx.trusted) return [{ address: rcpt.address, original: raw }]
-    throw RELAY_DENIED
+    checkRemoteRecipient(config, rcpt.domain, { mayRelay: ctx.trusted })
+    return [{ address: rcpt.address, original: raw }]
   }
-  const targets = await expandLocalRecipient(rcpt.address, { accounts, unknownRecipient: config.unknownRecipient })
+  const targets = await expandOrForward(rcpt.address, { config, accounts })
   return targets.map((address) => ({ address, original: raw }))
 }
