@@ -3,7 +3,7 @@
 // message leaves the spool or goes back to the queue for its next retry.
 import type { Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
-import type { ActiveMessage, Envelope, RecipientState } from '@facteur/spool'
+import type { ActiveMessage, RecipientState } from '@facteur/spool'
 import { deliverLocal } from './local.js'
 import { expired, nextRetry } from './retry.js'
 import type { Outcome } from './outcome.js'
@@ -11,17 +11,33 @@ import type { Outcome } from './outcome.js'
 /** Delivers to recipients outside our domains (outbound issue); absent means they wait. */
 export type RemoteTransport = (message: ActiveMessage, recipients: RecipientState[]) => Promise<Map<RecipientState, Outcome>>
 /** Called once a message is finished or expired, with the recipients that failed (bounces). */
-export type OnFailed = (envelope: Envelope, failed: RecipientState[]) => Promise<void>
+export type OnFailed = (message: ActiveMessage, failed: RecipientState[]) => Promise<void>
+/** Called once, when a message still waiting has waited DELAY_WARNING (RFC 3464 `delayed`). */
+export type OnDelayed = (message: ActiveMessage, waiting: RecipientState[]) => Promise<void>
+/** Called after an attempt with the recipients it delivered (NOTIFY=SUCCESS reports). */
+export type OnDelivered = (message: ActiveMessage, delivered: { rcpt: RecipientState; outcome: Outcome }[]) => Promise<void>
+/** Whether a recipient's copy goes into a mailbox here (FALLBACK_RELAY sends unknown names away). */
+export type IsLocal = (r: RecipientState) => Promise<boolean>
 
-export async function attempt(
-  message: ActiveMessage,
-  deps: { config: Config; logger: Logger; remote?: RemoteTransport; onFailed?: OnFailed },
-): Promise<'finished' | 'requeued'> {
+export type AttemptDeps = {
+  config: Config
+  logger: Logger
+  remote?: RemoteTransport
+  isLocal?: IsLocal
+  onFailed?: OnFailed
+  onDelayed?: OnDelayed
+  onDelivered?: OnDelivered
+}
+
+export async function attempt(message: ActiveMessage, deps: AttemptDeps): Promise<'finished' | 'requeued'> {
   const { config, logger } = deps
   const env = message.envelope
   const open = env.recipients.filter((r) => r.status === 'pending' || r.status === 'deferred')
-  const isLocal = (r: RecipientState): boolean => config.localDomains.includes(r.address.slice(r.address.lastIndexOf('@') + 1).toLowerCase())
+  const inLocalDomain = async (r: RecipientState): Promise<boolean> => config.localDomains.includes(r.address.slice(r.address.lastIndexOf('@') + 1).toLowerCase())
+  const isLocal = deps.isLocal ?? inLocalDomain
+  const delivered: { rcpt: RecipientState; outcome: Outcome }[] = []
   const record = async (r: RecipientState, o: Outcome, started: number): Promise<void> => {
+    if (o.status === 'delivered') delivered.push({ rcpt: r, outcome: o })
     r.attempts++
     r.status = o.status
     if (o.status === 'delivered' || o.status === 'failed') r.doneAt = Date.now()
@@ -30,11 +46,13 @@ export async function attempt(
     logger.info(o.status, { queueId: env.id, sender: env.sender, rcpt: r.address, reply: o.reply, attempt: r.attempts, durationMs: Date.now() - started })
   }
 
-  for (const r of open.filter(isLocal)) {
+  const local: RecipientState[] = []
+  const remote: RecipientState[] = []
+  for (const r of open) ((await isLocal(r)) ? local : remote).push(r)
+  for (const r of local) {
     const started = Date.now()
     await record(r, await deliverLocal(config, message, r), started)
   }
-  const remote = open.filter((r) => !isLocal(r))
   if (remote.length) {
     const started = Date.now()
     const outcomes = deps.remote
@@ -42,6 +60,8 @@ export async function attempt(
       : new Map(remote.map((r) => [r, { status: 'deferred' as const, reply: '451 4.4.0 No outbound transport configured' }]))
     for (const r of remote) await record(r, outcomes.get(r) ?? { status: 'deferred', reply: '451 4.4.0 Not attempted' }, started)
   }
+
+  if (delivered.length && deps.onDelivered) await notice(logger, env.id, () => deps.onDelivered!(message, delivered))
 
   const now = Date.now()
   if (expired(env.receivedAt, config.queue, now)) {
@@ -56,11 +76,26 @@ export async function attempt(
   const waiting = env.recipients.filter((r) => r.status === 'deferred' || r.status === 'pending')
   if (waiting.length === 0) {
     const failed = env.recipients.filter((r) => r.status === 'failed' && open.includes(r))
-    if (failed.length && deps.onFailed) await deps.onFailed(env, failed)
+    if (failed.length && deps.onFailed) await deps.onFailed(message, failed)
     await message.finish()
     return 'finished'
+  }
+  // RFC 3464 `delayed`: one warning per message, once it has waited DELAY_WARNING.
+  const warnAfter = config.outbound.delayWarningMs
+  if (warnAfter !== null && !env.warnedAt && now - env.receivedAt >= warnAfter && deps.onDelayed) {
+    await notice(logger, env.id, () => deps.onDelayed!(message, waiting))
+    env.warnedAt = now
   }
   const attempts = Math.max(...waiting.map((r) => r.attempts))
   await message.release(nextRetry(attempts, config.queue, now))
   return 'requeued'
+}
+
+/** A success or delay notice that cannot be queued is logged; the delivery itself stands. */
+async function notice(logger: Logger, queueId: string, send: () => Promise<void>): Promise<void> {
+  try {
+    await send()
+  } catch (err) {
+    logger.error('cannot queue a delivery notice', { queueId, err: (err as Error).message })
+  }
 }

@@ -5,7 +5,10 @@ import { createLogger } from '@facteur/logging'
 import { openSpool } from '@facteur/spool'
 import { startHealthServer } from '@facteur/health'
 import { announce, onShutdown } from '@facteur/lifecycle'
+import { openAccounts } from '@facteur/accounts'
 import { startRunner } from './runner.js'
+import { createNotices } from './bounce.js'
+import { createOutbound } from './outbound/index.js'
 
 const SERVICE = 'delivery'
 loadDotenv()
@@ -16,7 +19,9 @@ try {
   const spool = await openSpool(config.spoolDir, { uid: config.mailbox.uid, gid: config.mailbox.gid })
   const recovered = await spool.recover()
   if (recovered.requeued || recovered.removed) logger.info('recovered spool', recovered)
-  const runner = startRunner({ config, logger, spool })
+  const accounts = openAccounts({ configDir: config.configDir, localDomains: config.localDomains, postmaster: config.postmaster, delimiter: config.recipientDelimiter })
+  const outbound = createOutbound({ config, logger, accounts })
+  const runner = startRunner({ config, logger, spool, remote: outbound.transport, isLocal: outbound.isLocal, ...createNotices({ config, logger, spool }) })
   process.on('SIGUSR1', () => runner.kick())
   const health = await startHealthServer({
     service: SERVICE,
@@ -34,6 +39,7 @@ try {
   announce(logger, SERVICE, 'health', config.health.listen, health.port)
   onShutdown(logger, async () => {
     await runner.stop()
+    outbound.close()
     await health.close()
   })
 } catch (err) {

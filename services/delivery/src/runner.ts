@@ -2,10 +2,8 @@
 // wakes when a new envelope lands in queue/ (fs.watch) or every QUEUE_SCAN_INTERVAL.
 import fs from 'node:fs'
 import path from 'node:path'
-import type { Config } from '@facteur/config'
-import type { Logger } from '@facteur/logging'
 import type { Spool } from '@facteur/spool'
-import { attempt, type OnFailed, type RemoteTransport } from './attempt.js'
+import { attempt, type AttemptDeps } from './attempt.js'
 
 export type Runner = {
   /** Scans now (mailctl queue flush, tests). */
@@ -16,7 +14,7 @@ export type Runner = {
   readonly lastDelivery: number | null
 }
 
-export function startRunner(deps: { config: Config; logger: Logger; spool: Spool; remote?: RemoteTransport; onFailed?: OnFailed }): Runner {
+export function startRunner(deps: AttemptDeps & { spool: Spool }): Runner {
   const { config, logger, spool } = deps
   const inFlight = new Map<string, Promise<void>>()
   let stopped = false

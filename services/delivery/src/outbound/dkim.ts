@@ -1,0 +1,78 @@
+// DKIM signing (RFC 6376) at send time, the one place the appliance signs: a message leaving for
+// another host whose From: domain is one of ours (or a subdomain of one, such as MAIL_HOSTNAME
+// for bounces) is signed with CONFIG_DIR/dkim/DOMAIN.DKIM_SELECTOR.key, made by
+// `mailctl dkim keygen`. The signature goes in front of the message (RFC 6376 §5.6).
+import fs from 'node:fs/promises'
+import { dkimSign } from 'mailauth/lib/dkim/sign.js'
+import addressparser from 'nodemailer/lib/addressparser'
+import { dkimKeyFile, type Config } from '@facteur/config'
+import type { Logger } from '@facteur/logging'
+import { headerValue, parseHeaderBlock } from '@facteur/reception'
+
+export type Signer = {
+  /** The message with a DKIM-Signature in front, or as it was when it is not ours to sign. */
+  sign(message: Buffer): Promise<{ message: Buffer; domain?: string }>
+}
+
+/** The From: domain of a message (its first address), lower case; null without one. */
+export function fromDomain(message: Buffer): string | null {
+  const end = message.indexOf('\r\n\r\n')
+  const head = message.subarray(0, end < 0 ? Math.min(message.length, 256 * 1024) : end).toString('latin1')
+  const from = parseHeaderBlock(head).find((f) => f.lower === 'from')
+  if (!from) return null
+  const list = addressparser(headerValue(from), { flatten: true })
+  const address = list.find((a) => a.address)?.address
+  const at = address ? address.lastIndexOf('@') : -1
+  return address && at > 0 ? address.slice(at + 1).toLowerCase().replace(/\.$/, '') : null
+}
+
+/** Our domain that signs for `domain`: itself, or the longest of LOCAL_DOMAINS it is under. */
+export function signingDomain(localDomains: readonly string[], domain: string): string | null {
+  let best: string | null = null
+  for (const d of localDomains) if ((domain === d || domain.endsWith(`.${d}`)) && (!best || d.length > best.length)) best = d
+  return best
+}
+
+export function createSigner(config: Config, logger: Logger): Signer {
+  const keys = new Map<string, { stamp: string; key: string | null }>()
+  const warned = new Set<string>()
+
+  async function keyFor(domain: string): Promise<string | null> {
+    const file = dkimKeyFile(config.configDir, domain, config.outbound.dkimSelector)
+    let stamp = 'missing'
+    try {
+      const st = await fs.stat(file)
+      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`
+    } catch {
+      // no key for this domain
+    }
+    const cached = keys.get(file)
+    if (cached && cached.stamp === stamp) return cached.key
+    const key = stamp === 'missing' ? null : await fs.readFile(file, 'utf8')
+    keys.set(file, { stamp, key })
+    return key
+  }
+
+  return {
+    async sign(message) {
+      const from = fromDomain(message)
+      const domain = from ? signingDomain(config.localDomains, from) : null
+      if (!domain) return { message }
+      const key = await keyFor(domain)
+      if (!key) {
+        if (!warned.has(domain)) logger.warn('no DKIM key: mail leaves unsigned', { domain, selector: config.outbound.dkimSelector, hint: `mailctl dkim keygen ${domain}` })
+        warned.add(domain)
+        return { message }
+      }
+      const { signatures, errors } = await dkimSign(message, {
+        canonicalization: 'relaxed/relaxed',
+        signatureData: [{ signingDomain: domain, selector: config.outbound.dkimSelector, privateKey: key }],
+      })
+      if (errors.length || !signatures.trim()) {
+        logger.warn('DKIM signing failed: mail leaves unsigned', { domain, err: String((errors[0] as Error)?.message ?? errors[0] ?? 'no signature') })
+        return { message }
+      }
+      return { message: Buffer.concat([Buffer.from(signatures, 'latin1'), message]), domain }
+    },
+  }
+}

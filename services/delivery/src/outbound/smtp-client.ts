@@ -1,0 +1,116 @@
+// One SMTP transaction with one remote host, through nodemailer (we do not speak SMTP by hand),
+// and what each recipient's reply means: RFC 5321 §4.2.1 (2yz done, 4yz try again later, 5yz
+// never), RFC 3463 (the enhanced code carried into logs and DSNs). A host that cannot be reached,
+// does not greet, greets with an error or answers 421 sends us to the next host (RFC 5321 §5.1).
+import type { RecipientState } from '@facteur/spool'
+import type { Outcome } from '../outcome.js'
+import type { Hop } from './mx.js'
+import type { Pools, Session } from './pool.js'
+
+export type Transaction = {
+  sender: string
+  recipients: RecipientState[]
+  message: Buffer
+  /** RFC 3461 parameters to pass on when the server offers DSN. */
+  dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string; notify?: string[] }
+}
+
+/** Either every recipient has its outcome, or this host could not take the message at all. */
+export type HopResult = { kind: 'done'; outcomes: Map<RecipientState, Outcome> } | { kind: 'next'; reply: string }
+
+type NodemailerError = Error & {
+  code?: string
+  response?: string
+  responseCode?: number
+  command?: string
+  recipient?: string
+  rejectedErrors?: NodemailerError[]
+  timeoutType?: string
+}
+
+/** The commands of the connection itself: a failure there is the host's, not the message's. */
+const SESSION_COMMANDS = new Set(['CONN', 'EHLO', 'HELO', 'LHLO', 'STARTTLS'])
+
+export async function sendVia(pools: Pools, hop: Hop, session: Session, tx: Transaction): Promise<HopResult> {
+  const where = `${hop.name}[${hop.address}]:${hop.port}`
+  const down = pools.down(hop)
+  if (down) return { kind: 'next', reply: down }
+  const byAddress = new Map(tx.recipients.map((r) => [r.address, r]))
+  const remote = (ehlo: string[] | undefined): Outcome['remote'] => ({ mta: hop.name, dsn: Boolean(ehlo?.some((l) => /^DSN\b/i.test(l))) })
+  try {
+    const info = await pools.transport(hop, session).sendMail({
+      envelope: {
+        from: tx.sender === '' ? false : tx.sender,
+        to: tx.recipients.map((r) => r.address),
+        size: tx.message.length,
+        // RFC 6152: declare 8-bit content when there is some.
+        use8BitMime: tx.message.some((b) => b > 0x7f),
+        dsn: tx.dsn ? { ret: tx.dsn.ret, envid: tx.dsn.envid, notify: tx.dsn.notify } : undefined,
+      },
+      raw: tx.message,
+      signal: pools.signal(hop),
+    })
+    const outcomes = new Map<RecipientState, Outcome>()
+    const info2 = info as typeof info & { rejectedErrors?: NodemailerError[]; ehlo?: string[] }
+    for (const e of info2.rejectedErrors ?? []) {
+      const r = e.recipient ? byAddress.get(e.recipient) : undefined
+      if (r) outcomes.set(r, fromReply(e.response, where))
+    }
+    for (const a of info.accepted) {
+      const r = byAddress.get(String(a))
+      if (r) outcomes.set(r, { status: 'delivered', reply: `${oneLine(info.response)} (${where})`, remote: remote(info2.ehlo) })
+    }
+    return { kind: 'done', outcomes }
+  } catch (caught) {
+    const err = caught as NodemailerError
+    if (err.code === 'EABORT') return { kind: 'next', reply: `451 4.4.1 ${where}: ${String((err.cause as Error)?.message ?? 'host marked down')}` }
+    if (err.responseCode && !SESSION_COMMANDS.has(err.command ?? '') && err.responseCode !== 421) {
+      if (err.code === 'EAUTH') return done(tx.recipients, { status: 'deferred', reply: `454 4.7.0 ${where} refused our credentials: ${oneLine(err.response)}` })
+      const outcomes = new Map<RecipientState, Outcome>()
+      for (const e of err.rejectedErrors ?? []) {
+        const r = e.recipient ? byAddress.get(e.recipient) : undefined
+        if (r) outcomes.set(r, fromReply(e.response, where))
+      }
+      // MAIL FROM or the message itself refused: every recipient not refused on its own gets the reply.
+      for (const r of tx.recipients) if (!outcomes.has(r)) outcomes.set(r, fromReply(err.response, where))
+      return { kind: 'done', outcomes }
+    }
+    // The host itself failed us: unreachable, silent, a TLS failure, a 421 or an error greeting.
+    const reply = err.responseCode
+      ? `${oneLine(err.response).replace(/^5/, '4').replace(/^(\d{3}) 5\./, '$1 4.')} (${where})`
+      : err.code === 'ETLS' || /STARTTLS/i.test(err.message)
+        ? `451 4.7.10 ${where}: ${err.message}`
+        : err.timeoutType === 'GREETING_TIMEOUT'
+          ? `451 4.4.2 ${where}: no greeting (timed out)`
+          : `451 4.4.1 ${where}: ${err.message}`
+    if (!err.responseCode && err.code !== 'ETLS') pools.markDown(hop, reply)
+    return { kind: 'next', reply }
+  }
+}
+
+function done(recipients: RecipientState[], o: Outcome): HopResult {
+  return { kind: 'done', outcomes: new Map(recipients.map((r) => [r, o])) }
+}
+
+/** A server reply as one line with an enhanced code (RFC 3463), and the status it means. */
+export function fromReply(response: string | undefined, where: string): Outcome {
+  const line = oneLine(response)
+  const code = Number(line.slice(0, 3))
+  const reply = `${line} (${where})`
+  if (code >= 200 && code < 300) return { status: 'delivered', reply }
+  return { status: code >= 500 ? 'failed' : 'deferred', reply }
+}
+
+/** Joins a multi-line reply and adds `X.0.0` when the server gave no enhanced code. */
+export function oneLine(response: string | undefined): string {
+  const lines = String(response ?? '451 No reply')
+    .split(/\r?\n/)
+    .filter(Boolean)
+  const code = /^\d{3}/.exec(lines[0] ?? '')?.[0] ?? '451'
+  const text = lines
+    .map((l) => l.replace(/^\d{3}[ -]?/, ''))
+    .map((l, i) => (i === 0 ? l : l.replace(/^\d\.\d{1,3}\.\d{1,3} /, '')))
+    .join(' ')
+    .trim()
+  return /^\d\.\d{1,3}\.\d{1,3}\b/.test(text) ? `${code} ${text}` : `${code} ${code[0]}.0.0 ${text}`.trimEnd()
+}

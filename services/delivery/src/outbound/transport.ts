@@ -1,0 +1,82 @@
+// The remote half of an attempt: the recipients outside our mailboxes, grouped by route, each
+// group sent in one transaction to the first host of its route that takes it (RFC 5321 §5.1:
+// the next MX only when a host cannot be reached or will not talk). The message is read once
+// and DKIM-signed once; every recipient comes back with an outcome.
+import type { Logger } from '@facteur/logging'
+import type { ActiveMessage, RecipientState } from '@facteur/spool'
+import type { RemoteTransport } from '../attempt.js'
+import type { Outcome } from '../outcome.js'
+import { RouteError } from './mx.js'
+import type { Router, Route } from './route.js'
+import type { Signer } from './dkim.js'
+import type { Pools } from './pool.js'
+import { sendVia, type Transaction } from './smtp-client.js'
+
+export function createRemoteTransport(deps: { logger: Logger; router: Router; pools: Pools; signer: Signer }): RemoteTransport {
+  const { logger, router, pools, signer } = deps
+
+  return async (message, recipients) => {
+    const env = message.envelope
+    const outcomes = new Map<RecipientState, Outcome>()
+    const groups = new Map<string, { route: Extract<Route, { kind: 'remote' }>; recipients: RecipientState[] }>()
+    for (const r of recipients) {
+      const route = await router.route(r.address)
+      if (route.kind === 'refused') outcomes.set(r, { status: 'failed', reply: route.reply })
+      else if (route.kind === 'local') outcomes.set(r, { status: 'deferred', reply: '451 4.3.0 Local recipient routed to the remote transport' })
+      else {
+        const g = groups.get(route.key) ?? { route, recipients: [] }
+        g.recipients.push(r)
+        groups.set(route.key, g)
+      }
+    }
+    if (groups.size === 0) return outcomes
+
+    const { message: signed, domain } = await signer.sign(await readAll(message))
+    if (domain) logger.debug('signed', { queueId: env.id, domain })
+
+    await Promise.all(
+      [...groups.values()].map(async ({ route, recipients: group }) => {
+        let hops
+        try {
+          hops = await route.hops()
+        } catch (err) {
+          if (!(err instanceof RouteError)) throw err
+          for (const r of group) outcomes.set(r, { status: err.permanent ? 'failed' : 'deferred', reply: err.reply })
+          return
+        }
+        // RFC 3461 §4.1: NOTIFY is per recipient, nodemailer's is per transaction: one per value.
+        const byNotify = new Map<string, RecipientState[]>()
+        for (const r of group) byNotify.set(r.notify?.join(',') ?? '', [...(byNotify.get(r.notify?.join(',') ?? '') ?? []), r])
+        for (const [notify, rcpts] of byNotify) {
+          const tx: Transaction = {
+            sender: env.sender,
+            recipients: rcpts,
+            message: signed,
+            dsn: env.dsn || notify ? { ret: env.dsn?.ret, envid: env.dsn?.envid, notify: notify ? notify.split(',') : undefined } : undefined,
+          }
+          let last = '451 4.4.1 No host to try'
+          let delivered = false
+          for (const hop of hops) {
+            const result = await sendVia(pools, hop, route.session, tx)
+            if (result.kind === 'next') {
+              last = result.reply
+              logger.info('host failed, trying the next', { queueId: env.id, host: hop.name, address: hop.address, reply: result.reply })
+              continue
+            }
+            for (const r of rcpts) outcomes.set(r, result.outcomes.get(r) ?? { status: 'deferred', reply: '451 4.4.0 No reply for this recipient' })
+            delivered = true
+            break
+          }
+          if (!delivered) for (const r of rcpts) outcomes.set(r, { status: 'deferred', reply: last })
+        }
+      }),
+    )
+    return outcomes
+  }
+}
+
+async function readAll(message: ActiveMessage): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const c of message.open()) chunks.push(c as Buffer)
+  return Buffer.concat(chunks)
+}
