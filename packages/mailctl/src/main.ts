@@ -4,6 +4,9 @@ import { commands, UsageError } from './commands.js'
 import './users.js'
 import './aliases.js'
 import './queue.js'
+import './queue-admin.js'
+import './dkim.js'
+import './dns.js'
 
 function usage(): string {
   const lines = Object.values(commands).flatMap((verbs) => Object.values(verbs).map((c) => `  mailctl ${c.usage}`))
@@ -12,7 +15,10 @@ function usage(): string {
 
 async function main(argv: string[]): Promise<number> {
   const flags = new Set(argv.filter((a) => a.startsWith('--')))
-  const [group, verb, ...args] = argv.filter((a) => !a.startsWith('--'))
+  const [group, ...rest] = argv.filter((a) => !a.startsWith('--'))
+  // `mailctl dns DOMAIN` is short for `mailctl dns show DOMAIN`.
+  if (group === 'dns' && rest[0] && !commands.dns?.[rest[0]]) rest.unshift('show')
+  const [verb, ...args] = rest
   const cmd = group && verb ? commands[group]?.[verb] : undefined
   if (!cmd) {
     process.stderr.write(usage())

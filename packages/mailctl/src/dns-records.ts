@@ -1,0 +1,43 @@
+// DNS records as zone-file lines: the DKIM key record (RFC 6376 §3.6.1; Ed25519 per RFC 8463
+// §4.2), TXT strings cut at 255 octets (RFC 1035 §3.3.14), reverse names (RFC 1035 §3.5,
+// RFC 3596 §2.5).
+import { createPrivateKey, createPublicKey } from 'node:crypto'
+import { isIP } from 'node:net'
+import type { Context } from './commands.js'
+
+/** `--name=value`, or `--name value` (main.ts leaves the value among the positional args). */
+export function flagValue(ctx: Context, name: string): string | undefined {
+  for (const f of ctx.flags) if (f.startsWith(`--${name}=`)) return f.slice(name.length + 3)
+  return ctx.flags.has(`--${name}`) ? ctx.args[1] : undefined
+}
+
+/** A TXT value as quoted strings of at most 255 octets. */
+export function txt(value: string): string {
+  const parts: string[] = []
+  for (let i = 0; i < value.length; i += 255) parts.push(`"${value.slice(i, i + 255)}"`)
+  return parts.join(' ')
+}
+
+/** The `v=DKIM1` value for a private key (PEM): RSA as SubjectPublicKeyInfo, Ed25519 as its 32 octets. */
+export function dkimValue(privateKeyPem: string): string {
+  const pub = createPublicKey(createPrivateKey(privateKeyPem))
+  const der = pub.export({ type: 'spki', format: 'der' })
+  if (pub.asymmetricKeyType === 'ed25519') return `v=DKIM1; k=ed25519; p=${der.subarray(der.length - 32).toString('base64')}`
+  return `v=DKIM1; k=rsa; p=${der.toString('base64')}`
+}
+
+export function dkimRecord(domain: string, selector: string, privateKeyPem: string): string {
+  return `${selector}._domainkey.${domain}. IN TXT ${txt(dkimValue(privateKeyPem))}`
+}
+
+/** 192.0.2.1 -> 1.2.0.192.in-addr.arpa; IPv6 -> nibbles under ip6.arpa. */
+export function reverseName(ip: string): string {
+  if (isIP(ip) === 4) return `${ip.split('.').reverse().join('.')}.in-addr.arpa`
+  const [head, tail = ''] = ip.split('::')
+  const groups = (s: string): string[] => (s === '' ? [] : s.split(':'))
+  const left = groups(head)
+  const right = groups(tail)
+  const zeros = ip.includes('::') ? Array<string>(8 - left.length - right.length).fill('0') : []
+  const hex = [...left, ...zeros, ...right].map((g) => g.padStart(4, '0')).join('')
+  return `${[...hex].reverse().join('.')}.ip6.arpa`
+}
