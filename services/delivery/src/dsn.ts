@@ -142,6 +142,7 @@ export function buildDsn(input: DsnInput): Buffer {
     '',
     '',
   ].join(CRLF)
-  const tail = `${returned.subarray(-2).toString('latin1') === CRLF ? '' : CRLF}--${boundary}--${CRLF}`
+  // RFC 2046 §5.1.1: the CRLF before a boundary belongs to the boundary.
+  const tail = `${CRLF}--${boundary}--${CRLF}`
   return Buffer.concat([Buffer.from(text, 'utf8'), returned, Buffer.from(tail, 'latin1')])
 }
