@@ -1,0 +1,101 @@
+// Brute force against AUTH (RFC 4954 §4 leaves the defence to the server). Too many failures from
+// one client address ban that address for a while; failures against one account slow that
+// account's AUTH replies down, whoever asks, but the right password is still accepted from
+// anywhere: an attacker can make the real user wait, never lock them out.
+import { isIP } from 'node:net'
+
+export type AuthGuardSettings = {
+  banFailures: number
+  banWindowMs: number
+  banTimeMs: number
+  delayMs: number
+  delayMaxMs: number
+}
+
+/** Enough failures to reach any delay cap: the delay doubles per failure. */
+const ACCOUNT_MEMORY = 32
+
+export class AuthGuard {
+  /** Failure times per client key within the window (at most banFailures of them). */
+  private readonly clientFailures = new Map<string, number[]>()
+  private readonly bans = new Map<string, number>()
+  private readonly accountFailures = new Map<string, number[]>()
+
+  constructor(
+    private readonly settings: AuthGuardSettings,
+    /** Bounds memory: past this many tracked keys, the oldest are forgotten. */
+    private readonly maxTracked = 100_000,
+  ) {}
+
+  /** When the client's ban ends (ms since epoch), or null when it is not banned. */
+  bannedUntil(ip: string, now: number): number | null {
+    const key = clientKey(ip)
+    const until = this.bans.get(key)
+    if (until === undefined) return null
+    if (until > now) return until
+    this.bans.delete(key)
+    return null
+  }
+
+  /** How long to hold back this account's next AUTH reply, success or not. */
+  delayFor(account: string, now: number): number {
+    const n = recent(this.accountFailures.get(account), now - this.settings.banWindowMs).length
+    if (n === 0) return 0
+    return Math.min(this.settings.delayMaxMs, this.settings.delayMs * 2 ** Math.min(n - 1, ACCOUNT_MEMORY))
+  }
+
+  /** Records a failure; returns true when it starts a ban of the client's address. */
+  failed(ip: string, account: string, now: number): boolean {
+    const since = now - this.settings.banWindowMs
+    remember(this.accountFailures, account, [...recent(this.accountFailures.get(account), since), now].slice(-ACCOUNT_MEMORY), this.maxTracked)
+    const key = clientKey(ip)
+    const times = [...recent(this.clientFailures.get(key), since), now]
+    if (times.length < this.settings.banFailures) {
+      remember(this.clientFailures, key, times.slice(-this.settings.banFailures), this.maxTracked)
+      return false
+    }
+    this.clientFailures.delete(key)
+    remember(this.bans, key, now + this.settings.banTimeMs, this.maxTracked)
+    return true
+  }
+
+  /** The right password: the account's slowdown ends. */
+  succeeded(account: string): void {
+    this.accountFailures.delete(account)
+  }
+}
+
+/**
+ * Who a ban applies to: an IPv4 address, or the /64 network of an IPv6 address (one subscriber
+ * usually holds a whole /64, RFC 6177 §2, and could otherwise walk through its addresses).
+ */
+export function clientKey(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)
+  if (mapped) return mapped[1]
+  const addr = ip.replace(/%.*$/, '')
+  if (isIP(addr) !== 6) return addr
+  const [head, tail = ''] = addr.toLowerCase().split('::')
+  const groups = (part: string): string[] => (part === '' ? [] : part.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g])))
+  const left = groups(head)
+  const right = groups(tail)
+  const full = addr.includes('::') ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left
+  return `${full
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`
+}
+
+function recent(times: number[] | undefined, since: number): number[] {
+  return times ? times.filter((t) => t > since) : []
+}
+
+/** Sets a key, moving it to the end; drops the oldest keys past the bound. */
+function remember<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+  map.delete(key)
+  map.set(key, value)
+  if (map.size <= max) return
+  for (const oldest of map.keys()) {
+    map.delete(oldest)
+    if (map.size <= max) break
+  }
+}

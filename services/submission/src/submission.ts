@@ -1,0 +1,64 @@
+// The submission service (RFC 6409): the same session on every listener, STARTTLS on
+// SUBMISSION_PORT, implicit TLS on SUBMISSIONS_PORT (RFC 8314 §3.3), and the optional alternate
+// port. The brute-force guard and the sending limits are shared by all of them.
+import type { AddressInfo } from 'node:net'
+import type { SMTPServer } from 'smtp-server'
+import type { Config } from '@facteur/config'
+import type { Logger } from '@facteur/logging'
+import type { Spool } from '@facteur/spool'
+import type { Accounts } from '@facteur/accounts'
+import type { Certificates } from '@facteur/certs'
+import { AuthGuard } from './policy/auth-guard.js'
+import { SendingLimits } from './policy/rate.js'
+import { createSubmissionServer, type OutboundFilterHook } from './session.js'
+import { servesRenewedCertificate } from './tls-refresh.js'
+
+export type ListenerName = 'submission' | 'submissions' | 'alt'
+export type Submission = {
+  listeners: { name: ListenerName; address: string; port: number }[]
+  close(): Promise<void>
+}
+
+export async function startSubmission(deps: {
+  config: Config
+  logger: Logger
+  spool: Spool
+  accounts: Accounts
+  certs: Certificates
+  outboundFilter?: OutboundFilterHook
+}): Promise<Submission> {
+  const s = deps.config.submission
+  const ctx = { ...deps, guard: new AuthGuard(s.auth), limits: new SendingLimits(s.limits) }
+  const plan: { name: ListenerName; port: number; implicitTls: boolean }[] = [
+    { name: 'submission', port: s.port, implicitTls: false },
+    { name: 'submissions', port: s.securePort, implicitTls: true },
+  ]
+  if (s.alt) plan.push({ name: 'alt', port: s.alt.port, implicitTls: s.alt.tls === 'implicit' })
+
+  const started: { name: ListenerName; server: SMTPServer; address: string; port: number }[] = []
+  const closeAll = (): Promise<void> =>
+    Promise.all(started.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve())))).then(() => undefined)
+  try {
+    for (const l of plan) {
+      const server = createSubmissionServer(ctx, l)
+      server.on('error', (err) => deps.logger.warn('smtp error', { listener: l.name, err: err.message }))
+      servesRenewedCertificate(server, deps.certs, deps.logger)
+      await new Promise<void>((resolve, reject) => {
+        server.server.once('error', reject)
+        server.listen(l.port, s.listen, () => {
+          server.server.off('error', reject)
+          resolve()
+        })
+      })
+      const addr = server.server.address() as AddressInfo
+      started.push({ name: l.name, server, address: addr.address, port: addr.port })
+    }
+  } catch (err) {
+    await closeAll()
+    throw err
+  }
+  return {
+    listeners: started.map(({ name, address, port }) => ({ name, address, port })),
+    close: closeAll,
+  }
+}

@@ -1,0 +1,56 @@
+// The brute-force bookkeeping on its own, with a clock the test moves.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { AuthGuard, clientKey } from '../src/policy/auth-guard.js'
+
+const settings = { banFailures: 3, banWindowMs: 60_000, banTimeMs: 120_000, delayMs: 100, delayMaxMs: 1000 }
+
+test('an address is banned at its Nth failure within the window, until the ban time has passed', () => {
+  const g = new AuthGuard(settings)
+  assert.equal(g.failed('192.0.2.1', 'a@x.example', 0), false)
+  assert.equal(g.failed('192.0.2.1', 'b@x.example', 1000), false)
+  assert.equal(g.bannedUntil('192.0.2.1', 1000), null)
+  assert.equal(g.failed('192.0.2.1', 'c@x.example', 2000), true)
+  assert.equal(g.bannedUntil('192.0.2.1', 2001), 122_000)
+  assert.equal(g.bannedUntil('192.0.2.2', 2001), null, 'another address is not banned')
+  assert.equal(g.bannedUntil('192.0.2.1', 122_000), null)
+  assert.equal(g.failed('192.0.2.1', 'a@x.example', 122_001), false, 'the count starts again after a ban')
+})
+
+test('failures spread wider than the window never ban', () => {
+  const g = new AuthGuard(settings)
+  for (let i = 0; i < 10; i++) assert.equal(g.failed('192.0.2.1', 'a@x.example', i * 30_001), false)
+})
+
+test("an account's replies slow down, doubling per failure up to the cap; a success ends it", () => {
+  const g = new AuthGuard(settings)
+  assert.equal(g.delayFor('a@x.example', 0), 0)
+  const delays = [1, 2, 3, 4, 5, 6].map((i) => {
+    g.failed(`192.0.2.${i}`, 'a@x.example', i)
+    return g.delayFor('a@x.example', i)
+  })
+  assert.deepEqual(delays, [100, 200, 400, 800, 1000, 1000])
+  assert.equal(g.delayFor('b@x.example', 10), 0, 'other accounts are not slowed')
+  assert.equal(g.delayFor('a@x.example', 60_007), 0, 'failures older than the window are forgotten')
+  g.failed('192.0.2.9', 'a@x.example', 70_000)
+  g.succeeded('a@x.example')
+  assert.equal(g.delayFor('a@x.example', 70_001), 0)
+})
+
+test('memory stays bounded: past the bound the oldest addresses are forgotten', () => {
+  const g = new AuthGuard({ ...settings, banFailures: 2 }, 100)
+  for (let i = 0; i < 1000; i++) g.failed(`10.0.${i >> 8}.${i & 255}`, `u${i}@x.example`, i)
+  g.failed('10.0.3.231', 'u@x.example', 2000)
+  assert.notEqual(g.bannedUntil('10.0.3.231', 2001), null, 'a recent address is remembered')
+  g.failed('10.0.0.0', 'u@x.example', 2000)
+  assert.equal(g.bannedUntil('10.0.0.0', 2001), null, 'the first one was forgotten')
+})
+
+test('IPv4-mapped addresses count as IPv4, IPv6 addresses by their /64', () => {
+  assert.equal(clientKey('::ffff:192.0.2.7'), '192.0.2.7')
+  assert.equal(clientKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64')
+  assert.equal(clientKey('2001:db8:1:2:bbbb:cccc:dddd:eeee'), '2001:db8:1:2::/64')
+  assert.equal(clientKey('2001:db8::1'), '2001:db8:0:0::/64')
+  assert.equal(clientKey('::1'), '0:0:0:0::/64')
+  assert.equal(clientKey('fe80::1%eth0'), 'fe80:0:0:0::/64')
+})
