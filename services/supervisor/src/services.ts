@@ -8,6 +8,7 @@ export type ServiceDef = { name: string; dir: string; ports: Record<string, stri
 export const SERVICES: readonly ServiceDef[] = [
   { name: 'smtp-ingress', dir: 'smtp-ingress', ports: { smtp: 'SMTP_PORT', health: 'INGRESS_HEALTH_PORT' } },
   { name: 'delivery', dir: 'delivery', ports: { health: 'DELIVERY_HEALTH_PORT' } },
+  { name: 'submission', dir: 'submission', ports: { submission: 'SUBMISSION_PORT', submissions: 'SUBMISSIONS_PORT', alt: 'SUBMISSION_ALT_PORT', health: 'SUBMISSION_HEALTH_PORT' } },
 ]
 
 const here = path.dirname(fileURLToPath(import.meta.url))
