@@ -34,7 +34,11 @@ def txt(name, timeout=5):
     return b''.join(ans[0].strings)
 msg = sys.stdin.buffer.read()
 d = dkim.DKIM(msg)
-ok = d.verify(dnsfunc=txt)
+try:
+    ok = d.verify(dnsfunc=txt)
+except dkim.ValidationError as e:
+    print('fail', e)
+    sys.exit(1)
 print(('pass ' if ok else 'fail ') + (d.domain or b'').decode())
 sys.exit(0 if ok else 1)
 `
