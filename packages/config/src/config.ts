@@ -5,6 +5,7 @@ import { parseNetworks, type Network } from './networks.js'
 import { mailboxBase } from './mailbox-path.js'
 import { loadOutbound, type OutboundConfig } from './outbound.js'
 import { loadSubmissionConfig, type SubmissionConfig } from './submission.js'
+import { loadFilterConfig, type FilterConfig } from './filter.js'
 
 export type MailboxFormat = 'mbox' | 'maildir'
 export type UnknownRecipient = { kind: 'reject' } | { kind: 'catchall'; address: string }
@@ -38,6 +39,7 @@ export type Config = Readonly<{
   queue: Readonly<{ workers: number; scanIntervalMs: number; retryMinMs: number; retryMaxMs: number; lifetimeMs: number }>
   outbound: OutboundConfig
   submission: SubmissionConfig
+  filter: FilterConfig
 }>
 
 const LEVELS = ['error', 'warn', 'info', 'debug'] as const
@@ -133,6 +135,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     },
     outbound: loadOutbound(r),
     submission: loadSubmissionConfig(r),
+    filter: loadFilterConfig(r),
   }
   return deepFreeze(config)
 }

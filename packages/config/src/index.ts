@@ -4,6 +4,7 @@ export { loadConfig, type Config, type MailboxFormat, type UnknownRecipient } fr
 export { ConfigError, EnvReader } from './env.js'
 export { loadOutbound, parseDestination, transportFor, dkimKeyFile, type OutboundConfig, type OutboundMode, type Destination, type TransportRoute, type RelayTls } from './outbound.js'
 export { loadSubmissionConfig, type SubmissionConfig } from './submission.js'
+export { loadFilterConfig, type FilterConfig, type FilterFailure, type SpamEngine } from './filter.js'
 export { parseNetworks, inNetworks, type Network } from './networks.js'
 export { expandMailboxPath, mailboxBase } from './mailbox-path.js'
 export { loadDotenv, exitOnConfigError } from './load.js'
