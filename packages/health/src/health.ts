@@ -15,6 +15,8 @@ export async function startHealthServer(opts: {
   checks: Record<string, HealthCheck>
   /** Extra routes (the filter's API, the supervisor's pages). Return false to fall through to 404. */
   routes?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean | Promise<boolean>
+  /** Largest request header block (Node's default is 16 KiB; the filter's envelope header can be longer). */
+  maxHeaderSize?: number
 }): Promise<HealthServer> {
   const evaluate = async (): Promise<HealthReport> => {
     const checks: Record<string, CheckResult> = {}
@@ -29,7 +31,7 @@ export async function startHealthServer(opts: {
     const status = all.some((c) => c.status === 'fail') ? 'fail' : all.some((c) => c.status === 'degraded') ? 'degraded' : 'ok'
     return { status, service: opts.service, checks }
   }
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ maxHeaderSize: opts.maxHeaderSize }, (req, res) => {
     void (async () => {
       try {
         if (req.method === 'GET' && req.url?.split('?')[0] === '/healthz') {

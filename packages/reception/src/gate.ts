@@ -8,7 +8,12 @@ import { parseHeaderBlock, STRIPPED_HEADERS, type HeaderField } from './headers.
 export type { HeaderField }
 export type GateLimits = { sizeLimit: number; headerSizeLimit: number; headerCountLimit: number }
 /** Edits of the header block on its way to the spool; `add` sees the fields as received. */
-export type HeaderEdit = { strip?: ReadonlySet<string>; add?: (fields: HeaderField[]) => string }
+export type HeaderEdit = {
+  strip?: ReadonlySet<string>
+  /** Removes single fields by their content (the MX: Authentication-Results claiming our authserv-id, RFC 8601 §5). */
+  drop?: (field: HeaderField) => boolean
+  add?: (fields: HeaderField[]) => string
+}
 
 const CR = 0x0d
 const LF = 0x0a
@@ -71,7 +76,7 @@ export class DataGate {
     const refusal = this.check(fields)
     if (refusal) return this.fail(refusal)
     const strip = this.edit.strip
-    const kept = fields.filter((f) => !STRIPPED_HEADERS.has(f.lower) && !strip?.has(f.lower))
+    const kept = fields.filter((f) => !STRIPPED_HEADERS.has(f.lower) && !strip?.has(f.lower) && !this.edit.drop?.(f))
     const text = kept.map((f) => f.raw + '\r\n').join('') + (this.edit.add?.(fields) ?? '')
     const rest = this.head.subarray(Math.max(0, split))
     this.head = Buffer.alloc(0)

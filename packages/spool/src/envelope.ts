@@ -33,6 +33,8 @@ export type Envelope = {
   source: string
   /** Header lines (CRLF-terminated) delivery puts in front of the stored message. */
   prepend?: string
+  /** A Maildir++ folder local copies go to (`Junk` for the filter's junk verdict); mbox has none. */
+  folder?: string
   /** RFC 3461 §4.3, §4.4 RET and ENVID. */
   dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string }
   /** When a delay warning was sent (RFC 3464 `delayed`). */

@@ -12,7 +12,7 @@ export async function deliverLocal(config: Config, message: ActiveMessage, rcpt:
   if (!path) return { status: 'failed', reply: '550 5.1.3 Mailbox name not allowed' }
   try {
     await deliverToMailbox(
-      { format: config.mailbox.format, path, base: config.mailbox.base, owner: { uid: config.mailbox.uid, gid: config.mailbox.gid }, folder },
+      { format: config.mailbox.format, path, base: config.mailbox.base, owner: { uid: config.mailbox.uid, gid: config.mailbox.gid }, folder: folder ?? message.envelope.folder },
       { sender: message.envelope.sender, recipient: rcpt.address, receivedAt: new Date(message.envelope.receivedAt) },
       message.open(),
     )

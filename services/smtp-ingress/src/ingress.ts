@@ -11,6 +11,7 @@ import type { Accounts } from '@facteur/accounts'
 import type { Certificates } from '@facteur/certs'
 import { SmtpError, toSmtpError } from '@facteur/smtp-error'
 import { receiveMessage, receivedHeader } from '@facteur/reception'
+import { claimsAuthservId, filterInspector, type FilterOutcome } from '@facteur/filter-client'
 import { decideRecipient, type AcceptedRecipient } from './policy/rcpt.js'
 import { checkLoops } from './policy/loops.js'
 
@@ -88,11 +89,22 @@ export async function startIngress(deps: {
         return
       }
       const recipients = [...txn.recipients.values()]
+      let filtered: FilterOutcome | undefined
       receiveMessage({
         stream,
         spool,
         limits: config.smtp,
         check: (fields) => checkLoops(fields, [...recipients.map((r) => r.address), ...recipients.map((r) => r.original)]),
+        // RFC 8601 §5: Authentication-Results claiming our authserv-id come from outside: forged.
+        edit: { drop: (f) => claimsAuthservId(f.name, f.raw, config.hostname) },
+        // The content filter sees the stored message before the commit: a refusal is our DATA reply.
+        inspect: filterInspector(config.filter, {
+          direction: 'inbound',
+          onOutcome: (o) => {
+            filtered = o
+            if (o.error) logger.warn('filter unavailable', { cid: session.id, err: o.error, failure: config.filter.failure })
+          },
+        }),
         envelope: (id) => ({
           sender,
           recipients: recipients.map((r) => ({ address: r.address, original: r.original, status: 'pending' as const, attempts: 0 })),
@@ -121,6 +133,7 @@ export async function startIngress(deps: {
             recipients: recipients.map((r) => r.address),
             size: envelope.size,
             code: 250,
+            ...(filtered ? { filter: filtered.action } : {}),
             durationMs: Date.now() - txn.started,
           })
           txns.delete(session.id)
@@ -128,7 +141,8 @@ export async function startIngress(deps: {
         },
         (err: unknown) => {
           txns.delete(session.id)
-          cb(refuse(session, 'DATA', toSmtpError(err), { sender, recipients: recipients.map((r) => r.address), durationMs: Date.now() - txn.started }))
+          const filter = filtered ? { filter: filtered.action } : {}
+          cb(refuse(session, 'DATA', toSmtpError(err), { sender, recipients: recipients.map((r) => r.address), ...filter, durationMs: Date.now() - txn.started }))
         },
       )
     },

@@ -28,6 +28,7 @@ try {
     checks: {
       spool: async () => (await spool.check(), { status: 'ok' }),
       tls: () => (certs.current().selfSigned ? { status: 'degraded', detail: 'self-signed certificate' } : { status: 'ok' }),
+      filter: () => (config.filter.url ? { status: 'ok', detail: config.filter.url } : { status: 'degraded', detail: 'no content filter (FILTER_URL=off): mail is queued unscanned' }),
     },
   })
   announce(logger, SERVICE, 'health', config.health.listen, health.port)
