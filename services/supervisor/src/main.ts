@@ -25,7 +25,7 @@ try {
     })
   }
   const backend = startProcessBackend({
-    defs: SERVICES,
+    defs: SERVICES.filter((s) => !s.when || s.when(config)),
     logger,
     onPorts: (ports) => {
       children = ports

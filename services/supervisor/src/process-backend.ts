@@ -26,18 +26,24 @@ export type Backend = {
 const BACKOFF_MIN = 1000
 const BACKOFF_MAX = 30_000
 const HEALTHY_AFTER = 60_000
+/** How long the services after a provider (the filter) wait for its announcement at most. */
+const PROVIDER_WAIT = 30_000
 
 export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger: Logger; onPorts: (ports: PortsTable) => void; env?: NodeJS.ProcessEnv }): Backend {
   const { logger } = opts
   let stopping = false
   const children = new Map<string, { def: ServiceDef; child: ChildProcess | null; state: ServiceState; backoff: number; timer?: NodeJS.Timeout }>()
 
+  // Variables services give the ones started after them (FILTER_URL), and who waits for them.
+  const provided: Record<string, string> = {}
+  const waiting = new Map<string, () => void>()
+
   const portsTable = (): PortsTable => Object.fromEntries([...children.values()].map((c) => [c.def.name, c.state.ports]))
 
   const spawn = (name: string): void => {
     const c = children.get(name)
     if (!c || stopping) return
-    const env: NodeJS.ProcessEnv = { ...(opts.env ?? process.env), FACTEUR_SERVICE: name }
+    const env: NodeJS.ProcessEnv = { ...(opts.env ?? process.env), ...provided, FACTEUR_SERVICE: name }
     // A restarted service binds the ports it had: clients and the ports file stay right.
     for (const [portName, variable] of Object.entries(c.def.ports)) {
       const known = c.state.ports[portName]
@@ -52,6 +58,11 @@ export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger:
       if (msg?.type !== 'listening') return
       c.state.ports[msg.name] = { address: msg.address, port: msg.port }
       opts.onPorts(portsTable())
+      const p = c.def.provides
+      if (p && msg.name === p.listener) {
+        provided[p.variable] = p.value(msg.address, msg.port)
+        waiting.get(name)?.()
+      }
     })
     child.on('exit', (code, signal) => {
       c.state.running = false
@@ -62,6 +73,7 @@ export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger:
       if (ranFor > HEALTHY_AFTER) c.backoff = BACKOFF_MIN
       if (code === 78) {
         logger.error('service has a configuration error, not restarting it', { child: name })
+        waiting.get(name)?.()
         return
       }
       c.state.restarts++
@@ -73,8 +85,23 @@ export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger:
 
   for (const def of opts.defs) {
     children.set(def.name, { def, child: null, backoff: BACKOFF_MIN, state: { name: def.name, pid: null, running: false, restarts: 0, startedAt: null, ports: {} } })
-    spawn(def.name)
   }
+  // In order: a service that provides a variable (the filter's URL) is waited for, within
+  // PROVIDER_WAIT, before the services after it start; the others start at once.
+  void (async () => {
+    for (const def of opts.defs) {
+      if (stopping) return
+      const announced = def.provides ? new Promise<void>((resolve) => waiting.set(def.name, resolve)) : null
+      spawn(def.name)
+      if (!announced) continue
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), PROVIDER_WAIT)))
+      if (await Promise.race([announced.then(() => false), late]))
+        logger.warn('service did not announce its listener in time, starting the others anyway', { child: def.name, listener: def.provides?.listener })
+      clearTimeout(timer)
+      waiting.delete(def.name)
+    }
+  })()
 
   return {
     states: () => [...children.values()].map((c) => ({ ...c.state, ports: { ...c.state.ports } })),

@@ -1,0 +1,102 @@
+// Sender authentication with mailauth: SPF of MAIL FROM (RFC 7208 §2.4) and of HELO (§2.3),
+// DKIM signatures (RFC 6376 §6), DMARC and its policy (RFC 7489 §6.6), the ARC chain
+// (RFC 8617 §5.2), written as one Authentication-Results field (RFC 8601 §2.2) with our
+// MAIL_HOSTNAME as authserv-id. Forged fields claiming that id are counted (RFC 8601 §5).
+import { promises as dns } from 'node:dns'
+import { isIP } from 'node:net'
+import { authenticate, type Resolver } from 'mailauth'
+import { spf } from 'mailauth/lib/spf/index.js'
+import { claimsAuthservId, type AuthCheck, type FilterEnvelope } from '@facteur/filter-client'
+import { parseHeaderBlock } from '@facteur/reception'
+import { withTimeout } from './timeout.js'
+
+export type AuthOutcome = {
+  check: AuthCheck
+  /** The Authentication-Results field (CRLF-terminated), or '' when nothing was checked. */
+  header: string
+  /** DMARC failed and the domain asks for this (`pct` applied). */
+  dmarcPolicy?: 'reject' | 'quarantine'
+}
+
+export type Authenticator = (message: Buffer, envelope: FilterEnvelope) => Promise<AuthOutcome>
+
+export function authenticator(opts: { hostname: string; dnsServers: readonly string[]; timeoutMs: number }): Authenticator {
+  let resolve: Resolver | undefined
+  if (opts.dnsServers.length) {
+    const resolver = new dns.Resolver({ timeout: 3000, tries: 2 })
+    resolver.setServers([...opts.dnsServers])
+    resolve = (name, rrtype) => resolver.resolve(name, rrtype)
+  }
+  const mta = opts.hostname
+
+  return async (message, envelope) => {
+    const forged = countForged(message, mta)
+    // Mail submitted by an authenticated user is ours: no SPF/DKIM/DMARC verdict on it.
+    if (envelope.direction === 'outbound' || envelope.user) return { check: { status: 'skipped', reason: 'outbound', forged }, header: '' }
+    try {
+      return await withTimeout(check(message, envelope, forged), opts.timeoutMs, 'authentication')
+    } catch (err) {
+      return { check: { status: 'error', detail: (err as Error).message, forged }, header: '' }
+    }
+  }
+
+  async function check(message: Buffer, envelope: FilterEnvelope, forged: number): Promise<AuthOutcome> {
+    const helo = envelope.helo
+    const result = await authenticate(message, { ip: envelope.ip, helo, sender: envelope.sender, mta, resolver: resolve, disableBimi: true })
+    // RFC 7208 §2.3: HELO is checked on its own when it is a domain name and MAIL FROM is not
+    // null (for the null sender mailauth already checks postmaster@HELO as MAIL FROM).
+    const heloDomain = envelope.sender !== '' && /^[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(helo) && !isIP(helo)
+    const heloSpf = heloDomain ? await spf({ sender: `postmaster@${helo}`, ip: envelope.ip, helo, mta, resolver: resolve }) : undefined
+
+    const lines: string[] = []
+    for (const d of result.dkim.results ?? []) lines.push(d.info)
+    if (result.spf) lines.push(result.spf.info)
+    if (heloSpf) lines.push(`spf=${heloSpf.status.result} smtp.helo=${helo}`)
+    if (result.arc && result.arc.info) lines.push(result.arc.info)
+    if (result.dmarc) lines.push(result.dmarc.info)
+    const header = `Authentication-Results: ${mta};\r\n ${lines.map(fold).join(';\r\n ')}\r\n`
+
+    const dmarc = result.dmarc
+    let dmarcPolicy: AuthOutcome['dmarcPolicy']
+    if (dmarc && dmarc.status.result === 'fail' && (dmarc.policy === 'reject' || dmarc.policy === 'quarantine')) {
+      // RFC 7489 §6.6.4: pct= applies the policy to that share of failing messages only.
+      const pct = Number((dmarc as { pct?: number }).pct ?? 100)
+      if (!(pct < 100) || Math.random() * 100 < pct) dmarcPolicy = dmarc.policy
+    }
+    return {
+      check: {
+        status: 'checked',
+        spf: result.spf ? result.spf.status.result : 'none',
+        ...(heloSpf ? { spfHelo: heloSpf.status.result } : {}),
+        dkim: (result.dkim.results ?? []).filter((d) => d.signingDomain).map((d) => ({ domain: d.signingDomain, result: d.status.result })),
+        dmarc: dmarc ? { result: dmarc.status.result, ...(dmarc.policy ? { policy: dmarc.policy } : {}), ...(dmarc.domain ? { domain: dmarc.domain } : {}) } : { result: 'none' },
+        arc: result.arc ? result.arc.status.result : 'none',
+        forged,
+      },
+      header,
+      dmarcPolicy,
+    }
+  }
+}
+
+/** Authentication-Results fields in the message's header block that claim `ourId`. */
+export function countForged(message: Buffer, ourId: string): number {
+  const end = message.indexOf('\r\n\r\n')
+  const head = message.subarray(0, end < 0 ? message.length : end + 2).toString('latin1')
+  return parseHeaderBlock(head).filter((f) => claimsAuthservId(f.name, f.raw, ourId)).length
+}
+
+/** mailauth's result lines may be long; RFC 5322 §2.1.1 asks for lines under 78 characters where possible. */
+function fold(line: string): string {
+  const words = line.replace(/\s+/g, ' ').trim().split(' ')
+  const out: string[] = []
+  let current = ''
+  for (const w of words) {
+    if (current && current.length + 1 + w.length > 76) {
+      out.push(current)
+      current = w
+    } else current = current ? `${current} ${w}` : w
+  }
+  if (current) out.push(current)
+  return out.join('\r\n\t')
+}

@@ -1,0 +1,35 @@
+// The part of mailauth 4.x (no types of its own) the filter uses.
+declare module 'mailauth' {
+  export type Resolver = (name: string, rrtype: string) => Promise<unknown>
+  export type AuthStatus = { result: string; comment?: string; policy?: Record<string, string>; aligned?: string | false }
+  export type DkimResult = { signingDomain: string; selector?: string; status: AuthStatus; info: string }
+  export type SpfResult = { domain: string; status: AuthStatus; info: string; header: string }
+  export type DmarcResult = { status: AuthStatus; domain?: string; policy?: string; p?: string; sp?: string; info: string } | false
+  export type ArcResult = { status: AuthStatus; info?: string; i?: number } | false
+  export type AuthenticateResult = {
+    dkim: { results?: DkimResult[]; headerFrom?: string[] }
+    spf: SpfResult | false
+    dmarc: DmarcResult
+    arc: ArcResult
+    headers: string
+  }
+  export function authenticate(
+    input: Buffer | string | NodeJS.ReadableStream,
+    opts: {
+      ip?: string
+      helo?: string
+      sender?: string
+      mta?: string
+      resolver?: Resolver
+      trustReceived?: boolean
+      disableArc?: boolean
+      disableDmarc?: boolean
+      disableBimi?: boolean
+    },
+  ): Promise<AuthenticateResult>
+}
+
+declare module 'mailauth/lib/spf/index.js' {
+  import type { Resolver, SpfResult } from 'mailauth'
+  export function spf(opts: { sender: string; ip: string; helo: string; mta: string; resolver?: Resolver }): Promise<SpfResult>
+}
