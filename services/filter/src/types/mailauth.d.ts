@@ -33,3 +33,11 @@ declare module 'mailauth/lib/spf/index.js' {
   import type { Resolver, SpfResult } from 'mailauth'
   export function spf(opts: { sender: string; ip: string; helo: string; mta: string; resolver?: Resolver }): Promise<SpfResult>
 }
+
+// Used by the tests to sign test messages with a test key.
+declare module 'mailauth/lib/dkim/sign.js' {
+  export function dkimSign(
+    input: Buffer | string,
+    opts: { canonicalization?: string; signatureData: { signingDomain: string; selector: string; privateKey: string }[] },
+  ): Promise<{ signatures: string; errors: unknown[] }>
+}
