@@ -9,7 +9,7 @@ import type { Accounts } from '@facteur/accounts'
 import type { Certificates } from '@facteur/certs'
 import { SmtpError, toSmtpError } from '@facteur/smtp-error'
 import { receiveMessage, receivedHeader } from '@facteur/reception'
-import { authenticate } from './policy/auth.js'
+import { authenticate, type AuthOutcome } from './policy/auth.js'
 import type { AuthGuard } from './policy/auth-guard.js'
 import { checkFromHeader, ownsAddress, SENDER_NOT_OWNED } from './policy/sender.js'
 import { RATE_LIMITED, TOO_MANY_RECIPIENTS, type SendingLimits } from './policy/rate.js'
@@ -97,6 +97,7 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
 
     onAuth(auth, session, cb) {
       if (auth.method !== 'PLAIN' && auth.method !== 'LOGIN') return cb(refuse(session, 'AUTH', new SmtpError(504, '5.4', 'Unrecognized authentication type')))
+      let failure: AuthOutcome | undefined
       authenticate(
         {
           username: auth.username ?? '',
@@ -105,26 +106,21 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
           password: auth.password ?? '',
           ip: session.remoteAddress,
         },
-        {
-          accounts,
-          guard,
-          mailDomain: config.mailDomain,
-          onFailure: (o) =>
-            logger.info('auth failed', {
-              cid: session.id,
-              remoteIp: session.remoteAddress,
-              // A name nobody has may be a password typed in the wrong box: it is not logged.
-              account: o.known ? o.account : undefined,
-              banned: o.banned || undefined,
-              delayMs: o.delayMs || undefined,
-            }),
-        },
+        { accounts, guard, mailDomain: config.mailDomain, onFailure: (o) => (failure = o) },
       ).then(
         (user) => {
           logger.info('authenticated', { cid: session.id, listener: listener.name, remoteIp: session.remoteAddress, user, method: auth.method })
           cb(null, { user })
         },
-        (err: unknown) => cb(refuse(session, 'AUTH', toSmtpError(err))),
+        (err: unknown) => {
+          const detail = failure && {
+            // A name nobody has may be a password typed in the wrong box: it is not logged.
+            account: failure.known ? failure.account : undefined,
+            banned: failure.banned || undefined,
+            delayMs: failure.delayMs || undefined,
+          }
+          cb(refuse(session, 'AUTH', toSmtpError(err), { method: auth.method, ...detail }))
+        },
       )
     },
 
