@@ -1,0 +1,133 @@
+// Nothing accepted is lost: processes are killed with SIGKILL at the worst moments, and every
+// message that got its 250 is delivered exactly once, whole. strace shows the fsync order.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { spawn } from 'node:child_process'
+import { startAppliance, ROOT } from './support/appliance.js'
+import { smtpSession, sendMail } from './support/smtp-session.js'
+import { readMbox, readMaildir, waitForCount } from './support/mbox.js'
+import { servicePid, waitForRestart } from './support/supervisor.js'
+import { freePort, waitForPort } from './support/ports.js'
+
+test('a message answered 250 survives kill -9 of the ingress and of delivery right after the reply', async (t) => {
+  const mx = await startAppliance({ users: { 'alice@ours.example': 'pw' } })
+  t.after(() => mx.stop())
+  const port = mx.port('smtp-ingress', 'smtp')
+  // Delivery is killed first, so the message can only survive in the spool.
+  const deliveryPid = await servicePid(mx, 'delivery')
+  process.kill(deliveryPid, 'SIGSTOP')
+  const ids: string[] = []
+  for (let i = 0; i < 5; i++) {
+    const ingressPid = await servicePid(mx, 'smtp-ingress')
+    const s = await smtpSession(port)
+    await s.send('EHLO c')
+    await s.send('MAIL FROM:<a@remote.example>')
+    await s.send('RCPT TO:<alice@ours.example>')
+    await s.send('DATA')
+    const reply = await s.sendRaw(`Subject: durable ${i}\r\n\r\nbody ${i}\r\n.\r\n`)
+    process.kill(ingressPid, 'SIGKILL') // at once, before QUIT
+    assert.match(reply, /^250 2\.0\.0 Ok: queued as /)
+    ids.push(/queued as (\w+)/.exec(reply)![1])
+    await s.close()
+    await waitForRestart(mx, 'smtp-ingress', ingressPid)
+  }
+  process.kill(deliveryPid, 'SIGKILL')
+  process.kill(deliveryPid, 'SIGCONT')
+  await waitForRestart(mx, 'delivery', deliveryPid)
+  const msgs = await waitForCount(() => readMbox(path.join(mx.mailDir, 'alice')), 5)
+  await new Promise((r) => setTimeout(r, 500))
+  assert.equal((await readMbox(path.join(mx.mailDir, 'alice'))).length, 5)
+  for (const id of ids) assert.equal(msgs.filter((m) => m.includes(`id ${id}`)).length, 1, id)
+})
+
+for (const format of ['mbox', 'maildir'] as const) {
+  test(`kill -9 of delivery in the middle of writing a large message leaves no partial message (${format})`, async (t) => {
+    const mx = await startAppliance({ users: { 'alice@ours.example': 'pw' }, env: { MAILBOX_FORMAT: format, MESSAGE_SIZE_LIMIT: '200M' } })
+    t.after(() => mx.stop())
+    const port = mx.port('smtp-ingress', 'smtp')
+    const mailbox = path.join(mx.mailDir, 'alice')
+    // A first small message, so the mailbox holds something that must stay intact.
+    assert.match((await sendMail(port, { from: 'a@remote.example', to: ['alice@ours.example'], data: 'Subject: first\r\n\r\nsmall\r\n' })).message ?? '', /^250 /)
+    const read = format === 'mbox' ? () => readMbox(mailbox) : () => readMaildir(mailbox)
+    await waitForCount(read, 1)
+
+    const deliveryPid = await servicePid(mx, 'delivery')
+    process.kill(deliveryPid, 'SIGSTOP') // hold delivery until the message is queued
+    const line = 'The quick brown fox jumps over the lazy dog, again and again and again.\r\n'
+    const lines = Math.ceil((64 * 1024 * 1024) / line.length)
+    const r = await sendMail(port, { from: 'a@remote.example', to: ['alice@ours.example'], data: `Subject: large\r\n\r\n${line.repeat(lines)}`, timeoutMs: 120_000 })
+    assert.match(r.message ?? '', /^250 /)
+    const started = Date.now()
+    // Watch the write begin, then kill delivery while it is under way.
+    const growing = async (): Promise<boolean> => {
+      if (format === 'mbox') return (await fs.stat(mailbox)).size > 2000
+      return (await fs.readdir(path.join(mailbox, 'tmp'))).length > 0
+    }
+    process.kill(deliveryPid, 'SIGCONT')
+    while (!(await growing())) {
+      if (Date.now() - started > 30_000) throw new Error('delivery never started writing')
+      await new Promise((res) => setImmediate(res))
+    }
+    process.kill(deliveryPid, 'SIGKILL')
+    const partial = format === 'mbox' ? (await fs.stat(mailbox)).size : (await readMaildir(mailbox)).length
+    if (format === 'mbox') assert.ok(partial < lines * (line.length - 1), 'killed before the append ended')
+    else assert.equal(partial, 1, 'killed before the rename into new/')
+
+    await waitForRestart(mx, 'delivery', deliveryPid)
+    const msgs = await waitForCount(read, 2, 60_000)
+    await new Promise((res) => setTimeout(res, 1000))
+    const final = await read()
+    assert.equal(final.length, 2)
+    assert.ok(final[0].includes('Subject: first'))
+    const big = final.find((m) => m.includes('Subject: large'))!
+    const body = big.slice(big.indexOf('\n\n') + 2)
+    assert.equal(body.length, lines * (line.length - 1), 'the large message is whole')
+    assert.equal(msgs.filter((m) => m.includes('Subject: large')).length, 1)
+  })
+}
+
+test('strace shows the data and the envelope fsync\'d and renamed, and their directories fsync\'d, before the 250', async (t) => {
+  const dir = await fs.mkdtemp('/tmp/facteur-strace-')
+  for (const d of ['config', 'spool', 'mail']) await fs.mkdir(path.join(dir, d))
+  await fs.writeFile(path.join(dir, 'config', 'users'), 'alice@ours.example:{PLAIN}pw\n')
+  const port = await freePort()
+  const trace = path.join(dir, 'trace')
+  const child = spawn(
+    'strace',
+    ['-f', '-y', '-s', '120', '-e', 'trace=fsync,fdatasync,rename,renameat,renameat2,write,writev', '-o', trace, process.execPath, '--import', 'tsx', '--conditions=source', 'services/smtp-ingress/src/main.ts'],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, ENV_FILE: '/dev/null', FILTER_URL: 'off', MAIL_DOMAIN: 'ours.example', CONFIG_DIR: path.join(dir, 'config'), SPOOL_DIR: path.join(dir, 'spool'), MAIL_DIR: path.join(dir, 'mail'), SMTP_LISTEN: '127.0.0.1', SMTP_PORT: String(port), INGRESS_HEALTH_PORT: '0', LOG_FORMAT: 'json' },
+      stdio: 'ignore',
+      detached: true, // its own process group: strace and the traced node are signalled together
+    },
+  )
+  const signal = (sig: NodeJS.Signals): void => {
+    try {
+      process.kill(-child.pid!, sig)
+    } catch {
+      // gone already
+    }
+  }
+  t.after(() => signal('SIGKILL'))
+  await waitForPort(port, '127.0.0.1', 60_000)
+  const r = await sendMail(port, { from: 'a@remote.example', to: ['alice@ours.example'], data: 'Subject: traced\r\n\r\nx\r\n' })
+  const id = /queued as (\w+)/.exec(r.message ?? '')?.[1]
+  assert.ok(id, JSON.stringify(r))
+  signal('SIGTERM')
+  await new Promise((res) => child.once('exit', res))
+  const lines = (await fs.readFile(trace, 'utf8')).split('\n')
+  const at = (re: RegExp): number => lines.findIndex((l) => re.test(l))
+  const dataSync = at(new RegExp(`fsync\\(\\d+<[^>]*/spool/tmp/${id}>`))
+  const dataRename = at(new RegExp(`rename\\w*\\(.*spool/tmp/${id}".*spool/data/${id}"`))
+  const dataDirSync = lines.findIndex((l, i) => i > dataRename && /fsync\(\d+<[^>]*\/spool\/data>/.test(l))
+  const envRename = at(new RegExp(`rename\\w*\\(.*spool/tmp/${id}\\.json.*spool/queue/${id}\\.json"`))
+  const envSync = lines.findIndex((l, i) => i < envRename && new RegExp(`fsync\\(\\d+<[^>]*/spool/tmp/${id}\\.json`).test(l))
+  const queueDirSync = lines.findIndex((l, i) => i > envRename && /fsync\(\d+<[^>]*\/spool\/queue>/.test(l))
+  const reply = at(new RegExp(`write\\w*\\(.*250 2\\.0\\.0 Ok: queued as ${id}`))
+  const order = { dataSync, dataRename, dataDirSync, envSync, envRename, queueDirSync, reply }
+  for (const [k, v] of Object.entries(order)) assert.ok(v >= 0, `${k} not found in the trace`)
+  assert.ok(dataSync < dataRename && dataRename < dataDirSync && dataDirSync < envRename && envSync < envRename && envRename < queueDirSync && queueDirSync < reply, JSON.stringify(order))
+})
