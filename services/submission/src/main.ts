@@ -19,9 +19,7 @@ try {
   const accounts = openAccounts({ configDir: config.configDir, localDomains: config.localDomains, postmaster: config.postmaster, delimiter: config.recipientDelimiter })
   await accounts.refresh()
   const certs = await openCertificates({ configDir: config.configDir, hostname: config.hostname, certFile: config.tls.cert, keyFile: config.tls.key, owner })
-  // outboundFilter: the content filter's client (services/filter, direction 'outbound') goes
-  // here once it exists; until then submitted mail is queued without a content check.
-  const submission = await startSubmission({ config, logger, spool, accounts, certs, outboundFilter: undefined })
+  const submission = await startSubmission({ config, logger, spool, accounts, certs })
   for (const l of submission.listeners) announce(logger, SERVICE, l.name, l.address, l.port)
   const health = await startHealthServer({
     service: SERVICE,
@@ -33,6 +31,7 @@ try {
         await certs.reload()
         return certs.current().selfSigned ? { status: 'degraded', detail: 'self-signed certificate' } : { status: 'ok' }
       },
+      filter: () => (config.filter.url ? { status: 'ok', detail: config.filter.url } : { status: 'degraded', detail: 'no content filter (FILTER_URL=off): mail is queued unscanned' }),
     },
   })
   announce(logger, SERVICE, 'health', config.health.listen, health.port)

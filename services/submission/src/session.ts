@@ -9,6 +9,7 @@ import type { Accounts } from '@facteur/accounts'
 import type { Certificates } from '@facteur/certs'
 import { SmtpError, toSmtpError } from '@facteur/smtp-error'
 import { receiveMessage, receivedHeader } from '@facteur/reception'
+import { claimsAuthservId, filterInspector, type FilterOutcome } from '@facteur/filter-client'
 import { authenticate, type AuthOutcome } from './policy/auth.js'
 import type { AuthGuard } from './policy/auth-guard.js'
 import { checkFromHeader, ownsAddress, SENDER_NOT_OWNED } from './policy/sender.js'
@@ -16,13 +17,6 @@ import { RATE_LIMITED, TOO_MANY_RECIPIENTS, type SendingLimits } from './policy/
 import { decideRecipient } from './policy/rcpt.js'
 import { submissionHeaderEdit } from './headers.js'
 import { envelopeDsn, notifyOf, originalRecipient } from './dsn.js'
-
-/**
- * The content filter's hook (services/filter, direction outbound): runs on the stored message
- * before it is committed; it may refuse (throw an SmtpError) or add header lines to the draft's
- * `prepend`. Same shape as receiveMessage's `inspect`.
- */
-export type OutboundFilterHook = NonNullable<Parameters<typeof receiveMessage>[0]['inspect']>
 
 export type SubmissionContext = {
   config: Config
@@ -32,7 +26,6 @@ export type SubmissionContext = {
   certs: Certificates
   guard: AuthGuard
   limits: SendingLimits
-  outboundFilter?: OutboundFilterHook
 }
 
 /** What one mail transaction (MAIL .. DATA) has gathered. */
@@ -173,12 +166,26 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
       }
       const recipients = [...txn.recipients.values()]
       const dsn = envelopeDsn(session.envelope.dsn)
+      let filtered: FilterOutcome | undefined
       receiveMessage({
         stream,
         spool,
         limits: config.smtp,
         check: (fields) => checkFromHeader(fields, ownedBy(txn.user)),
-        edit: submissionHeaderEdit({ hostname: config.hostname, user: txn.user }),
+        edit: {
+          ...submissionHeaderEdit({ hostname: config.hostname, user: txn.user }),
+          // RFC 8601 §5: Authentication-Results claiming our authserv-id were not written by us.
+          drop: (f) => claimsAuthservId(f.name, f.raw, config.hostname),
+        },
+        // The content filter (direction outbound) sees the stored message before the commit: a
+        // refusal is our DATA reply, its headers go in front of the message.
+        inspect: filterInspector(config.filter, {
+          direction: 'outbound',
+          onOutcome: (o) => {
+            filtered = o
+            if (o.error) logger.warn('filter unavailable', { cid: session.id, err: o.error, failure: config.filter.failure })
+          },
+        }),
         envelope: (id) => ({
           sender,
           recipients,
@@ -199,7 +206,6 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
             authenticated: true,
           }),
         }),
-        inspect: ctx.outboundFilter,
       }).then(
         ({ envelope }) => {
           limits.record(txn.user, Date.now())
@@ -212,6 +218,7 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
             recipients: recipients.map((r) => r.address),
             size: envelope.size,
             code: 250,
+            ...(filtered && { filter: filtered.action }),
             durationMs: Date.now() - txn.started,
           })
           txns.delete(session.id)
@@ -219,7 +226,8 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
         },
         (err: unknown) => {
           txns.delete(session.id)
-          cb(refuse(session, 'DATA', toSmtpError(err), { sender, recipients: recipients.map((r) => r.address), durationMs: Date.now() - txn.started }))
+          const filter = filtered && { filter: filtered.action }
+          cb(refuse(session, 'DATA', toSmtpError(err), { sender, recipients: recipients.map((r) => r.address), ...filter, durationMs: Date.now() - txn.started }))
         },
       )
     },

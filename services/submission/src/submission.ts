@@ -10,7 +10,7 @@ import type { Accounts } from '@facteur/accounts'
 import type { Certificates } from '@facteur/certs'
 import { AuthGuard } from './policy/auth-guard.js'
 import { SendingLimits } from './policy/rate.js'
-import { createSubmissionServer, type OutboundFilterHook } from './session.js'
+import { createSubmissionServer } from './session.js'
 import { servesRenewedCertificate } from './tls-refresh.js'
 
 export type ListenerName = 'submission' | 'submissions' | 'alt'
@@ -25,7 +25,6 @@ export async function startSubmission(deps: {
   spool: Spool
   accounts: Accounts
   certs: Certificates
-  outboundFilter?: OutboundFilterHook
 }): Promise<Submission> {
   const s = deps.config.submission
   const ctx = { ...deps, guard: new AuthGuard(s.auth), limits: new SendingLimits(s.limits) }

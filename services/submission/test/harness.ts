@@ -46,6 +46,8 @@ export async function startTestSubmission(
     SUBMISSION_LISTEN: '127.0.0.1',
     SUBMISSION_PORT: '0',
     SUBMISSIONS_PORT: '0',
+    // No content filter here; test/submission-filter.test.ts runs the appliance with one.
+    FILTER_URL: 'off',
     ...opts.env,
   })
   const logger = createLogger({ service: 'submission', level: 'error', format: 'text' })
