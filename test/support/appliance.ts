@@ -70,6 +70,8 @@ export async function startAppliance(opts: ApplianceOptions = {}): Promise<Appli
     ...(opts.services?.includes('filter') ? {} : { FILTER_URL: 'off' }),
     SUPERVISOR_PORT: '0',
     QUEUE_SCAN_INTERVAL: '200ms',
+    // Tests reach loopback only: no DNS query leaves for the system's resolver (nothing answers here).
+    DNS_SERVERS: '127.0.0.1:9',
     LOG_FORMAT: 'text',
     LOG_LEVEL: 'info',
     ...opts.env,
