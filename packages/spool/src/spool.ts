@@ -276,12 +276,18 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     },
     hold: (id) => move(id, 'queue', 'hold'),
     async release(id) {
-      if (!(await move(id, 'hold', 'queue'))) return false
-      const e = await readEnvelope(p('queue', `${id}.json`))
+      // Due now, written while still in hold/: once in queue/ a worker may claim it at once.
+      let e: Envelope
+      try {
+        e = await readEnvelope(p('hold', `${id}.json`))
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+        throw err
+      }
       e.nextAttempt = 0
-      await writeEnvelope(e, 'queue')
+      await writeEnvelope(e, 'hold')
       nextAttemptCache.delete(id)
-      return true
+      return move(id, 'hold', 'queue')
     },
     async remove(id) {
       for (const d of ['queue', 'hold'] as const) {
