@@ -16,7 +16,6 @@ export function expandMailboxPath(template: string, local: string, domain: strin
   const u = local.toLowerCase()
   const d = domain.toLowerCase()
   for (const part of [u, d]) {
-    // eslint-disable-next-line no-control-regex
     if (part === '' || part === '.' || part === '..' || /[/\\\x00-\x1f\x7f]/.test(part)) return null
   }
   const expanded = template.replace(/%([ude%])/g, (_, c: string) => (c === 'u' ? u : c === 'd' ? d : c === 'e' ? `${u}@${d}` : '%'))

@@ -64,7 +64,6 @@ export async function appendMbox(opts: {
       }
       await fh.close()
       if (err instanceof MailboxError) throw err
-      const code = (err as NodeJS.ErrnoException).code
       throw new MailboxError(`write to ${opts.file} failed: ${(err as Error).message}`, true, { cause: err })
     }
     await fh.close()
