@@ -62,7 +62,9 @@ before(async () => {
     // RFC 7505: one MX of preference 0 naming the root.
     extraArgs: ['--mx-host=null.example,.,0'],
   })
-  const users = Object.fromEntries(['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina', 'hank'].map((u) => [`${u}@ours.example`, `pw-${u}`]))
+  const users = Object.fromEntries(
+    ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina', 'hank'].map((u) => [`${u}@ours.example`, `pw-${u}`]),
+  )
   a = await startAppliance({
     users,
     env: {
@@ -218,8 +220,16 @@ test('sends one delay warning (RFC 3464 delayed) once a message has waited DELAY
 test('honours NOTIFY, RET and ENVID from the envelope: NEVER is silent, SUCCESS reports, HDRS returns the header', async () => {
   const base = { receivedAt: Date.now(), nextAttempt: 0, client: { ip: '127.0.0.1', helo: 'test', tls: false }, source: 'submission' }
   const msg = (s: string) => Buffer.from(`From: <frank@ours.example>\r\nSubject: ${s}\r\n\r\nbody\r\n`)
-  await spool.enqueue(msg('never'), { ...base, sender: 'frank@ours.example', recipients: [{ address: 'gone@mixed.example', original: 'gone@mixed.example', status: 'pending', attempts: 0, notify: ['NEVER'] }] })
-  await spool.enqueue(msg('success'), { ...base, sender: 'frank@ours.example', recipients: [{ address: 'gina@ours.example', original: 'info@ours.example', status: 'pending', attempts: 0, notify: ['SUCCESS'] }] })
+  await spool.enqueue(msg('never'), {
+    ...base,
+    sender: 'frank@ours.example',
+    recipients: [{ address: 'gone@mixed.example', original: 'gone@mixed.example', status: 'pending', attempts: 0, notify: ['NEVER'] }],
+  })
+  await spool.enqueue(msg('success'), {
+    ...base,
+    sender: 'frank@ours.example',
+    recipients: [{ address: 'gina@ours.example', original: 'info@ours.example', status: 'pending', attempts: 0, notify: ['SUCCESS'] }],
+  })
   await spool.enqueue(msg('headers only'), {
     ...base,
     sender: 'hank@ours.example',
@@ -242,7 +252,10 @@ test('mailctl queue hold, release and delete act on a waiting message', async ()
   await send('alice@ours.example', ['parked@parked.example'], 'to be held')
   const entry = await until('the message in the queue', () => queued('parked@parked.example'))
   const mailctl = (...args: string[]) =>
-    run(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(ROOT, 'packages/mailctl/src/main.ts'), ...args], { env: a.env, cwd: ROOT })
+    run(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(ROOT, 'packages/mailctl/src/main.ts'), ...args], {
+      env: a.env,
+      cwd: ROOT,
+    })
   const held = await mailctl('queue', 'hold', entry.id)
   assert.equal(held.code, 0, held.stderr)
   assert.equal((await queued('parked@parked.example'))?.state, 'hold')

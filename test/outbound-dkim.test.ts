@@ -44,11 +44,22 @@ sys.exit(0 if ok else 1)
 `
 
 const mailctl = (env: Record<string, string>, ...args: string[]) =>
-  runOk(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(ROOT, 'packages/mailctl/src/main.ts'), ...args], { env, cwd: ROOT })
+  runOk(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(ROOT, 'packages/mailctl/src/main.ts'), ...args], {
+    env,
+    cwd: ROOT,
+  })
 
 before(async () => {
   configDir = await tempDir('dkim-config')
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', ENV_FILE: '/dev/null', MAIL_DOMAIN: 'ours.example', LOCAL_DOMAINS: 'ours.example,second.example', CONFIG_DIR: configDir, SPOOL_DIR: path.join(configDir, 'spool'), MAIL_DIR: path.join(configDir, 'mail') }
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    ENV_FILE: '/dev/null',
+    MAIL_DOMAIN: 'ours.example',
+    LOCAL_DOMAINS: 'ours.example,second.example',
+    CONFIG_DIR: configDir,
+    SPOOL_DIR: path.join(configDir, 'spool'),
+    MAIL_DIR: path.join(configDir, 'mail'),
+  }
   for (const [domain, flags] of [
     ['ours.example', []],
     ['second.example', ['--ed25519']],
@@ -69,7 +80,13 @@ before(async () => {
     txt: Object.entries(records).map(([domain, text]) => ({ name: `facteur._domainkey.${domain}`, text })),
   })
   a = await startAppliance({
-    env: { CONFIG_DIR: configDir, LOCAL_DOMAINS: 'ours.example,second.example', DNS_SERVERS: dns.server, OUTBOUND_PORT: String(port), TRUSTED_NETWORKS: '127.0.0.1' },
+    env: {
+      CONFIG_DIR: configDir,
+      LOCAL_DOMAINS: 'ours.example,second.example',
+      DNS_SERVERS: dns.server,
+      OUTBOUND_PORT: String(port),
+      TRUSTED_NETWORKS: '127.0.0.1',
+    },
   })
 })
 
@@ -87,7 +104,11 @@ async function verify(m: MxMessage): Promise<string> {
 }
 
 async function send(from: string, to: string[], subject: string): Promise<void> {
-  const r = await sendMail(a.port('smtp-ingress', 'smtp'), { from, to, data: `From: Someone <${from}>\nTo: <${to[0]}>\nSubject: ${subject}\nMessage-ID: <${Date.now()}@x>\n\nA line.\n` })
+  const r = await sendMail(a.port('smtp-ingress', 'smtp'), {
+    from,
+    to,
+    data: `From: Someone <${from}>\nTo: <${to[0]}>\nSubject: ${subject}\nMessage-ID: <${Date.now()}@x>\n\nA line.\n`,
+  })
   assert.match(r.message ?? r.error ?? '', /^250 /, JSON.stringify(r))
 }
 
@@ -132,7 +153,10 @@ test('mailctl dns prints the DKIM record that is published, with MX, SPF, DMARC 
   assert.match(out, /^ours\.example\. IN TXT "v=spf1 mx ip4:192\.0\.2\.25 -all"$/m)
   const dkim = /^facteur\._domainkey\.ours\.example\. IN TXT (.*)$/m.exec(out)
   assert.ok(dkim)
-  assert.equal([...dkim[1].matchAll(/"([^"]*)"/g)].map((x) => x[1]).join(''), (await dns.resolver().resolveTxt('facteur._domainkey.ours.example'))[0].join(''))
+  assert.equal(
+    [...dkim[1].matchAll(/"([^"]*)"/g)].map((x) => x[1]).join(''),
+    (await dns.resolver().resolveTxt('facteur._domainkey.ours.example'))[0].join(''),
+  )
   assert.match(out, /^_dmarc\.ours\.example\. IN TXT "v=DMARC1; p=none;/m)
   assert.match(out, /^25\.2\.0\.192\.in-addr\.arpa\. IN PTR mx\.ours\.example\.$/m)
 })

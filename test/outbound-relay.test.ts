@@ -49,14 +49,22 @@ async function applianceWith(password: string): Promise<Appliance> {
 }
 
 async function send(a: Appliance, to: string): Promise<void> {
-  const r = await sendMail(a.port('smtp-ingress', 'smtp'), { from: 'alice@ours.example', to: [to], data: `From: <alice@ours.example>\nTo: <${to}>\nSubject: via the relay\n\nHi.\n` })
+  const r = await sendMail(a.port('smtp-ingress', 'smtp'), {
+    from: 'alice@ours.example',
+    to: [to],
+    data: `From: <alice@ours.example>\nTo: <${to}>\nSubject: via the relay\n\nHi.\n`,
+  })
   assert.match(r.message ?? r.error ?? '', /^250 /, JSON.stringify(r))
 }
 
 test('relay mode delivers through the smarthost with AUTH over STARTTLS, verifying its certificate', async () => {
   const a = await applianceWith('relay-secret')
   await send(a, 'friend@far.example')
-  const [m] = await waitForCount(async () => (await sink.received()).filter((x) => x.rcptArgs.some((r) => r.includes('<friend@far.example>'))), 1, 20_000)
+  const [m] = await waitForCount(
+    async () => (await sink.received()).filter((x) => x.rcptArgs.some((r) => r.includes('<friend@far.example>'))),
+    1,
+    20_000,
+  )
   // Postfix's own Received: field says how our message reached it: ESMTPSA is TLS plus AUTH (RFC 3848).
   assert.match(m.message, /by relay\.test \(Postfix\) with ESMTPSA id/)
   assert.match(m.message, /\(Authenticated sender: facteur@relay\.test\)/)

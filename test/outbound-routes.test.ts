@@ -52,7 +52,12 @@ before(async () => {
   spool = await openSpool(a.spoolDir)
   local = await startAppliance({
     users: { 'alice@ours.example': 'pw-alice' },
-    env: { OUTBOUND_MODE: 'local', TRUSTED_NETWORKS: '127.0.0.1', TRANSPORT_MAP: `lan.example=[127.0.0.1]:${lan.port}`, QUEUE_RETRY_MIN: '1s' },
+    env: {
+      OUTBOUND_MODE: 'local',
+      TRUSTED_NETWORKS: '127.0.0.1',
+      TRANSPORT_MAP: `lan.example=[127.0.0.1]:${lan.port}`,
+      QUEUE_RETRY_MIN: '1s',
+    },
   })
 })
 
@@ -82,7 +87,13 @@ async function rcptReply(port: number, address: string): Promise<string> {
 }
 
 test('TRANSPORT_MAP sends a domain, and the subdomains of a .domain entry, to their host, without any DNS record', async () => {
-  const base = { sender: 'alice@ours.example', receivedAt: Date.now(), nextAttempt: 0, client: { ip: '127.0.0.1', helo: 'test', tls: false }, source: 'submission' }
+  const base = {
+    sender: 'alice@ours.example',
+    receivedAt: Date.now(),
+    nextAttempt: 0,
+    client: { ip: '127.0.0.1', helo: 'test', tls: false },
+    source: 'submission',
+  }
   for (const to of ['printer@lan.example', 'desk@hq.corp.example'])
     await spool.enqueue(Buffer.from(body('alice@ours.example', to, 'lan').replace(/\n/g, '\r\n')), {
       ...base,
@@ -95,7 +106,11 @@ test('TRANSPORT_MAP sends a domain, and the subdomains of a .domain entry, to th
 
 test('FALLBACK_RELAY: the MX accepts a local name nobody has here and forwards it; known users stay local', async () => {
   const port = a.port('smtp-ingress', 'smtp')
-  const r = await sendMail(port, { from: 'someone@remote.example', to: ['nobody@ours.example', 'alice@ours.example'], data: body('someone@remote.example', 'nobody@ours.example', 'fallback') })
+  const r = await sendMail(port, {
+    from: 'someone@remote.example',
+    to: ['nobody@ours.example', 'alice@ours.example'],
+    data: body('someone@remote.example', 'nobody@ours.example', 'fallback'),
+  })
   assert.deepEqual(r.rcpt, ['250 Accepted', '250 Accepted'])
   assert.match(r.message ?? '', /^250 /)
   const [m] = await sinkFor(fallback, 'nobody@ours.example')
@@ -107,7 +122,11 @@ test('FALLBACK_RELAY: the MX accepts a local name nobody has here and forwards i
 test('RELAY_DOMAINS: accepted on :25 from any client and forwarded to the better MX, never to ourselves', async () => {
   const port = a.port('smtp-ingress', 'smtp')
   assert.match(await rcptReply(port, 'user@other.example'), /^554 5\.7\.1 /, 'other domains are still not relayed')
-  const r = await sendMail(port, { from: 'someone@remote.example', to: ['user@backup.example'], data: body('someone@remote.example', 'user@backup.example', 'backup mx') })
+  const r = await sendMail(port, {
+    from: 'someone@remote.example',
+    to: ['user@backup.example'],
+    data: body('someone@remote.example', 'user@backup.example', 'backup mx'),
+  })
   assert.match(r.message ?? '', /^250 /, JSON.stringify(r))
   const [m] = await sinkFor(primary, 'user@backup.example')
   assert.match(m.message, /^Subject: backup mx$/m)

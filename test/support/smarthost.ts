@@ -23,8 +23,21 @@ export async function startSmarthost(options: { hostname: string; user: string; 
   const certFile = join(dir, 'cert.pem')
   const keyFile = join(dir, 'key.pem')
   await runOk('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${options.hostname}`,
-    '-addext', `subjectAltName=DNS:${options.hostname}`, '-keyout', keyFile, '-out', certFile,
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${options.hostname}`,
+    '-addext',
+    `subjectAltName=DNS:${options.hostname}`,
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
   ])
   const authPort = await freePort()
   let dovecot: Dovecot | undefined

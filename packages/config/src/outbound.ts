@@ -48,7 +48,8 @@ const DESTINATION_HELP = 'HOST, HOST:PORT, [ADDRESS]:PORT or mx:DOMAIN (e.g. [10
 /** Parses one destination (TRANSPORT_MAP value, FALLBACK_RELAY). */
 export function parseDestination(r: EnvReader, variable: string, text: string, defaultPort = 25): Destination {
   const t = text.trim()
-  if (t.toLowerCase().startsWith('mx:')) return Object.freeze({ host: r.domain(variable, t.slice(3)), port: defaultPort, mx: true, text: t })
+  if (t.toLowerCase().startsWith('mx:'))
+    return Object.freeze({ host: r.domain(variable, t.slice(3)), port: defaultPort, mx: true, text: t })
   let host: string
   let port = defaultPort
   const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(t)
@@ -71,13 +72,18 @@ export function parseDestination(r: EnvReader, variable: string, text: string, d
 function parseTransportMap(r: EnvReader): TransportRoute[] {
   const raw = r.raw('TRANSPORT_MAP') ?? ''
   const routes: TransportRoute[] = []
-  for (const entry of raw.split(/[,\n]/).map((s) => s.trim()).filter(Boolean)) {
+  for (const entry of raw
+    .split(/[,\n]/)
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const eq = entry.indexOf('=')
-    if (eq <= 0) throw new ConfigError('TRANSPORT_MAP', entry, `DOMAIN=DESTINATION entries separated by commas, the destination ${DESTINATION_HELP}`)
+    if (eq <= 0)
+      throw new ConfigError('TRANSPORT_MAP', entry, `DOMAIN=DESTINATION entries separated by commas, the destination ${DESTINATION_HELP}`)
     const key = entry.slice(0, eq).trim().toLowerCase()
     const sub = key.startsWith('.')
     const pattern = (sub ? '.' : '') + r.domain('TRANSPORT_MAP', sub ? key.slice(1) : key)
-    if (routes.some((x) => x.pattern === pattern)) throw new ConfigError('TRANSPORT_MAP', entry, `each domain once (${pattern} is there twice)`)
+    if (routes.some((x) => x.pattern === pattern))
+      throw new ConfigError('TRANSPORT_MAP', entry, `each domain once (${pattern} is there twice)`)
     routes.push(Object.freeze({ pattern, destination: parseDestination(r, 'TRANSPORT_MAP', entry.slice(eq + 1)) }))
   }
   return routes
@@ -100,7 +106,8 @@ function parseDnsServers(r: EnvReader): string[] {
     const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([\d.]+):(\d+)$/.exec(s)
     const ip = m ? m[1] : s
     const port = m ? Number(m[2]) : 53
-    if (!isIP(ip) || port < 1 || port > 65535) throw new ConfigError('DNS_SERVERS', s, 'IP addresses of DNS servers, each optionally with :PORT (127.0.0.1:5353, [::1]:53)')
+    if (!isIP(ip) || port < 1 || port > 65535)
+      throw new ConfigError('DNS_SERVERS', s, 'IP addresses of DNS servers, each optionally with :PORT (127.0.0.1:5353, [::1]:53)')
     return s
   })
 }
@@ -112,10 +119,13 @@ export function loadOutbound(r: EnvReader): OutboundConfig {
   const relayHost = r.optional('RELAY_HOST')
   const user = r.optional('RELAY_USER')
   const password = r.optional('RELAY_PASSWORD')
-  if (mode === 'relay' && !relayHost) throw new ConfigError('RELAY_HOST', undefined, 'the smarthost to send through, since OUTBOUND_MODE=relay')
-  if (Boolean(user) !== Boolean(password)) throw new ConfigError(user ? 'RELAY_PASSWORD' : 'RELAY_USER', undefined, 'RELAY_USER and RELAY_PASSWORD set together')
+  if (mode === 'relay' && !relayHost)
+    throw new ConfigError('RELAY_HOST', undefined, 'the smarthost to send through, since OUTBOUND_MODE=relay')
+  if (Boolean(user) !== Boolean(password))
+    throw new ConfigError(user ? 'RELAY_PASSWORD' : 'RELAY_USER', undefined, 'RELAY_USER and RELAY_PASSWORD set together')
   // Credentials never cross the network in clear text.
-  if (user && relayTls === 'none') throw new ConfigError('RELAY_TLS', 'none', 'starttls or tls, since RELAY_USER is set (no password is sent unencrypted)')
+  if (user && relayTls === 'none')
+    throw new ConfigError('RELAY_TLS', 'none', 'starttls or tls, since RELAY_USER is set (no password is sent unencrypted)')
   let relay: OutboundConfig['relay']
   if (relayHost) {
     const dest = parseDestination(r, 'RELAY_HOST', relayHost, 0)
@@ -133,7 +143,11 @@ export function loadOutbound(r: EnvReader): OutboundConfig {
   const fallbackText = r.optional('FALLBACK_RELAY')
   const fallbackRelay = fallbackText ? parseDestination(r, 'FALLBACK_RELAY', fallbackText) : undefined
   if (fallbackRelay && (r.raw('UNKNOWN_RECIPIENT') ?? '').startsWith('catchall:'))
-    throw new ConfigError('FALLBACK_RELAY', fallbackText, 'empty while UNKNOWN_RECIPIENT is a catch-all (unknown recipients go to one or the other)')
+    throw new ConfigError(
+      'FALLBACK_RELAY',
+      fallbackText,
+      'empty while UNKNOWN_RECIPIENT is a catch-all (unknown recipients go to one or the other)',
+    )
 
   const relayDomains = [...new Set(r.list('RELAY_DOMAINS').map((d) => r.domain('RELAY_DOMAINS', d)))]
   const local = r.list('LOCAL_DOMAINS', [r.raw('MAIL_DOMAIN') ?? '']).map((d) => d.toLowerCase().replace(/\.$/, ''))

@@ -17,7 +17,11 @@ test('outbound defaults: direct, opportunistic TLS, port 25, no delay warning, s
 })
 
 test('TRANSPORT_MAP takes hosts, ports, bracketed addresses and mx: names; exact entries beat .parent ones', () => {
-  const o = loadConfig({ ...base, TRANSPORT_MAP: 'lan.example=[10.0.0.5]:25, other.example=relay.host:587,.corp.example=mx:corp.example, x.corp.example=[IPv6:2001:db8::1]:2525' }).outbound
+  const o = loadConfig({
+    ...base,
+    TRANSPORT_MAP:
+      'lan.example=[10.0.0.5]:25, other.example=relay.host:587,.corp.example=mx:corp.example, x.corp.example=[IPv6:2001:db8::1]:2525',
+  }).outbound
   assert.deepEqual(transportFor(o, 'lan.example'), { host: '10.0.0.5', port: 25, mx: false, text: '[10.0.0.5]:25' })
   assert.deepEqual(transportFor(o, 'OTHER.example'), { host: 'relay.host', port: 587, mx: false, text: 'relay.host:587' })
   assert.equal(transportFor(o, 'a.b.corp.example')?.host, 'corp.example')
@@ -28,15 +32,27 @@ test('TRANSPORT_MAP takes hosts, ports, bracketed addresses and mx: names; exact
 })
 
 test('a wrong outbound setting stops start-up naming the variable', () => {
-  assert.throws(() => loadConfig({ ...base, TRANSPORT_MAP: 'lan.example' }), /^ConfigError: TRANSPORT_MAP="lan.example" is not valid: expected DOMAIN=DESTINATION/)
-  assert.throws(() => loadConfig({ ...base, TRANSPORT_MAP: 'lan.example=host:99999' }), /TRANSPORT_MAP="lan.example=host:99999"|TRANSPORT_MAP="host:99999"/)
+  assert.throws(
+    () => loadConfig({ ...base, TRANSPORT_MAP: 'lan.example' }),
+    /^ConfigError: TRANSPORT_MAP="lan.example" is not valid: expected DOMAIN=DESTINATION/,
+  )
+  assert.throws(
+    () => loadConfig({ ...base, TRANSPORT_MAP: 'lan.example=host:99999' }),
+    /TRANSPORT_MAP="lan.example=host:99999"|TRANSPORT_MAP="host:99999"/,
+  )
   assert.throws(() => loadConfig({ ...base, TRANSPORT_MAP: 'a.example=h1, a.example=h2' }), /each domain once/)
   assert.throws(() => loadConfig({ ...base, OUTBOUND_MODE: 'relay' }), /RELAY_HOST is not set/)
   assert.throws(() => loadConfig({ ...base, OUTBOUND_MODE: 'smart' }), /OUTBOUND_MODE="smart" .* one of direct, relay, local/)
   assert.throws(() => loadConfig({ ...base, RELAY_HOST: 'r.example', RELAY_USER: 'u' }), /RELAY_PASSWORD is not set/)
-  assert.throws(() => loadConfig({ ...base, RELAY_HOST: 'r.example', RELAY_USER: 'u', RELAY_PASSWORD: 'p', RELAY_TLS: 'none' }), /RELAY_TLS="none" .*no password is sent unencrypted/)
+  assert.throws(
+    () => loadConfig({ ...base, RELAY_HOST: 'r.example', RELAY_USER: 'u', RELAY_PASSWORD: 'p', RELAY_TLS: 'none' }),
+    /RELAY_TLS="none" .*no password is sent unencrypted/,
+  )
   assert.throws(() => loadConfig({ ...base, RELAY_HOST: 'r.example:587' }), /the port goes in RELAY_PORT/)
-  assert.throws(() => loadConfig({ ...base, FALLBACK_RELAY: '[10.0.0.9]', UNKNOWN_RECIPIENT: 'catchall:all@ours.example' }), /FALLBACK_RELAY/)
+  assert.throws(
+    () => loadConfig({ ...base, FALLBACK_RELAY: '[10.0.0.9]', UNKNOWN_RECIPIENT: 'catchall:all@ours.example' }),
+    /FALLBACK_RELAY/,
+  )
   assert.throws(() => loadConfig({ ...base, RELAY_DOMAINS: 'ours.example' }), /RELAY_DOMAINS.*ours\.example is in both/)
   assert.throws(() => loadConfig({ ...base, DNS_SERVERS: '127.0.0.1:abc' }), /DNS_SERVERS/)
   assert.throws(() => loadConfig({ ...base, OUTBOUND_BIND_ADDRESS: 'eth0' }), /OUTBOUND_BIND_ADDRESS/)
@@ -45,7 +61,13 @@ test('a wrong outbound setting stops start-up naming the variable', () => {
 })
 
 test('relay settings: port from RELAY_TLS, certificate checked unless told otherwise', () => {
-  const starttls = loadConfig({ ...base, OUTBOUND_MODE: 'relay', RELAY_HOST: 'smtp.provider.example', RELAY_USER: 'u', RELAY_PASSWORD: 'p' }).outbound.relay
+  const starttls = loadConfig({
+    ...base,
+    OUTBOUND_MODE: 'relay',
+    RELAY_HOST: 'smtp.provider.example',
+    RELAY_USER: 'u',
+    RELAY_PASSWORD: 'p',
+  }).outbound.relay
   assert.deepEqual(starttls, { host: 'smtp.provider.example', port: 587, user: 'u', password: 'p', tls: 'starttls', verify: true })
   assert.equal(loadConfig({ ...base, RELAY_HOST: 'r.example', RELAY_TLS: 'tls' }).outbound.relay?.port, 465)
   assert.equal(loadConfig({ ...base, RELAY_HOST: 'r.example', RELAY_TLS_VERIFY: 'false' }).outbound.relay?.verify, false)

@@ -10,14 +10,16 @@ import { dkimRecord, flagValue } from './dns-records.js'
 
 export function selectorOf(ctx: Context): string {
   const s = (flagValue(ctx, 'selector') ?? ctx.config.outbound.dkimSelector).toLowerCase()
-  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(s)) throw new UsageError(`${s}: a selector is DNS labels such as facteur or 2026a`)
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(s))
+    throw new UsageError(`${s}: a selector is DNS labels such as facteur or 2026a`)
   return s
 }
 
 export function localDomain(ctx: Context): string {
   const domain = ctx.args[0]?.toLowerCase().replace(/\.$/, '')
   if (!domain) throw new UsageError('expected a domain such as example.org')
-  if (!ctx.config.localDomains.includes(domain)) throw new UsageError(`${domain} is not in LOCAL_DOMAINS (${ctx.config.localDomains.join(', ')})`)
+  if (!ctx.config.localDomains.includes(domain))
+    throw new UsageError(`${domain} is not in LOCAL_DOMAINS (${ctx.config.localDomains.join(', ')})`)
   return domain
 }
 
@@ -32,8 +34,11 @@ register('dkim', {
         () => true,
         () => false,
       )
-      if (exists && !ctx.flags.has('--force')) throw new UsageError(`${file} exists already (--force replaces it; a new --selector=S rotates without breaking mail in flight)`)
-      const { privateKey } = ctx.flags.has('--ed25519') ? generateKeyPairSync('ed25519') : generateKeyPairSync('rsa', { modulusLength: 2048 })
+      if (exists && !ctx.flags.has('--force'))
+        throw new UsageError(`${file} exists already (--force replaces it; a new --selector=S rotates without breaking mail in flight)`)
+      const { privateKey } = ctx.flags.has('--ed25519')
+        ? generateKeyPairSync('ed25519')
+        : generateKeyPairSync('rsa', { modulusLength: 2048 })
       const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
       await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o750 })
       const tmp = `${file}.mailctl.${process.pid}`
@@ -42,7 +47,10 @@ register('dkim', {
       if (uid !== undefined && process.getuid?.() === 0) await fs.chown(tmp, uid, gid ?? uid)
       await fs.rename(tmp, file)
       ctx.out(`wrote ${file}`)
-      if (selector !== ctx.config.outbound.dkimSelector) ctx.out(`; delivery signs with DKIM_SELECTOR=${ctx.config.outbound.dkimSelector}: set DKIM_SELECTOR=${selector} once the record below is published`)
+      if (selector !== ctx.config.outbound.dkimSelector)
+        ctx.out(
+          `; delivery signs with DKIM_SELECTOR=${ctx.config.outbound.dkimSelector}: set DKIM_SELECTOR=${selector} once the record below is published`,
+        )
       ctx.out('; publish this record:')
       ctx.out(dkimRecord(domain, selector, pem))
       return 0

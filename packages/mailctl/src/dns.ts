@@ -31,7 +31,9 @@ register('dns', {
       try {
         out(dkimRecord(domain, selector, await fs.readFile(keyFile, 'utf8')))
       } catch {
-        out(`; no DKIM key ${keyFile}: run mailctl dkim keygen ${domain}${selector === outbound.dkimSelector ? '' : ` --selector=${selector}`}`)
+        out(
+          `; no DKIM key ${keyFile}: run mailctl dkim keygen ${domain}${selector === outbound.dkimSelector ? '' : ` --selector=${selector}`}`,
+        )
       }
       out(`; start with p=none, read the reports, then move to quarantine or reject`)
       out(`_dmarc.${domain}. IN TXT ${txt(`v=DMARC1; p=none; adkim=r; aspf=r; rua=mailto:${postmaster}`)}`)

@@ -33,7 +33,14 @@ export async function expandOrForward(address: string, ctx: { config: Config; ac
   try {
     return await expandLocalRecipient(address, { accounts, unknownRecipient: config.unknownRecipient })
   } catch (err) {
-    if (config.outbound.fallbackRelay && err instanceof SmtpError && err.code === 550 && err.enhanced === '1.1' && accounts.expand(address) === null) return [address]
+    if (
+      config.outbound.fallbackRelay &&
+      err instanceof SmtpError &&
+      err.code === 550 &&
+      err.enhanced === '1.1' &&
+      accounts.expand(address) === null
+    )
+      return [address]
     throw err
   }
 }

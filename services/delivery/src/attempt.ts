@@ -33,7 +33,8 @@ export async function attempt(message: ActiveMessage, deps: AttemptDeps): Promis
   const { config, logger } = deps
   const env = message.envelope
   const open = env.recipients.filter((r) => r.status === 'pending' || r.status === 'deferred')
-  const inLocalDomain = async (r: RecipientState): Promise<boolean> => config.localDomains.includes(r.address.slice(r.address.lastIndexOf('@') + 1).toLowerCase())
+  const inLocalDomain = async (r: RecipientState): Promise<boolean> =>
+    config.localDomains.includes(r.address.slice(r.address.lastIndexOf('@') + 1).toLowerCase())
   const isLocal = deps.isLocal ?? inLocalDomain
   const delivered: { rcpt: RecipientState; outcome: Outcome }[] = []
   const record = async (r: RecipientState, o: Outcome, started: number): Promise<void> => {
@@ -43,7 +44,14 @@ export async function attempt(message: ActiveMessage, deps: AttemptDeps): Promis
     if (o.status === 'delivered' || o.status === 'failed') r.doneAt = Date.now()
     if (o.status !== 'delivered') r.lastError = o.reply
     await message.save()
-    logger.info(o.status, { queueId: env.id, sender: env.sender, rcpt: r.address, reply: o.reply, attempt: r.attempts, durationMs: Date.now() - started })
+    logger.info(o.status, {
+      queueId: env.id,
+      sender: env.sender,
+      rcpt: r.address,
+      reply: o.reply,
+      attempt: r.attempts,
+      durationMs: Date.now() - started,
+    })
   }
 
   const local: RecipientState[] = []

@@ -34,7 +34,13 @@ export function createNotices(deps: { config: Config; logger: Logger; spool: Spo
       client: { ip: '127.0.0.1', helo: config.hostname, tls: false },
       source: 'bounce',
     })
-    logger.info('notice queued', { queueId: env.id, notice: queued.id, action: recipients[0]?.action, to, recipients: recipients.map((r) => r.rcpt.address) })
+    logger.info('notice queued', {
+      queueId: env.id,
+      notice: queued.id,
+      action: recipients[0]?.action,
+      to,
+      recipients: recipients.map((r) => r.rcpt.address),
+    })
   }
 
   return {
@@ -51,7 +57,12 @@ export function createNotices(deps: { config: Config; logger: Logger; spool: Spo
         return
       }
       const told = failed.filter((r) => wants(r, 'FAILURE'))
-      if (told.length) await send(message, env.sender, told.map((rcpt) => ({ rcpt, action: 'failed' })))
+      if (told.length)
+        await send(
+          message,
+          env.sender,
+          told.map((rcpt) => ({ rcpt, action: 'failed' })),
+        )
     },
 
     async onDelayed(message, waiting) {
@@ -73,7 +84,12 @@ export function createNotices(deps: { config: Config; logger: Logger; spool: Spo
       // RFC 3461 §6.2: a host that offered DSN took the request on; otherwise we say "relayed".
       const told = delivered
         .filter(({ rcpt, outcome }) => wants(rcpt, 'SUCCESS') && !outcome.remote?.dsn)
-        .map(({ rcpt, outcome }): DsnRecipient => ({ rcpt, action: outcome.remote ? 'relayed' : 'delivered', reply: outcome.reply, remoteMta: outcome.remote?.mta }))
+        .map(({ rcpt, outcome }): DsnRecipient => ({
+          rcpt,
+          action: outcome.remote ? 'relayed' : 'delivered',
+          reply: outcome.reply,
+          remoteMta: outcome.remote?.mta,
+        }))
       if (told.length) await send(message, env.sender, told)
     },
   }

@@ -97,7 +97,8 @@ export function buildDsn(input: DsnInput): Buffer {
     const reply = r.reply ?? r.rcpt.lastError ?? ''
     const { text, mta } = splitReply(reply)
     const lines = [`Final-Recipient: rfc822; ${r.rcpt.address}`]
-    if (r.rcpt.original && r.rcpt.original.toLowerCase() !== r.rcpt.address.toLowerCase()) lines.push(`Original-Recipient: rfc822; ${field(r.rcpt.original)}`)
+    if (r.rcpt.original && r.rcpt.original.toLowerCase() !== r.rcpt.address.toLowerCase())
+      lines.push(`Original-Recipient: rfc822; ${field(r.rcpt.original)}`)
     lines.push(`Action: ${r.action}`, `Status: ${dsnStatus(r.action, text)}`)
     if (r.remoteMta ?? mta) lines.push(`Remote-MTA: dns; ${r.remoteMta ?? mta}`)
     if (text) lines.push(`Diagnostic-Code: smtp; ${field(text)}`)

@@ -19,9 +19,21 @@ try {
   const spool = await openSpool(config.spoolDir, { uid: config.mailbox.uid, gid: config.mailbox.gid })
   const recovered = await spool.recover()
   if (recovered.requeued || recovered.removed) logger.info('recovered spool', recovered)
-  const accounts = openAccounts({ configDir: config.configDir, localDomains: config.localDomains, postmaster: config.postmaster, delimiter: config.recipientDelimiter })
+  const accounts = openAccounts({
+    configDir: config.configDir,
+    localDomains: config.localDomains,
+    postmaster: config.postmaster,
+    delimiter: config.recipientDelimiter,
+  })
   const outbound = createOutbound({ config, logger, accounts })
-  const runner = startRunner({ config, logger, spool, remote: outbound.transport, isLocal: outbound.isLocal, ...createNotices({ config, logger, spool }) })
+  const runner = startRunner({
+    config,
+    logger,
+    spool,
+    remote: outbound.transport,
+    isLocal: outbound.isLocal,
+    ...createNotices({ config, logger, spool }),
+  })
   process.on('SIGUSR1', () => runner.kick())
   const health = await startHealthServer({
     service: SERVICE,

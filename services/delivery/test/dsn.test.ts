@@ -8,7 +8,14 @@ const envelope = (over: Partial<Envelope> = {}): Envelope => ({
   id: '1A2B3C4D5E6F708192A3B',
   sender: 'alice@ours.example',
   recipients: [
-    { address: 'bob@remote.example', original: 'bob@remote.example', status: 'failed', attempts: 1, lastError: '550 5.1.1 No such user (mx.remote.example[192.0.2.1]:25)', doneAt: 0 },
+    {
+      address: 'bob@remote.example',
+      original: 'bob@remote.example',
+      status: 'failed',
+      attempts: 1,
+      lastError: '550 5.1.1 No such user (mx.remote.example[192.0.2.1]:25)',
+      doneAt: 0,
+    },
     { address: 'carol@ours.example', original: 'team@ours.example', status: 'failed', attempts: 9, lastError: '451 4.2.0 Mailbox locked' },
   ],
   receivedAt: Date.UTC(2026, 0, 2, 3, 4, 5),
@@ -32,18 +39,40 @@ test('the status of a report follows the reply; a failure after only 4xx replies
 
 test('a failure report is an RFC 3464 multipart/report with one block per failed recipient and the message', () => {
   const env = envelope({ dsn: { envid: 'QQ314159' } })
-  const text = buildDsn({ envelope: env, recipients: env.recipients.map((rcpt) => ({ rcpt, action: 'failed' })), message, to: env.sender, hostname: 'mx.ours.example', now: new Date(0) }).toString()
-  assert.match(text, /^From: Mail Delivery System <MAILER-DAEMON@mx\.ours\.example>\r\nTo: <alice@ours\.example>\r\nSubject: Undelivered Mail Returned to Sender\r\n/)
+  const text = buildDsn({
+    envelope: env,
+    recipients: env.recipients.map((rcpt) => ({ rcpt, action: 'failed' })),
+    message,
+    to: env.sender,
+    hostname: 'mx.ours.example',
+    now: new Date(0),
+  }).toString()
+  assert.match(
+    text,
+    /^From: Mail Delivery System <MAILER-DAEMON@mx\.ours\.example>\r\nTo: <alice@ours\.example>\r\nSubject: Undelivered Mail Returned to Sender\r\n/,
+  )
   assert.match(text, /\r\nAuto-Submitted: auto-replied\r\n/)
   const boundary = /boundary="([^"]+)"/.exec(text)![1]
   const parts = text.split(`--${boundary}`)
   assert.equal(parts.length, 5, 'preamble, three parts, epilogue')
   assert.equal(parts[4], '--\r\n')
   assert.match(parts[2], /^\r\nContent-Type: message\/delivery-status\r\n/)
-  assert.match(parts[2], /\r\nReporting-MTA: dns; mx\.ours\.example\r\nX-Facteur-Queue-ID: 1A2B3C4D5E6F708192A3B\r\nOriginal-Envelope-Id: QQ314159\r\nArrival-Date: Fri, 02 Jan 2026 03:04:05 \+0000\r\n\r\n/)
-  assert.match(parts[2], /Final-Recipient: rfc822; bob@remote\.example\r\nAction: failed\r\nStatus: 5\.1\.1\r\nRemote-MTA: dns; mx\.remote\.example\r\nDiagnostic-Code: smtp; 550 5\.1\.1 No such user\r\n/)
-  assert.match(parts[2], /Final-Recipient: rfc822; carol@ours\.example\r\nOriginal-Recipient: rfc822; team@ours\.example\r\nAction: failed\r\nStatus: 5\.4\.7\r\n/)
-  assert.match(parts[3], /^\r\nContent-Type: message\/rfc822\r\nContent-Description: Undelivered Message\r\n\r\nFrom: <alice@ours\.example>\r\nSubject: hi\r\n\r\nthe body\r\n\r\n$/)
+  assert.match(
+    parts[2],
+    /\r\nReporting-MTA: dns; mx\.ours\.example\r\nX-Facteur-Queue-ID: 1A2B3C4D5E6F708192A3B\r\nOriginal-Envelope-Id: QQ314159\r\nArrival-Date: Fri, 02 Jan 2026 03:04:05 \+0000\r\n\r\n/,
+  )
+  assert.match(
+    parts[2],
+    /Final-Recipient: rfc822; bob@remote\.example\r\nAction: failed\r\nStatus: 5\.1\.1\r\nRemote-MTA: dns; mx\.remote\.example\r\nDiagnostic-Code: smtp; 550 5\.1\.1 No such user\r\n/,
+  )
+  assert.match(
+    parts[2],
+    /Final-Recipient: rfc822; carol@ours\.example\r\nOriginal-Recipient: rfc822; team@ours\.example\r\nAction: failed\r\nStatus: 5\.4\.7\r\n/,
+  )
+  assert.match(
+    parts[3],
+    /^\r\nContent-Type: message\/rfc822\r\nContent-Description: Undelivered Message\r\n\r\nFrom: <alice@ours\.example>\r\nSubject: hi\r\n\r\nthe body\r\n\r\n$/,
+  )
 })
 
 test('RET=HDRS, a delay report or a large message return the header only', () => {
@@ -53,7 +82,13 @@ test('RET=HDRS, a delay report or a large message return the header only', () =>
     [envelope(), 'delayed', message],
     [envelope(), 'failed', Buffer.concat([message, Buffer.alloc(RETURN_SIZE_LIMIT, 'x')])],
   ] as const) {
-    const text = buildDsn({ envelope: env, recipients: [{ rcpt: env.recipients[0], action }], message: msg, to: env.sender, hostname: 'h.example' }).toString()
+    const text = buildDsn({
+      envelope: env,
+      recipients: [{ rcpt: env.recipients[0], action }],
+      message: msg,
+      to: env.sender,
+      hostname: 'h.example',
+    }).toString()
     assert.match(text, /Content-Type: text\/rfc822-headers\r\n/)
     assert.doesNotMatch(text, /the body/)
   }
@@ -61,6 +96,15 @@ test('RET=HDRS, a delay report or a large message return the header only', () =>
 
 test('8-bit content comes back declared as 8bit', () => {
   const env = envelope()
-  const text = buildDsn({ envelope: env, recipients: [{ rcpt: env.recipients[0], action: 'failed' }], message: Buffer.from('Subject: caf\xc3\xa9\r\n\r\nb\r\n', 'latin1'), to: env.sender, hostname: 'h.example' })
-  assert.match(text.toString('latin1'), /Content-Type: message\/rfc822\r\nContent-Description: Undelivered Message\r\nContent-Transfer-Encoding: 8bit\r\n/)
+  const text = buildDsn({
+    envelope: env,
+    recipients: [{ rcpt: env.recipients[0], action: 'failed' }],
+    message: Buffer.from('Subject: caf\xc3\xa9\r\n\r\nb\r\n', 'latin1'),
+    to: env.sender,
+    hostname: 'h.example',
+  })
+  assert.match(
+    text.toString('latin1'),
+    /Content-Type: message\/rfc822\r\nContent-Description: Undelivered Message\r\nContent-Transfer-Encoding: 8bit\r\n/,
+  )
 })

@@ -42,15 +42,26 @@ test('the first rule that applies wins: local, TRANSPORT_MAP, RELAY_DOMAINS, the
   assert.equal(await summary(r, 'postmaster@ours.example'), 'local')
   assert.equal(await summary(r, 'nobody@ours.example'), 'fallback:[10.0.0.9]:25 10.0.0.9:25 opportunistic')
   assert.equal(await summary(r, 'pc@lan.example'), 'transport:[10.0.0.5]:25 10.0.0.5:25 opportunistic')
-  assert.equal(await summary(r, 'x@backup.example'), 'transport:[10.0.0.6]:2525 10.0.0.6:2525 opportunistic', 'TRANSPORT_MAP before RELAY_DOMAINS')
+  assert.equal(
+    await summary(r, 'x@backup.example'),
+    'transport:[10.0.0.6]:2525 10.0.0.6:2525 opportunistic',
+    'TRANSPORT_MAP before RELAY_DOMAINS',
+  )
   assert.equal(await summary(r, 'x@a.corp.example'), 'transport:smtps.corp.example:465 smtps.corp.example:465 implicit')
-  assert.equal(await summary(r, 'x@second.example'), 'mx:second.example mx.second.example:25 opportunistic', 'a backup MX forwards to the MX, not the relay')
+  assert.equal(
+    await summary(r, 'x@second.example'),
+    'mx:second.example mx.second.example:25 opportunistic',
+    'a backup MX forwards to the MX, not the relay',
+  )
   assert.equal(await summary(r, 'x@far.example'), 'relay smtp.provider.example:587 require auth')
 })
 
 test('local mode refuses other domains; direct mode asks their MX; without FALLBACK_RELAY unknown names stay local', async () => {
   const local = await router({ OUTBOUND_MODE: 'local', TRANSPORT_MAP: 'lan.example=[10.0.0.5]' })
-  assert.deepEqual(await local.route('x@far.example'), { kind: 'refused', reply: '550 5.7.1 This server does not send mail to other domains' })
+  assert.deepEqual(await local.route('x@far.example'), {
+    kind: 'refused',
+    reply: '550 5.7.1 This server does not send mail to other domains',
+  })
   assert.equal(await summary(local, 'pc@lan.example'), 'transport:[10.0.0.5] 10.0.0.5:25 opportunistic')
   const direct = await router({ OUTBOUND_TLS: 'require' })
   assert.equal(await summary(direct, 'x@far.example'), 'mx:far.example mx.far.example:25 require')

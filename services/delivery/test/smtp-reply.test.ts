@@ -3,7 +3,10 @@ import assert from 'node:assert/strict'
 import { fromReply, oneLine } from '../src/outbound/smtp-client.js'
 
 test('a multi-line reply becomes one line with one enhanced code', () => {
-  assert.equal(oneLine('550-5.1.1 The email account does not exist.\n550-5.1.1 Please check\n550 5.1.1 the address.'), '550 5.1.1 The email account does not exist. Please check the address.')
+  assert.equal(
+    oneLine('550-5.1.1 The email account does not exist.\n550-5.1.1 Please check\n550 5.1.1 the address.'),
+    '550 5.1.1 The email account does not exist. Please check the address.',
+  )
   assert.equal(oneLine('451 Try later'), '451 4.0.0 Try later')
   assert.equal(oneLine(undefined), '451 4.0.0 No reply')
 })

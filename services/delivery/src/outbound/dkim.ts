@@ -23,7 +23,12 @@ export function fromDomain(message: Buffer): string | null {
   const list = addressparser(headerValue(from), { flatten: true })
   const address = list.find((a) => a.address)?.address
   const at = address ? address.lastIndexOf('@') : -1
-  return address && at > 0 ? address.slice(at + 1).toLowerCase().replace(/\.$/, '') : null
+  return address && at > 0
+    ? address
+        .slice(at + 1)
+        .toLowerCase()
+        .replace(/\.$/, '')
+    : null
 }
 
 /** Our domain that signs for `domain`: itself, or the longest of LOCAL_DOMAINS it is under. */
@@ -60,7 +65,12 @@ export function createSigner(config: Config, logger: Logger): Signer {
       if (!domain) return { message }
       const key = await keyFor(domain)
       if (!key) {
-        if (!warned.has(domain)) logger.warn('no DKIM key: mail leaves unsigned', { domain, selector: config.outbound.dkimSelector, hint: `mailctl dkim keygen ${domain}` })
+        if (!warned.has(domain))
+          logger.warn('no DKIM key: mail leaves unsigned', {
+            domain,
+            selector: config.outbound.dkimSelector,
+            hint: `mailctl dkim keygen ${domain}`,
+          })
         warned.add(domain)
         return { message }
       }
@@ -69,7 +79,10 @@ export function createSigner(config: Config, logger: Logger): Signer {
         signatureData: [{ signingDomain: domain, selector: config.outbound.dkimSelector, privateKey: key }],
       })
       if (errors.length || !signatures.trim()) {
-        logger.warn('DKIM signing failed: mail leaves unsigned', { domain, err: String((errors[0] as Error)?.message ?? errors[0] ?? 'no signature') })
+        logger.warn('DKIM signing failed: mail leaves unsigned', {
+          domain,
+          err: String((errors[0] as Error)?.message ?? errors[0] ?? 'no signature'),
+        })
         return { message }
       }
       return { message: Buffer.concat([Buffer.from(signatures, 'latin1'), message]), domain }

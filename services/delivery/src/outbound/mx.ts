@@ -82,7 +82,9 @@ export function createHopFinder(config: Config, resolver: Resolver): HopFinder {
       throw new RouteError(`550 5.1.10 Domain ${domain} accepts no mail (null MX, RFC 7505)`, true)
     // RFC 5321 §5.1: no MX records: the domain itself, as if it had an MX of preference 0.
     const implicit = records.length === 0
-    const hosts = implicit ? [{ name: domain, pref: 0 }] : shuffleEqual(records.map((r) => ({ name: r.exchange.toLowerCase(), pref: r.priority })))
+    const hosts = implicit
+      ? [{ name: domain, pref: 0 }]
+      : shuffleEqual(records.map((r) => ({ name: r.exchange.toLowerCase(), pref: r.priority })))
 
     // Resolve every host: a host is this one by its name or by one of its addresses.
     const resolved = await Promise.all(hosts.map(async (h) => ({ ...h, addrs: await addresses(h.name) })))

@@ -28,7 +28,12 @@ export type Router = { route(address: string): Promise<Route> }
 export function createRouter(config: Config, accounts: Accounts, finder: HopFinder): Router {
   const out = config.outbound
   const hostSession = (dest: Destination): Session => ({ tls: dest.port === 465 ? 'implicit' : out.tls, verify: false })
-  const toDestination = (key: string, dest: Destination): Route => ({ kind: 'remote', key, session: hostSession(dest), hops: () => finder.hops(dest) })
+  const toDestination = (key: string, dest: Destination): Route => ({
+    kind: 'remote',
+    key,
+    session: hostSession(dest),
+    hops: () => finder.hops(dest),
+  })
   const relaySession: Session | undefined = out.relay && {
     tls: out.relay.tls === 'tls' ? 'implicit' : out.relay.tls === 'starttls' ? 'require' : 'none',
     verify: out.relay.verify,
@@ -47,7 +52,12 @@ export function createRouter(config: Config, accounts: Accounts, finder: HopFind
       }
       const mapped = transportFor(out, domain)
       if (mapped) return toDestination(`transport:${mapped.text}`, mapped)
-      const direct: Route = { kind: 'remote', key: `mx:${domain}`, session: { tls: out.tls, verify: false }, hops: () => finder.mxHops(domain) }
+      const direct: Route = {
+        kind: 'remote',
+        key: `mx:${domain}`,
+        session: { tls: out.tls, verify: false },
+        hops: () => finder.mxHops(domain),
+      }
       if (out.relayDomains.includes(domain)) return direct
       if (out.mode === 'local') return { kind: 'refused', reply: '550 5.7.1 This server does not send mail to other domains' }
       if (out.mode === 'relay' && out.relay && relaySession) {

@@ -63,9 +63,11 @@ export async function sendVia(pools: Pools, hop: Hop, session: Session, tx: Tran
     return { kind: 'done', outcomes }
   } catch (caught) {
     const err = caught as NodemailerError
-    if (err.code === 'EABORT') return { kind: 'next', reply: `451 4.4.1 ${where}: ${String((err.cause as Error)?.message ?? 'host marked down')}` }
+    if (err.code === 'EABORT')
+      return { kind: 'next', reply: `451 4.4.1 ${where}: ${String((err.cause as Error)?.message ?? 'host marked down')}` }
     if (err.responseCode && !SESSION_COMMANDS.has(err.command ?? '') && err.responseCode !== 421) {
-      if (err.code === 'EAUTH') return done(tx.recipients, { status: 'deferred', reply: `454 4.7.0 ${where} refused our credentials: ${oneLine(err.response)}` })
+      if (err.code === 'EAUTH')
+        return done(tx.recipients, { status: 'deferred', reply: `454 4.7.0 ${where} refused our credentials: ${oneLine(err.response)}` })
       const outcomes = new Map<RecipientState, Outcome>()
       for (const e of err.rejectedErrors ?? []) {
         const r = e.recipient ? byAddress.get(e.recipient) : undefined
@@ -77,7 +79,9 @@ export async function sendVia(pools: Pools, hop: Hop, session: Session, tx: Tran
     }
     // The host itself failed us: unreachable, silent, a TLS failure, a 421 or an error greeting.
     const reply = err.responseCode
-      ? `${oneLine(err.response).replace(/^5/, '4').replace(/^(\d{3}) 5\./, '$1 4.')} (${where})`
+      ? `${oneLine(err.response)
+          .replace(/^5/, '4')
+          .replace(/^(\d{3}) 5\./, '$1 4.')} (${where})`
       : err.code === 'ETLS' || /STARTTLS/i.test(err.message)
         ? `451 4.7.10 ${where}: ${err.message}`
         : err.timeoutType === 'GREETING_TIMEOUT'

@@ -22,7 +22,8 @@ export function createRemoteTransport(deps: { logger: Logger; router: Router; po
     for (const r of recipients) {
       const route = await router.route(r.address)
       if (route.kind === 'refused') outcomes.set(r, { status: 'failed', reply: route.reply })
-      else if (route.kind === 'local') outcomes.set(r, { status: 'deferred', reply: '451 4.3.0 Local recipient routed to the remote transport' })
+      else if (route.kind === 'local')
+        outcomes.set(r, { status: 'deferred', reply: '451 4.3.0 Local recipient routed to the remote transport' })
       else {
         const g = groups.get(route.key) ?? { route, recipients: [] }
         g.recipients.push(r)
@@ -52,7 +53,8 @@ export function createRemoteTransport(deps: { logger: Logger; router: Router; po
             sender: env.sender,
             recipients: rcpts,
             message: signed,
-            dsn: env.dsn || notify ? { ret: env.dsn?.ret, envid: env.dsn?.envid, notify: notify ? notify.split(',') : undefined } : undefined,
+            dsn:
+              env.dsn || notify ? { ret: env.dsn?.ret, envid: env.dsn?.envid, notify: notify ? notify.split(',') : undefined } : undefined,
           }
           let last = '451 4.4.1 No host to try'
           let delivered = false
@@ -63,7 +65,8 @@ export function createRemoteTransport(deps: { logger: Logger; router: Router; po
               logger.info('host failed, trying the next', { queueId: env.id, host: hop.name, address: hop.address, reply: result.reply })
               continue
             }
-            for (const r of rcpts) outcomes.set(r, result.outcomes.get(r) ?? { status: 'deferred', reply: '451 4.4.0 No reply for this recipient' })
+            for (const r of rcpts)
+              outcomes.set(r, result.outcomes.get(r) ?? { status: 'deferred', reply: '451 4.4.0 No reply for this recipient' })
             delivered = true
             break
           }

@@ -7,5 +7,8 @@ declare module 'mailauth/lib/dkim/sign.js' {
     signatureData: { signingDomain: string; selector: string; privateKey: string | Buffer; algorithm?: string; canonicalization?: string }[]
   }
   /** `signatures` holds the DKIM-Signature fields, CRLF-terminated, to put in front of the message. */
-  export function dkimSign(message: string | Buffer | NodeJS.ReadableStream, options: DkimSignOptions): Promise<{ signatures: string; errors: unknown[] }>
+  export function dkimSign(
+    message: string | Buffer | NodeJS.ReadableStream,
+    options: DkimSignOptions,
+  ): Promise<{ signatures: string; errors: unknown[] }>
 }
