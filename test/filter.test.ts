@@ -100,3 +100,23 @@ test('answers 451 4.7.1 while clamd is down (FILTER_FAILURE=tempfail) and accept
   const again = await sendMail(port, { from: 'alice@remote.example', to: ['bob@ours.example'], data: text('back', 'Hello') })
   assert.match(again.message ?? '', /^250 /)
 })
+
+test('mail from TRUSTED_NETWORKS is our users\' own: no DMARC refusal even where our domain says p=reject', async (t) => {
+  const strictDns = await startDns({ txt: [{ name: 'ours.example', text: 'v=spf1 -all' }, { name: '_dmarc.ours.example', text: 'v=DMARC1; p=reject' }] })
+  t.after(() => strictDns.close())
+  const start = (trusted: string): Promise<Appliance> =>
+    startAppliance({
+      users: { 'bob@ours.example': 'pw-bob' },
+      services: ['filter', 'smtp-ingress', 'delivery'],
+      env: { TRUSTED_NETWORKS: trusted, CLAMAV_PORT: String(clamd.port), SPAMD_PORT: String(spamd.port), DNS_SERVERS: strictDns.server },
+    })
+  const ourUser = text('from the LAN', 'Hello Bob', []).replace('From: Alice <alice@remote.example>', 'From: Alice <alice@ours.example>')
+  const outside = await start('')
+  t.after(() => outside.stop())
+  const refused = await sendMail(outside.port('smtp-ingress', 'smtp'), { from: 'alice@ours.example', to: ['bob@ours.example'], data: ourUser })
+  assert.equal(refused.message, '550 5.7.1 Rejected by the DMARC policy of ours.example')
+  const lan = await start('127.0.0.0/8')
+  t.after(() => lan.stop())
+  const accepted = await sendMail(lan.port('smtp-ingress', 'smtp'), { from: 'alice@ours.example', to: ['bob@ours.example'], data: ourUser })
+  assert.match(accepted.message ?? '', /^250 /)
+})

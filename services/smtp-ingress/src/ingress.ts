@@ -98,8 +98,9 @@ export async function startIngress(deps: {
         // RFC 8601 §5: Authentication-Results claiming our authserv-id come from outside: forged.
         edit: { drop: (f) => claimsAuthservId(f.name, f.raw, config.hostname) },
         // The content filter sees the stored message before the commit: a refusal is our DATA reply.
+        // TRUSTED_NETWORKS clients send our own users' mail: outbound (no SPF/DMARC verdict on it).
         inspect: filterInspector(config.filter, {
-          direction: 'inbound',
+          direction: inNetworks(config.trustedNetworks, session.remoteAddress) ? 'outbound' : 'inbound',
           onOutcome: (o) => {
             filtered = o
             if (o.error) logger.warn('filter unavailable', { cid: session.id, err: o.error, failure: config.filter.failure })
