@@ -1,7 +1,10 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
+import { promises as dnsPromises } from 'node:dns'
+import { authenticate } from 'mailauth'
 import { dkimSign } from 'mailauth/lib/dkim/sign.js'
+import { sealMessage } from 'mailauth/lib/arc/index.js'
 import { startDns, type Dns } from '../../../test/support/dnsmasq.js'
 import { check, message, startTestFilter, type TestFilter } from './harness.js'
 
@@ -26,6 +29,8 @@ before(async () => {
       { name: 'spfonly.example', text: 'v=spf1 -all' },
       { name: 'soft.example', text: 'v=spf1 ~all' },
       { name: 'mail.pass.example', text: 'v=spf1 ip4:192.0.2.10 -all' },
+      { name: 'arc._domainkey.lists.example', text: `v=DKIM1; k=rsa; p=${PUBLIC}` },
+      { name: 'lists.example', text: 'v=spf1 ip4:192.0.2.10 -all' },
     ],
   })
   const env = { CLAMAV_ENABLED: 'false', SPAM_ENGINE: 'off', DNS_SERVERS: dns.server }
@@ -130,4 +135,31 @@ test('mail from an authenticated user gets no SPF/DKIM/DMARC verdict', async () 
   assert.equal(verdict.action, 'accept')
   assert.equal(verdict.headers, '')
   assert.deepEqual(verdict.checks.auth, { status: 'skipped', reason: 'outbound', forged: 0 })
+})
+
+test('verifies the ARC chain of a message a mailing list changed and then sealed (RFC 8617)', async () => {
+  // The list receives Alice's signed message and checks it (dkim=pass), adds a footer, then
+  // seals the changed message with the results it saw.
+  const original = await signed(message({ from: 'Alice <alice@pass.example>' }))
+  const resolver = new dnsPromises.Resolver()
+  resolver.setServers([dns.server])
+  const atList = await authenticate(original, {
+    ip: '192.0.2.10',
+    helo: 'mail.pass.example',
+    sender: 'alice@pass.example',
+    mta: 'mx.lists.example',
+    resolver: (name, rrtype) => resolver.resolve(name, rrtype),
+  })
+  const listResults = atList.headers.match(/^Authentication-Results: ([\s\S]*?)\r\n(?![ \t])/m)?.[1] ?? ''
+  assert.match(listResults, /dkim=pass/)
+  const changed = original.replace('Alice\r\n', 'Alice\r\n-- \r\nThe lunch list\r\n')
+  const seal = await sealMessage(changed, { signingDomain: 'lists.example', selector: 'arc', privateKey: PRIVATE, authResults: listResults, cv: 'none' })
+  const forwarded = seal.toString() + changed
+  // DMARC fails for pass.example (the footer broke DKIM, the list's MAIL FROM is not aligned):
+  // without enforcement the message is kept, and the ARC result is there for the reader.
+  const { verdict } = await check(lenient.port, forwarded, { sender: 'lunch-bounces@lists.example', helo: 'mail.lists.example' })
+  const ar = verdict.headers.replace(/\r\n[ \t]+/g, ' ')
+  assert.match(ar, /dkim=neutral \(body hash did not verify\)/)
+  assert.match(ar, /arc=pass /)
+  assert.ok(verdict.checks.auth.status === 'checked' && verdict.checks.auth.arc === 'pass')
 })

@@ -41,3 +41,11 @@ declare module 'mailauth/lib/dkim/sign.js' {
     opts: { canonicalization?: string; signatureData: { signingDomain: string; selector: string; privateKey: string }[] },
   ): Promise<{ signatures: string; errors: unknown[] }>
 }
+
+// Used by the tests to seal a message as a forwarder would (RFC 8617 §5.1).
+declare module 'mailauth/lib/arc/index.js' {
+  export function sealMessage(
+    input: Buffer | string,
+    seal: { signingDomain: string; selector: string; privateKey: string; authResults: string; cv: 'none' | 'pass' | 'fail' },
+  ): Promise<Buffer>
+}
