@@ -1,0 +1,31 @@
+// Renders RELIABILITY.md from the figures the hostile tests appended to .results.jsonl.
+// Run by `npm run test:hostile` after the tests, whatever their outcome.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { RESULTS, type Figures } from './figures.js'
+
+const root = path.resolve(path.dirname(RESULTS), '..', '..')
+const lines = fs.existsSync(RESULTS) ? fs.readFileSync(RESULTS, 'utf8').split('\n').filter(Boolean) : []
+const rows = lines.map((l) => JSON.parse(l) as Figures)
+const cell = (v: unknown): string => (v === undefined ? '–' : String(v).replace(/\|/g, '\\|').replace(/\n/g, ' '))
+const scale = process.env.HOSTILE_SCALE === 'full' ? 'full (HOSTILE_SCALE=full)' : 'CI default (HOSTILE_SCALE=full for the issue’s loads)'
+
+const out = [
+  '# Reliability and security evidence',
+  '',
+  'Written by `npm run test:hostile` (test/hostile/*.test.ts, rendered by test/hostile/report.ts) from its last run;',
+  'each row is one test against the real appliance (process mode, loopback only).',
+  `Run: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${os.cpus().length} CPU(s), Node ${process.version}; scale: ${scale}.`,
+  '',
+  '"–" means the figure does not apply. Peak RSS is the highest resident set of any one service process, sampled every 250 ms from /proc.',
+  '',
+  '| test | load | injected | sent | accepted | delivered | lost | duplicated | restarts | peak RSS (MiB) | measured result | time (s) |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ...rows.map((r) =>
+    `| ${[r.test, r.load, r.injected, r.sent, r.accepted, r.delivered, r.lost, r.duplicated, r.restarts, r.peakRssMiB, r.result, r.durationS].map(cell).join(' | ')} |`,
+  ),
+  '',
+]
+fs.writeFileSync(path.join(root, 'RELIABILITY.md'), out.join('\n'))
+console.log(`RELIABILITY.md: ${rows.length} row(s)`)
