@@ -95,12 +95,23 @@ async function ensureSelfSigned(dir: string, certFile: string, keyFile: string, 
     await fs.chown(`${keyFile}.${tag}`, owner.uid, owner.gid ?? owner.uid)
     await fs.chown(`${certFile}.${tag}`, owner.uid, owner.gid ?? owner.uid)
   }
+  // link(2) fails if the key exists: exactly one service wins and installs its pair, so the key
+  // and the certificate always come from the same generation (two renames each could mix them).
+  let won = false
   try {
-    await fs.access(keyFile)
-    await fs.rm(`${keyFile}.${tag}`)
-    await fs.rm(`${certFile}.${tag}`)
-  } catch {
-    await fs.rename(`${keyFile}.${tag}`, keyFile)
+    await fs.link(`${keyFile}.${tag}`, keyFile)
+    won = true
     await fs.rename(`${certFile}.${tag}`, certFile)
+  } catch (err) {
+    if (won || (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+  } finally {
+    await fs.rm(`${keyFile}.${tag}`, { force: true })
+    await fs.rm(`${certFile}.${tag}`, { force: true })
   }
+  // The loser waits (bounded) for the winner's certificate to land beside its key.
+  for (let i = 0; i < 100; i++) {
+    if (await fs.access(certFile).then(() => true, () => false)) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`${keyFile} exists without ${certFile}: remove it to generate a new pair`)
 }
