@@ -1,5 +1,6 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { registry } from '@facteur/metrics'
 
 /** ok: working; degraded: working without an optional part (say which in detail); fail: cannot work. */
 export type CheckResult = { status: 'ok' | 'degraded' | 'fail'; detail?: string }
@@ -38,6 +39,14 @@ export async function startHealthServer(opts: {
           const report = await evaluate()
           res.writeHead(report.status === 'fail' ? 503 : 200, { 'content-type': 'application/json' })
           res.end(JSON.stringify(report))
+          return
+        }
+        // The service's outcome counters (@facteur/metrics): Prometheus text, or JSON for the supervisor.
+        if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
+          const json = new URL(req.url, 'http://x').searchParams.get('format') === 'json'
+          const body = json ? JSON.stringify(await registry.getMetricsAsJSON()) : await registry.metrics()
+          res.writeHead(200, { 'content-type': json ? 'application/json' : registry.contentType })
+          res.end(body)
           return
         }
         if (opts.routes && (await opts.routes(req, res))) return

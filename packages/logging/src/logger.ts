@@ -1,4 +1,5 @@
 import winston from 'winston'
+import { countLogEvent } from '@facteur/metrics'
 
 export type Logger = winston.Logger
 
@@ -21,10 +22,12 @@ export function createLogger(opts: {
           return `${String(timestamp)} ${String(service)} ${level}: ${String(message)}${fields ? ' ' + fields : ''}`
         }),
       )
+  // Every line, whatever LOG_LEVEL lets through, feeds the outcome counters served at /metrics.
+  const counted = winston.format((info) => (countLogEvent(info), info))()
   return winston.createLogger({
     level: opts.level ?? 'info',
     defaultMeta: { service: opts.service },
-    format,
+    format: winston.format.combine(counted, format),
     transports: [
       opts.stream ? new winston.transports.Stream({ stream: opts.stream }) : new winston.transports.Console({ stderrLevels: [] }),
     ],
