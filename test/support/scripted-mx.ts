@@ -1,0 +1,111 @@
+// A remote MX whose replies a test chooses per recipient, with optional STARTTLS (smtp-server).
+// For what smtp-sink cannot do: accept one recipient and refuse another, offer TLS.
+import type { AddressInfo } from 'node:net'
+import { generate } from 'selfsigned'
+import { SMTPServer, type SMTPServerSession } from 'smtp-server'
+
+export interface ScriptedMxOptions {
+  /** A 4xx or 5xx reply per recipient (address compared case-insensitively), e.g.
+   * { 'gone@remote.example': '550 5.1.1 No such user' }; other recipients get '250 Accepted'. */
+  rcpt?: Record<string, string>
+  /** A 4xx or 5xx reply to every MAIL FROM instead of '250 Accepted', e.g. '451 4.7.1 Greylisted'. */
+  mail?: string
+  /** Reply after the message data instead of '250 Ok: queued', e.g. '554 5.7.1 Spam' or '250 2.0.0 Ok id=1'. */
+  data?: string
+  /** Offer STARTTLS with a fresh self-signed certificate for hostname. */
+  tls?: boolean
+  /** Refuse MAIL before STARTTLS ('530 5.7.0 Must issue a STARTTLS command first'). */
+  requireTls?: boolean
+  /** Greeting and certificate name, default 'mx.remote.example'. */
+  hostname?: string
+}
+
+/** One message the MX accepted. */
+export interface MxMessage {
+  helo: string
+  from: string
+  /** The recipients that got a 2xx. */
+  to: string[]
+  /** The message bytes as received (CRLF line ends, dot-stuffing undone). */
+  data: Buffer
+  /** STARTTLS was in effect. */
+  tls: boolean
+}
+
+export interface ScriptedMx {
+  port: number
+  /** Messages accepted so far, in arrival order (a live array). */
+  messages: MxMessage[]
+  close(): Promise<void>
+}
+
+/**
+ * Starts an smtp-server on 127.0.0.1:<free port> answering as scripted; replies are given whole
+ * ('550 5.1.1 No such user'), the code is taken from their first three digits.
+ */
+export async function startScriptedMx(options: ScriptedMxOptions = {}): Promise<ScriptedMx> {
+  const hostname = options.hostname ?? 'mx.remote.example'
+  const rcpt = new Map(Object.entries(options.rcpt ?? {}).map(([address, reply]) => [address.toLowerCase(), reply]))
+  const messages: MxMessage[] = []
+  const pems = options.tls ? await generate([{ name: 'commonName', value: hostname }], { keySize: 2048 }) : undefined
+
+  const server = new SMTPServer({
+    name: hostname,
+    banner: 'ESMTP scripted-mx',
+    logger: false,
+    closeTimeout: 1000,
+    disableReverseLookup: true, // it would ask the system resolver, off the loopback
+    authOptional: true,
+    disabledCommands: ['AUTH', ...(options.tls ? [] : ['STARTTLS'])],
+    // Replies carry their own enhanced status codes (RFC 3463), so smtp-server must not add one.
+    hideENHANCEDSTATUSCODES: true,
+    key: pems?.private,
+    cert: pems?.cert,
+    onMailFrom(_address, session, callback) {
+      if (options.requireTls && !session.secure)
+        return callback(replyError('530 5.7.0 Must issue a STARTTLS command first'))
+      callback(options.mail && !options.mail.startsWith('2') ? replyError(options.mail) : null)
+    },
+    onRcptTo(address, _session, callback) {
+      const reply = rcpt.get(address.address.toLowerCase())
+      callback(reply && !reply.startsWith('2') ? replyError(reply) : null)
+    },
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = []
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk))
+      stream.on('end', () => {
+        if (options.data && !options.data.startsWith('2')) return callback(replyError(options.data))
+        messages.push(record(session, Buffer.concat(chunks)))
+        callback(null, options.data ? options.data.slice(4) : 'Ok: queued')
+      })
+    },
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => resolve())
+  })
+  const { port } = server.server.address() as AddressInfo
+  return {
+    port,
+    messages,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
+}
+
+function record(session: SMTPServerSession, data: Buffer): MxMessage {
+  const from = session.envelope.mailFrom
+  return {
+    helo: session.hostNameAppearsAs,
+    from: from ? from.address : '',
+    to: session.envelope.rcptTo.map((address) => address.address),
+    data,
+    tls: session.secure,
+  }
+}
+
+/** An Error smtp-server turns into the given reply: responseCode from the first three digits. */
+function replyError(reply: string): Error {
+  const match = /^(\d{3}) ?(.*)$/.exec(reply)
+  if (!match) throw new Error(`not an SMTP reply: ${reply}`)
+  return Object.assign(new Error(match[2]), { responseCode: Number(match[1]) })
+}
