@@ -30,7 +30,7 @@ export async function servicePid(a: Appliance, service: string): Promise<number>
 }
 
 /** Waits until the supervisor reports `service` running with a pid other than `oldPid`. */
-export async function waitForRestart(a: Appliance, service: string, oldPid: number, timeoutMs = 20_000): Promise<number> {
+export async function waitForRestart(a: Appliance, service: string, oldPid: number, timeoutMs = 60_000): Promise<number> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const { body } = await applianceHealth(a)

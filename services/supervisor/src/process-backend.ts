@@ -1,5 +1,5 @@
 // Process mode (`npm start`): every service is a child process; one that dies is restarted
-// with backoff (1 s doubling to 30 s, reset after a minute of good health), on the same ports.
+// with backoff (1 s doubling to 30 s, reset after ten seconds of running), on the same ports.
 import { fork, type ChildProcess } from 'node:child_process'
 import type { Logger } from '@facteur/logging'
 import type { Announcement } from '@facteur/lifecycle'
@@ -25,7 +25,7 @@ export type Backend = {
 
 const BACKOFF_MIN = 1000
 const BACKOFF_MAX = 30_000
-const HEALTHY_AFTER = 60_000
+const HEALTHY_AFTER = 10_000
 /** How long the services after a provider (the filter) wait for its announcement at most. */
 const PROVIDER_WAIT = 30_000
 
