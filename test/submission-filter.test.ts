@@ -27,7 +27,24 @@ after(async () => {
 })
 
 const submit = (args: string[]) =>
-  swaks(['--server', `127.0.0.1:${app.port('submission', 'submission')}`, '--tls', '--auth', 'PLAIN', '--auth-user', 'alice@ours.example', '--auth-password', 'pw-alice', '--from', 'alice@ours.example', '--to', 'bob@ours.example', '--timeout', '20', ...args])
+  swaks([
+    '--server',
+    `127.0.0.1:${app.port('submission', 'submission')}`,
+    '--tls',
+    '--auth',
+    'PLAIN',
+    '--auth-user',
+    'alice@ours.example',
+    '--auth-password',
+    'pw-alice',
+    '--from',
+    'alice@ours.example',
+    '--to',
+    'bob@ours.example',
+    '--timeout',
+    '20',
+    ...args,
+  ])
 
 test("a virus in a user's message is refused at DATA with 554 5.7.1 naming the signature", async () => {
   const file = path.join(app.dir, 'eicar.com')
@@ -38,7 +55,12 @@ test("a virus in a user's message is refused at DATA with 554 5.7.1 naming the s
 })
 
 test('clean mail is delivered after the scan, without an Authentication-Results field claiming our authserv-id', async () => {
-  const r = await submit(['--header', 'Subject: clean', '--add-header', 'Authentication-Results: mx.ours.example; dkim=pass header.d=bank.example'])
+  const r = await submit([
+    '--header',
+    'Subject: clean',
+    '--add-header',
+    'Authentication-Results: mx.ours.example; dkim=pass header.d=bank.example',
+  ])
   assert.match(lastReply(r.stdout, '.') ?? '', /^250 /, r.stdout)
   const [m] = await waitForCount(async () => (await readMbox(path.join(app.mailDir, 'bob'))).filter((x) => x.includes('Subject: clean')), 1)
   assert.doesNotMatch(m, /bank\.example/)

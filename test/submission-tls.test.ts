@@ -26,10 +26,40 @@ before(async () => {
   keyFile = path.join(dir, 'privkey.pem')
   // A certificate signed by a test CA (not self-signed: health says ok).
   const ca = (name: string): string => path.join(dir, name)
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', ca('ca.key'), '-out', ca('ca.crt'), '-subj', '/CN=Facteur test CA', '-days', '2')
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    ca('ca.key'),
+    '-out',
+    ca('ca.crt'),
+    '-subj',
+    '/CN=Facteur test CA',
+    '-days',
+    '2',
+  )
   openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', ca('server.csr'), '-subj', '/CN=mx.ours.example')
   await fs.writeFile(ca('san.ext'), 'subjectAltName=DNS:mx.ours.example\n')
-  openssl('x509', '-req', '-in', ca('server.csr'), '-CA', ca('ca.crt'), '-CAkey', ca('ca.key'), '-CAcreateserial', '-out', certFile, '-days', '2', '-extfile', ca('san.ext'))
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    ca('server.csr'),
+    '-CA',
+    ca('ca.crt'),
+    '-CAkey',
+    ca('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    certFile,
+    '-days',
+    '2',
+    '-extfile',
+    ca('san.ext'),
+  )
   app = await startAppliance({
     services: ['smtp-ingress', 'delivery', 'submission'],
     env: { TLS_CERT: certFile, TLS_KEY: keyFile, SUBMISSION_ALT_PORT: '0', SUBMISSION_ALT_TLS: 'starttls' },
@@ -102,7 +132,11 @@ test('TLS 1.2 is the least a client may use', async () => {
   const old = { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' } as const
   await assert.rejects(served('submissions', '', old), /alert protocol version/)
   await assert.rejects(served('submission', '', old), /alert protocol version/)
-  assert.equal(await served('submissions', '', { ...old, maxVersion: 'TLSv1.2' }), await fingerprintOf(certFile), 'the same client with TLS 1.2 gets in')
+  assert.equal(
+    await served('submissions', '', { ...old, maxVersion: 'TLSv1.2' }),
+    await fingerprintOf(certFile),
+    'the same client with TLS 1.2 gets in',
+  )
 })
 
 test('a renewed certificate is served on the next connection, with and without SNI, on every listener, without a restart', async () => {
@@ -111,7 +145,21 @@ test('a renewed certificate is served on the next connection, with and without S
   assert.equal((await health()).checks.tls.status, 'ok', 'a CA-signed certificate')
 
   // The renewal: new files beside the old ones, renamed over them (the key first, then the certificate).
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${keyFile}.new`, '-out', `${certFile}.new`, '-subj', '/CN=mx.ours.example', '-days', '2')
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    `${keyFile}.new`,
+    '-out',
+    `${certFile}.new`,
+    '-subj',
+    '/CN=mx.ours.example',
+    '-days',
+    '2',
+  )
   await fs.rename(`${keyFile}.new`, keyFile)
   await fs.rename(`${certFile}.new`, certFile)
   const renewed = await fingerprintOf(certFile)
@@ -122,6 +170,10 @@ test('a renewed certificate is served on the next connection, with and without S
   assert.equal(await served('submission'), renewed, '587 STARTTLS without SNI')
   assert.equal(await served('submission', 'mx.ours.example'), renewed, '587 STARTTLS with SNI')
   assert.equal(await served('alt'), renewed, 'the alternate port')
-  assert.deepEqual((await health()).checks.tls, { status: 'degraded', detail: 'self-signed certificate' }, 'health follows the new certificate')
+  assert.deepEqual(
+    (await health()).checks.tls,
+    { status: 'degraded', detail: 'self-signed certificate' },
+    'health follows the new certificate',
+  )
   assert.doesNotMatch(app.output(), /service exited/, 'no restart')
 })

@@ -47,9 +47,15 @@ export function loadSubmissionConfig(r: EnvReader): SubmissionConfig {
 
   const delayMs = r.duration('SUBMISSION_AUTH_DELAY', '500ms')
   const delayMaxMs = r.duration('SUBMISSION_AUTH_DELAY_MAX', '8s')
-  if (delayMaxMs < delayMs) throw new ConfigError('SUBMISSION_AUTH_DELAY_MAX', r.raw('SUBMISSION_AUTH_DELAY_MAX'), 'a duration no shorter than SUBMISSION_AUTH_DELAY')
+  if (delayMaxMs < delayMs)
+    throw new ConfigError(
+      'SUBMISSION_AUTH_DELAY_MAX',
+      r.raw('SUBMISSION_AUTH_DELAY_MAX'),
+      'a duration no shorter than SUBMISSION_AUTH_DELAY',
+    )
   // A client waiting longer than a few minutes for an AUTH reply has given up (RFC 5321 §4.5.3.2.7).
-  if (delayMaxMs > 60_000) throw new ConfigError('SUBMISSION_AUTH_DELAY_MAX', r.raw('SUBMISSION_AUTH_DELAY_MAX'), 'a duration of at most 60s')
+  if (delayMaxMs > 60_000)
+    throw new ConfigError('SUBMISSION_AUTH_DELAY_MAX', r.raw('SUBMISSION_AUTH_DELAY_MAX'), 'a duration of at most 60s')
   const positive = (name: string, def: string): number => {
     const ms = r.duration(name, def)
     if (ms <= 0) throw new ConfigError(name, r.raw(name), 'a duration longer than 0, like 10m')
@@ -61,7 +67,10 @@ export function loadSubmissionConfig(r: EnvReader): SubmissionConfig {
     listen: r.string('SUBMISSION_LISTEN', r.string('SMTP_LISTEN', '0.0.0.0')),
     port,
     securePort,
-    alt: altPort === null ? null : Object.freeze({ port: altPort, tls: r.oneOf('SUBMISSION_ALT_TLS', ['implicit', 'starttls'] as const, 'implicit') }),
+    alt:
+      altPort === null
+        ? null
+        : Object.freeze({ port: altPort, tls: r.oneOf('SUBMISSION_ALT_TLS', ['implicit', 'starttls'] as const, 'implicit') }),
     healthPort,
     auth: Object.freeze({
       banFailures: r.int('SUBMISSION_AUTH_BAN_FAILURES', 10, 1, 10_000),

@@ -17,7 +17,10 @@ test('submission listens on 587 and 465, the alternate port is off, the limits h
 
 test('the alternate port takes implicit TLS unless told starttls; the listen address follows SMTP_LISTEN', () => {
   assert.deepEqual(loadConfig({ ...base, SUBMISSION_ALT_PORT: '2525' }).submission.alt, { port: 2525, tls: 'implicit' })
-  assert.deepEqual(loadConfig({ ...base, SUBMISSION_ALT_PORT: '0', SUBMISSION_ALT_TLS: 'STARTTLS' }).submission.alt, { port: 0, tls: 'starttls' })
+  assert.deepEqual(loadConfig({ ...base, SUBMISSION_ALT_PORT: '0', SUBMISSION_ALT_TLS: 'STARTTLS' }).submission.alt, {
+    port: 0,
+    tls: 'starttls',
+  })
   assert.equal(loadConfig({ ...base, SMTP_LISTEN: '127.0.0.1' }).submission.listen, '127.0.0.1')
   assert.equal(loadConfig({ ...base, SMTP_LISTEN: '127.0.0.1', SUBMISSION_LISTEN: '::' }).submission.listen, '::')
 })
@@ -31,10 +34,18 @@ test('bad submission settings stop start-up, naming the variable', () => {
     [{ SUBMISSION_AUTH_BAN_FAILURES: '0' }, /^SUBMISSION_AUTH_BAN_FAILURES="0" .* from 1 to 10000/],
     [{ SUBMISSION_AUTH_BAN_WINDOW: 'ten minutes' }, /^SUBMISSION_AUTH_BAN_WINDOW=.* a duration/],
     [{ SUBMISSION_AUTH_BAN_TIME: '0' }, /^SUBMISSION_AUTH_BAN_TIME="0" .* longer than 0/],
-    [{ SUBMISSION_AUTH_DELAY: '2s', SUBMISSION_AUTH_DELAY_MAX: '1s' }, /^SUBMISSION_AUTH_DELAY_MAX="1s" .* no shorter than SUBMISSION_AUTH_DELAY/],
+    [
+      { SUBMISSION_AUTH_DELAY: '2s', SUBMISSION_AUTH_DELAY_MAX: '1s' },
+      /^SUBMISSION_AUTH_DELAY_MAX="1s" .* no shorter than SUBMISSION_AUTH_DELAY/,
+    ],
     [{ SUBMISSION_AUTH_DELAY_MAX: '5m' }, /^SUBMISSION_AUTH_DELAY_MAX="5m" .* at most 60s/],
     [{ SUBMISSION_RATE_MESSAGES: '-1' }, /^SUBMISSION_RATE_MESSAGES="-1"/],
     [{ SUBMISSION_MAX_RECIPIENTS: '0' }, /^SUBMISSION_MAX_RECIPIENTS="0"/],
   ]
-  for (const [env, message] of bad) assert.throws(() => loadConfig({ ...base, ...env }), (err: unknown) => err instanceof ConfigError && message.test(err.message), JSON.stringify(env))
+  for (const [env, message] of bad)
+    assert.throws(
+      () => loadConfig({ ...base, ...env }),
+      (err: unknown) => err instanceof ConfigError && message.test(err.message),
+      JSON.stringify(env),
+    )
 })

@@ -18,7 +18,10 @@ export function parseRecipient(raw: string, defaultDomain: string): ParsedRecipi
   const at = raw.lastIndexOf('@')
   if (at <= 0) throw new SmtpError(553, '1.3', 'Bad recipient address syntax')
   let local = raw.slice(0, at)
-  const domain = raw.slice(at + 1).toLowerCase().replace(/\.$/, '')
+  const domain = raw
+    .slice(at + 1)
+    .toLowerCase()
+    .replace(/\.$/, '')
   if (local.startsWith('"') && local.endsWith('"') && local.length >= 2) local = local.slice(1, -1).replace(/\\(.)/g, '$1')
   // The classic relay tricks: user%other@ours, other!user@ours, "user@other"@ours, user@other@ours.
   if (/[%!@]/.test(local)) throw RELAY_DENIED

@@ -5,7 +5,10 @@ import type { Accounts } from '@facteur/accounts'
 import type { UnknownRecipient } from '@facteur/config'
 
 /** The final addresses (local mailboxes and external targets); throws 550 for nobody. */
-export async function expandLocalRecipient(address: string, ctx: { accounts: Accounts; unknownRecipient: UnknownRecipient }): Promise<string[]> {
+export async function expandLocalRecipient(
+  address: string,
+  ctx: { accounts: Accounts; unknownRecipient: UnknownRecipient },
+): Promise<string[]> {
   const { accounts, unknownRecipient } = ctx
   await accounts.refresh()
   let expansion = accounts.expand(address)

@@ -18,13 +18,20 @@ function run(gate: DataGate, chunks: string[]): string {
 }
 
 test('without an edit only the delivery-only fields are removed', () => {
-  assert.equal(run(new DataGate(limits), ['Return-Path: <x@y>\r\nBcc: b@x\r\nSubject: s\r\n\r\nbody\r\n']), 'Bcc: b@x\r\nSubject: s\r\n\r\nbody\r\n')
+  assert.equal(
+    run(new DataGate(limits), ['Return-Path: <x@y>\r\nBcc: b@x\r\nSubject: s\r\n\r\nbody\r\n']),
+    'Bcc: b@x\r\nSubject: s\r\n\r\nbody\r\n',
+  )
 })
 
 test('an edit strips more fields and appends fields at the end of the header, across chunk boundaries', () => {
   const gate = new DataGate(limits, undefined, { strip: new Set(['bcc']), add: (fields) => `X-Count: ${fields.length}\r\n` })
   assert.equal(run(gate, ['Subject: s\r\nBc', 'c: b@x\r\n\r', '\nbody\r\n']), 'Subject: s\r\nX-Count: 2\r\n\r\nbody\r\n')
-  assert.deepEqual(gate.headers?.map((f) => f.name), ['Subject', 'Bcc'], 'the fields as received stay visible')
+  assert.deepEqual(
+    gate.headers?.map((f) => f.name),
+    ['Subject', 'Bcc'],
+    'the fields as received stay visible',
+  )
 })
 
 test('a refused message gets no edit and stores nothing', () => {

@@ -16,9 +16,20 @@ const logger = createLogger({ service: SERVICE, level: config.log.level, format:
 try {
   const owner = { uid: config.mailbox.uid, gid: config.mailbox.gid }
   const spool = await openSpool(config.spoolDir, owner)
-  const accounts = openAccounts({ configDir: config.configDir, localDomains: config.localDomains, postmaster: config.postmaster, delimiter: config.recipientDelimiter })
+  const accounts = openAccounts({
+    configDir: config.configDir,
+    localDomains: config.localDomains,
+    postmaster: config.postmaster,
+    delimiter: config.recipientDelimiter,
+  })
   await accounts.refresh()
-  const certs = await openCertificates({ configDir: config.configDir, hostname: config.hostname, certFile: config.tls.cert, keyFile: config.tls.key, owner })
+  const certs = await openCertificates({
+    configDir: config.configDir,
+    hostname: config.hostname,
+    certFile: config.tls.cert,
+    keyFile: config.tls.key,
+    owner,
+  })
   const submission = await startSubmission({ config, logger, spool, accounts, certs })
   for (const l of submission.listeners) announce(logger, SERVICE, l.name, l.address, l.port)
   const health = await startHealthServer({
@@ -31,7 +42,10 @@ try {
         await certs.reload()
         return certs.current().selfSigned ? { status: 'degraded', detail: 'self-signed certificate' } : { status: 'ok' }
       },
-      filter: () => (config.filter.url ? { status: 'ok', detail: config.filter.url } : { status: 'degraded', detail: 'no content filter (FILTER_URL=off): mail is queued unscanned' }),
+      filter: () =>
+        config.filter.url
+          ? { status: 'ok', detail: config.filter.url }
+          : { status: 'degraded', detail: 'no content filter (FILTER_URL=off): mail is queued unscanned' },
     },
   })
   announce(logger, SERVICE, 'health', config.health.listen, health.port)

@@ -89,7 +89,8 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
     },
 
     onAuth(auth, session, cb) {
-      if (auth.method !== 'PLAIN' && auth.method !== 'LOGIN') return cb(refuse(session, 'AUTH', new SmtpError(504, '5.4', 'Unrecognized authentication type')))
+      if (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')
+        return cb(refuse(session, 'AUTH', new SmtpError(504, '5.4', 'Unrecognized authentication type')))
       let failure: AuthOutcome | undefined
       authenticate(
         {
@@ -102,7 +103,13 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
         { accounts, guard, mailDomain: config.mailDomain, onFailure: (o) => (failure = o) },
       ).then(
         (user) => {
-          logger.info('authenticated', { cid: session.id, listener: listener.name, remoteIp: session.remoteAddress, user, method: auth.method })
+          logger.info('authenticated', {
+            cid: session.id,
+            listener: listener.name,
+            remoteIp: session.remoteAddress,
+            user,
+            method: auth.method,
+          })
           cb(null, { user })
         },
         (err: unknown) => {
@@ -120,7 +127,14 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
     onMailFrom(address, session, cb) {
       const user = userOf(session)
       // RFC 3207 §4 and RFC 4954 §6: 530 5.7.0 before TLS, and before AUTH.
-      if (!user) return cb(refuse(session, 'MAIL', new SmtpError(530, '7.0', session.secure ? 'Authentication required' : 'Must issue a STARTTLS command first')))
+      if (!user)
+        return cb(
+          refuse(
+            session,
+            'MAIL',
+            new SmtpError(530, '7.0', session.secure ? 'Authentication required' : 'Must issue a STARTTLS command first'),
+          ),
+        )
       accounts
         .refresh()
         .then(() => {
@@ -227,7 +241,14 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
         (err: unknown) => {
           txns.delete(session.id)
           const filter = filtered && { filter: filtered.action }
-          cb(refuse(session, 'DATA', toSmtpError(err), { sender, recipients: recipients.map((r) => r.address), ...filter, durationMs: Date.now() - txn.started }))
+          cb(
+            refuse(session, 'DATA', toSmtpError(err), {
+              sender,
+              recipients: recipients.map((r) => r.address),
+              ...filter,
+              durationMs: Date.now() - txn.started,
+            }),
+          )
         },
       )
     },

@@ -18,7 +18,11 @@ test('three failures from one address ban it with 454 4.7.0, others still get in
   const port = sub.port('submissions')
   // Each failure names another account, so no account slowdown adds up here.
   for (const [i, user] of ['alice', 'bob', 'carol'].entries()) {
-    assert.equal((await authOnce(port, `${user}@ours.example`, 'guess', '127.0.0.2')).reply, '535 5.7.8 Authentication credentials invalid', `failure ${i + 1}`)
+    assert.equal(
+      (await authOnce(port, `${user}@ours.example`, 'guess', '127.0.0.2')).reply,
+      '535 5.7.8 Authentication credentials invalid',
+      `failure ${i + 1}`,
+    )
   }
   const banned = await authOnce(port, 'alice@ours.example', 'alice-secret', '127.0.0.2')
   assert.equal(banned.reply, '454 4.7.0 Too many failed authentications from your address, try again later', 'even the right password')
@@ -27,7 +31,7 @@ test('three failures from one address ban it with 454 4.7.0, others still get in
   assert.match((await authOnce(port, 'alice@ours.example', 'alice-secret', '127.0.0.2')).reply, /^235 /, 'the ban has lifted')
 })
 
-test("failures against one account slow its replies down, yet its owner still gets in from elsewhere", async (t) => {
+test('failures against one account slow its replies down, yet its owner still gets in from elsewhere', async (t) => {
   const sub = await startTestSubmission(t, { users, env })
   const port = sub.port('submissions')
   const baseline = await authOnce(port, 'bob@ours.example', 'bob-secret', '127.0.0.4')

@@ -52,7 +52,12 @@ export async function startTestSubmission(
   })
   const logger = createLogger({ service: 'submission', level: 'error', format: 'text' })
   const spool = await openSpool(config.spoolDir)
-  const accounts = openAccounts({ configDir, localDomains: config.localDomains, postmaster: config.postmaster, delimiter: config.recipientDelimiter })
+  const accounts = openAccounts({
+    configDir,
+    localDomains: config.localDomains,
+    postmaster: config.postmaster,
+    delimiter: config.recipientDelimiter,
+  })
   const certs = await openCertificates({ configDir, hostname: config.hostname, certFile: config.tls.cert, keyFile: config.tls.key })
   const submission = await startSubmission({ config, logger, spool, accounts, certs })
   const sessions: SmtpSession[] = []
@@ -98,7 +103,12 @@ export function plain(user: string, password: string, authzid = ''): string {
  * Linux loopback, so tests can play several clients). Resolves with the AUTH reply and how long
  * it took to come.
  */
-export async function authOnce(port: number, user: string, password: string, localAddress = '127.0.0.1'): Promise<{ reply: string; ms: number }> {
+export async function authOnce(
+  port: number,
+  user: string,
+  password: string,
+  localAddress = '127.0.0.1',
+): Promise<{ reply: string; ms: number }> {
   const socket = tls.connect({ socket: net.connect({ host: '127.0.0.1', port, localAddress }), rejectUnauthorized: false })
   try {
     const replies = replyReader(socket)

@@ -5,7 +5,11 @@ import { DataGate } from '@facteur/reception'
 import { submissionHeaderEdit } from '../src/headers.js'
 
 const limits = { sizeLimit: 1 << 20, headerSizeLimit: 1 << 16, headerCountLimit: 100 }
-const edit = submissionHeaderEdit({ hostname: 'mx.ours.example', user: 'alice@ours.example', now: () => new Date(Date.UTC(2026, 10, 28, 5, 49, 15)) })
+const edit = submissionHeaderEdit({
+  hostname: 'mx.ours.example',
+  user: 'alice@ours.example',
+  now: () => new Date(Date.UTC(2026, 10, 28, 5, 49, 15)),
+})
 
 function pass(message: string): string {
   const gate = new DataGate(limits, undefined, edit)
@@ -15,13 +19,21 @@ function pass(message: string): string {
 }
 
 test('Bcc: and Resent-Bcc: are removed, folded lines included, and nothing else', () => {
-  const out = pass('From: alice@ours.example\r\nTo: b@x.example\r\nBcc: hidden@x.example,\r\n  other@x.example\r\nresent-bcc: r@x.example\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <a@b>\r\n\r\nBcc: in the body stays\r\n')
-  assert.equal(out, 'From: alice@ours.example\r\nTo: b@x.example\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <a@b>\r\n\r\nBcc: in the body stays\r\n')
+  const out = pass(
+    'From: alice@ours.example\r\nTo: b@x.example\r\nBcc: hidden@x.example,\r\n  other@x.example\r\nresent-bcc: r@x.example\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <a@b>\r\n\r\nBcc: in the body stays\r\n',
+  )
+  assert.equal(
+    out,
+    'From: alice@ours.example\r\nTo: b@x.example\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <a@b>\r\n\r\nBcc: in the body stays\r\n',
+  )
 })
 
 test('Date:, Message-ID: and From: are added at the end of the header when missing', () => {
   const out = pass('Subject: hi\r\n\r\nbody\r\n')
-  assert.match(out, /^Subject: hi\r\nFrom: <alice@ours\.example>\r\nDate: Sat, 28 Nov 2026 05:49:15 \+0000\r\nMessage-ID: <[A-Za-z0-9._-]+@mx\.ours\.example>\r\n\r\nbody\r\n$/)
+  assert.match(
+    out,
+    /^Subject: hi\r\nFrom: <alice@ours\.example>\r\nDate: Sat, 28 Nov 2026 05:49:15 \+0000\r\nMessage-ID: <[A-Za-z0-9._-]+@mx\.ours\.example>\r\n\r\nbody\r\n$/,
+  )
 })
 
 test('a message with no header at all, or no body, still gets them in its header', () => {

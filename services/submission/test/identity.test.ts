@@ -4,7 +4,11 @@ import assert from 'node:assert/strict'
 import { startTestSubmission } from './harness.js'
 
 const users = { 'alice@ours.example': 'alice-secret', 'bob@ours.example': 'bob-secret' }
-const aliases = ['sales@ours.example: alice@ours.example', 'team@ours.example: alice@ours.example, bob@ours.example', 'bobs@ours.example: bob@ours.example'].join('\n')
+const aliases = [
+  'sales@ours.example: alice@ours.example',
+  'team@ours.example: alice@ours.example, bob@ours.example',
+  'bobs@ours.example: bob@ours.example',
+].join('\n')
 
 test('MAIL FROM must be the user, a sub-address of theirs, or an alias that delivers to them: else 553 5.7.1', async (t) => {
   const sub = await startTestSubmission(t, { users, aliases })
@@ -14,7 +18,14 @@ test('MAIL FROM must be the user, a sub-address of theirs, or an alias that deli
     await s.send('RSET')
     return reply
   }
-  for (const own of ['alice@ours.example', 'Alice@OURS.example', 'alice+lists@ours.example', 'sales@ours.example', 'team@ours.example', '']) {
+  for (const own of [
+    'alice@ours.example',
+    'Alice@OURS.example',
+    'alice+lists@ours.example',
+    'sales@ours.example',
+    'team@ours.example',
+    '',
+  ]) {
     assert.match(await mail(own), /^250 /, own)
   }
   for (const other of ['bob@ours.example', 'bobs@ours.example', 'alice@remote.example', 'postmaster@ours.example', 'nobody@ours.example']) {

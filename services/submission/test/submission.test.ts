@@ -67,8 +67,14 @@ test('the envelope keeps the user and the DSN parameters; Received says ESMTPSA 
       ['carol@remote.example', 'carol@remote.example', undefined],
     ],
   )
-  assert.match(env.prepend ?? '', /^Received: from client\.example \(\[127\.0\.0\.1\]\)\r\n\tby mx\.ours\.example \(Facteur\) with ESMTPSA id /)
+  assert.match(
+    env.prepend ?? '',
+    /^Received: from client\.example \(\[127\.0\.0\.1\]\)\r\n\tby mx\.ours\.example \(Facteur\) with ESMTPSA id /,
+  )
   assert.doesNotMatch(env.prepend ?? '', /alice|bob|carol|for </)
   const data = await fs.readFile(path.join(sub.config.spoolDir, 'data', id))
-  assert.match(data.toString(), /^From: Alice <alice@ours\.example>\r\nSubject: hi\r\nDate: .+\r\nMessage-ID: <[^>]+@mx\.ours\.example>\r\n\r\nbody\r\n$/)
+  assert.match(
+    data.toString(),
+    /^From: Alice <alice@ours\.example>\r\nSubject: hi\r\nDate: .+\r\nMessage-ID: <[^>]+@mx\.ours\.example>\r\n\r\nbody\r\n$/,
+  )
 })

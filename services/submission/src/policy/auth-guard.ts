@@ -47,7 +47,12 @@ export class AuthGuard {
   /** Records a failure; returns true when it starts a ban of the client's address. */
   failed(ip: string, account: string, now: number): boolean {
     const since = now - this.settings.banWindowMs
-    remember(this.accountFailures, account, [...recent(this.accountFailures.get(account), since), now].slice(-ACCOUNT_MEMORY), this.maxTracked)
+    remember(
+      this.accountFailures,
+      account,
+      [...recent(this.accountFailures.get(account), since), now].slice(-ACCOUNT_MEMORY),
+      this.maxTracked,
+    )
     const key = clientKey(ip)
     const times = [...recent(this.clientFailures.get(key), since), now]
     if (times.length < this.settings.banFailures) {
