@@ -6,6 +6,8 @@ import { mailboxBase } from './mailbox-path.js'
 import { loadOutbound, type OutboundConfig } from './outbound.js'
 import { loadSubmissionConfig, type SubmissionConfig } from './submission.js'
 import { loadFilterConfig, type FilterConfig } from './filter.js'
+import { loadProxyConfig, type ProxyConfig } from './proxy.js'
+import { loadSupervisorConfig, type SupervisorConfig } from './supervisor.js'
 
 export type MailboxFormat = 'mbox' | 'maildir'
 export type UnknownRecipient = { kind: 'reject' } | { kind: 'catchall'; address: string }
@@ -35,11 +37,12 @@ export type Config = Readonly<{
   tls: Readonly<{ cert?: string; key?: string }>
   log: Readonly<{ level: string; format: 'auto' | 'json' | 'text' }>
   health: Readonly<{ listen: string; ingressPort: number; deliveryPort: number }>
-  supervisor: Readonly<{ port: number; listen: string; portsFile: string }>
+  supervisor: SupervisorConfig
   queue: Readonly<{ workers: number; scanIntervalMs: number; retryMinMs: number; retryMaxMs: number; lifetimeMs: number }>
   outbound: OutboundConfig
   submission: SubmissionConfig
   filter: FilterConfig
+  proxy: ProxyConfig
 }>
 
 const LEVELS = ['error', 'warn', 'info', 'debug'] as const
@@ -121,11 +124,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       ingressPort: r.port('INGRESS_HEALTH_PORT', 8025),
       deliveryPort: r.port('DELIVERY_HEALTH_PORT', 8026),
     },
-    supervisor: {
-      port: r.port('SUPERVISOR_PORT', 8080),
-      listen: r.string('SUPERVISOR_LISTEN', '127.0.0.1'),
-      portsFile: r.string('PORTS_FILE', path.join(spoolDir, 'ports.json')),
-    },
+    supervisor: loadSupervisorConfig(r, spoolDir),
     queue: {
       workers: r.int('DELIVERY_WORKERS', 4, 1, 256),
       scanIntervalMs: r.duration('QUEUE_SCAN_INTERVAL', '1s'),
@@ -136,6 +135,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     outbound: loadOutbound(r),
     submission: loadSubmissionConfig(r),
     filter: loadFilterConfig(r),
+    proxy: loadProxyConfig(r),
   }
   return deepFreeze(config)
 }
