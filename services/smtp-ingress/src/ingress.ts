@@ -52,6 +52,8 @@ export async function startIngress(deps: {
     socketTimeout: config.smtp.timeoutMs,
     closeTimeout: 30_000,
     disableReverseLookup: true,
+    // A front proxy (HAProxy ...) tells the real client address in a PROXY v1 header; only PROXY_TRUSTED peers may.
+    useProxy: config.proxy.trusted.length ? [...config.proxy.trusted] : false,
     logger: false,
 
     onConnect(session, cb) {

@@ -7,11 +7,15 @@ import { openCertificates } from '@facteur/certs'
 import { startHealthServer } from '@facteur/health'
 import { announce, onShutdown } from '@facteur/lifecycle'
 import { startIngress } from './ingress.js'
+import { bridgeGateway, refuseTrustedGateway } from './docker-gateway.js'
 
 const SERVICE = 'smtp-ingress'
 loadDotenv()
 const config = exitOnConfigError(SERVICE, () => loadConfig(process.env))
 const logger = createLogger({ service: SERVICE, level: config.log.level, format: config.log.format })
+const gateway = await bridgeGateway()
+exitOnConfigError(SERVICE, () => refuseTrustedGateway(config, gateway))
+if (gateway) logger.info('on a Docker bridge network: clients of published ports may appear from its gateway', { gateway, proxyTrusted: config.proxy.trusted.join(',') })
 
 try {
   const owner = { uid: config.mailbox.uid, gid: config.mailbox.gid }

@@ -1,0 +1,109 @@
+// The real client address behind a proxy: PROXY protocol v1 from PROXY_TRUSTED peers only, and
+// the refusal to start when TRUSTED_NETWORKS holds the Docker bridge gateway.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { PassThrough } from 'node:stream'
+import { loadConfig, ConfigError, type Config } from '@facteur/config'
+import { createLogger } from '@facteur/logging'
+import { openSpool } from '@facteur/spool'
+import { openAccounts } from '@facteur/accounts'
+import { openCertificates } from '@facteur/certs'
+import { startIngress } from '../src/ingress.js'
+import { bridgeGateway, parseDefaultRoute, refuseTrustedGateway } from '../src/docker-gateway.js'
+import { swaks, lastReply } from '../../../test/support/swaks.js'
+
+async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'facteur-proxy-'))
+  t.after(() => fs.rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+async function startMx(t: Parameters<typeof tempDir>[0], env: Record<string, string>): Promise<{ port: number; log: () => string; config: Config }> {
+  const dir = await tempDir(t)
+  const configDir = path.join(dir, 'config')
+  await fs.mkdir(configDir)
+  await fs.writeFile(path.join(configDir, 'users'), 'alice@ours.example:{PLAIN}x\n')
+  const config = loadConfig({ MAIL_DOMAIN: 'ours.example', CONFIG_DIR: configDir, SPOOL_DIR: path.join(dir, 'spool'), MAIL_DIR: path.join(dir, 'mail'), FILTER_URL: 'off', ...env })
+  let out = ''
+  const stream = new PassThrough().on('data', (c: Buffer) => (out += c.toString()))
+  const logger = createLogger({ service: 'smtp-ingress', format: 'json', stream })
+  const accounts = openAccounts({ configDir, localDomains: config.localDomains, postmaster: config.postmaster, delimiter: config.recipientDelimiter })
+  await accounts.refresh()
+  const certs = await openCertificates({ configDir, hostname: config.hostname })
+  const mx = await startIngress({ config, logger, spool: await openSpool(config.spoolDir), accounts, certs })
+  t.after(() => mx.close())
+  return { port: mx.port, log: () => out, config }
+}
+
+const queuedIps = (log: string): string[] =>
+  log
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { message: string; remoteIp?: string })
+    .filter((l) => l.message === 'queued')
+    .map((l) => l.remoteIp ?? '')
+
+test('takes the client address from a PROXY header sent by a PROXY_TRUSTED peer, and logs it', async (t) => {
+  const mx = await startMx(t, { SMTP_LISTEN: '127.0.0.1', SMTP_PORT: '0', PROXY_TRUSTED: '127.0.0.1' })
+  const proxy = ['--proxy-family', 'TCP4', '--proxy-source', '203.0.113.9', '--proxy-source-port', '40000', '--proxy-dest', '192.0.2.25', '--proxy-dest-port', '25']
+  const out = await swaks(['--server', `127.0.0.1:${mx.port}`, '--from', 'a@remote.example', '--to', 'alice@ours.example', '--timeout', '10', ...proxy])
+  assert.equal(out.code, 0, out.stdout + out.stderr)
+  assert.match(lastReply(out, '.') ?? '', /^250 /)
+  assert.deepEqual(queuedIps(mx.log()), ['203.0.113.9'])
+})
+
+test('expects no PROXY header from other peers, and refuses a trusted peer that sends none', async (t) => {
+  const plain = await startMx(t, { SMTP_LISTEN: '127.0.0.1', SMTP_PORT: '0', PROXY_TRUSTED: '192.0.2.1' })
+  const out = await swaks(['--server', `127.0.0.1:${plain.port}`, '--from', 'a@remote.example', '--to', 'alice@ours.example', '--timeout', '10'])
+  assert.equal(out.code, 0, out.stdout + out.stderr)
+  assert.deepEqual(queuedIps(plain.log()), ['127.0.0.1'])
+
+  const strict = await startMx(t, { SMTP_LISTEN: '127.0.0.1', SMTP_PORT: '0', PROXY_TRUSTED: '127.0.0.1' })
+  const bare = await swaks(['--server', `127.0.0.1:${strict.port}`, '--from', 'a@remote.example', '--to', 'alice@ours.example', '--timeout', '5'])
+  assert.notEqual(bare.code, 0)
+  assert.deepEqual(queuedIps(strict.log()), [])
+})
+
+test('PROXY_TRUSTED takes addresses, not networks', () => {
+  assert.throws(() => loadConfig({ MAIL_DOMAIN: 'ours.example', PROXY_TRUSTED: '10.0.0.0/8' }), /^ConfigError: PROXY_TRUSTED="10.0.0.0\/8" is not valid/)
+})
+
+const ROUTE = [
+  'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT',
+  'eth0\t00000000\t010013AC\t0003\t0\t0\t0\t00000000\t0\t0\t0',
+  'eth0\t000013AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0',
+].join('\n')
+
+test('reads the default gateway from /proc/net/route', () => {
+  assert.deepEqual(parseDefaultRoute(ROUTE), { iface: 'eth0', gateway: '172.19.0.1' })
+  assert.equal(parseDefaultRoute(ROUTE.split('\n').filter((l) => !l.includes('\t00000000\t010013AC')).join('\n')), null)
+})
+
+test('sees a bridge gateway only in a container whose default route leaves through a veth', async (t) => {
+  const root = await tempDir(t)
+  await fs.mkdir(path.join(root, 'proc/net'), { recursive: true })
+  await fs.mkdir(path.join(root, 'sys/class/net/eth0'), { recursive: true })
+  await fs.writeFile(path.join(root, 'proc/net/route'), ROUTE)
+  await fs.writeFile(path.join(root, 'sys/class/net/eth0/ifindex'), '12\n')
+  await fs.writeFile(path.join(root, 'sys/class/net/eth0/iflink'), '13\n')
+  assert.equal(await bridgeGateway(root), null, 'not in a container')
+  await fs.writeFile(path.join(root, '.dockerenv'), '')
+  assert.equal(await bridgeGateway(root), '172.19.0.1')
+  await fs.writeFile(path.join(root, 'sys/class/net/eth0/iflink'), '12\n')
+  assert.equal(await bridgeGateway(root), null, 'network_mode: host')
+})
+
+test('refuses to start when TRUSTED_NETWORKS contains the bridge gateway, naming the variable', () => {
+  const config = loadConfig({ MAIL_DOMAIN: 'ours.example', TRUSTED_NETWORKS: '192.168.1.0/24, 172.16.0.0/12' })
+  assert.throws(() => refuseTrustedGateway(config, '172.19.0.1'), (err: unknown) => {
+    assert.ok(err instanceof ConfigError)
+    assert.equal(err.variable, 'TRUSTED_NETWORKS')
+    assert.match(err.message, /172\.19\.0\.1, the Docker bridge gateway/)
+    return true
+  })
+  assert.doesNotThrow(() => refuseTrustedGateway(config, '10.9.0.1'))
+  assert.doesNotThrow(() => refuseTrustedGateway(config, null))
+})
