@@ -18,6 +18,13 @@ test('a message answered 250 survives kill -9 of the ingress and of delivery rig
   // Delivery is killed first, so the message can only survive in the spool.
   const deliveryPid = await servicePid(mx, 'delivery')
   process.kill(deliveryPid, 'SIGSTOP')
+  t.after(() => {
+    try {
+      process.kill(deliveryPid, 'SIGCONT')
+    } catch {
+      // restarted already
+    }
+  })
   const ids: string[] = []
   for (let i = 0; i < 3; i++) {
     const ingressPid = await servicePid(mx, 'smtp-ingress')
@@ -55,6 +62,13 @@ for (const format of ['mbox', 'maildir'] as const) {
 
     const deliveryPid = await servicePid(mx, 'delivery')
     process.kill(deliveryPid, 'SIGSTOP') // hold delivery until the message is queued
+    t.after(() => {
+      try {
+        process.kill(deliveryPid, 'SIGCONT')
+      } catch {
+        // killed already
+      }
+    })
     const line = 'The quick brown fox jumps over the lazy dog, again and again and again.\r\n'
     const lines = Math.ceil((64 * 1024 * 1024) / line.length)
     const r = await sendMail(port, { from: 'a@remote.example', to: ['alice@ours.example'], data: `Subject: large\r\n\r\n${line.repeat(lines)}`, timeoutMs: 120_000 })

@@ -81,6 +81,7 @@ export async function startAppliance(opts: ApplianceOptions = {}): Promise<Appli
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // a process group of its own: stop() can kill whatever a failed test left behind
   })
   const waiters: (() => void)[] = []
   const onData = (c: Buffer): void => {
@@ -143,6 +144,13 @@ export async function startAppliance(opts: ApplianceOptions = {}): Promise<Appli
       const timer = setTimeout(() => supervisor.kill('SIGKILL'), 20_000)
       const code = await exited
       clearTimeout(timer)
+      try {
+        process.kill(-supervisor.pid!, 'SIGKILL') // children a killed supervisor left (stopped, hung)
+      } catch {
+        // the group is gone: all exited
+      }
+      supervisor.stdout?.destroy()
+      supervisor.stderr?.destroy()
       return code
     },
   }

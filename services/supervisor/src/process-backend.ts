@@ -3,33 +3,20 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import type { Logger } from '@facteur/logging'
 import type { Announcement } from '@facteur/lifecycle'
-import { entryPoint, type ServiceDef } from './services.js'
+import { entryPoint, loopbackFor, type ServiceDef } from './services.js'
 import type { PortsTable } from './ports-file.js'
-
-export type ServiceState = {
-  name: string
-  pid: number | null
-  running: boolean
-  restarts: number
-  startedAt: number | null
-  ports: Record<string, { address: string; port: number }>
-}
-
-export type Backend = {
-  states(): ServiceState[]
-  ports(): PortsTable
-  /** Kills one service's process (chaos tests use this to see the restart). */
-  restart(name: string): boolean
-  stop(): Promise<void>
-}
+import type { Backend, ServiceState } from './backend.js'
 
 const BACKOFF_MIN = 1000
 const BACKOFF_MAX = 30_000
 const HEALTHY_AFTER = 10_000
+const STOP_GRACE = 40_000
 /** How long the services after a provider (the filter) wait for its announcement at most. */
 const PROVIDER_WAIT = 30_000
 
-export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger: Logger; onPorts: (ports: PortsTable) => void; env?: NodeJS.ProcessEnv }): Backend {
+export type ProcessBackend = Backend & { ports(): PortsTable }
+
+export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger: Logger; onPorts: (ports: PortsTable) => void; env?: NodeJS.ProcessEnv }): ProcessBackend {
   const { logger } = opts
   let stopping = false
   const children = new Map<string, { def: ServiceDef; child: ChildProcess | null; state: ServiceState; backoff: number; timer?: NodeJS.Timeout }>()
@@ -53,6 +40,8 @@ export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger:
     c.child = child
     c.state.pid = child.pid ?? null
     c.state.running = true
+    c.state.state = 'running'
+    c.state.exitCode = null
     c.state.startedAt = Date.now()
     child.on('message', (msg: Announcement) => {
       if (msg?.type !== 'listening') return
@@ -67,11 +56,14 @@ export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger:
     child.on('exit', (code, signal) => {
       c.state.running = false
       c.state.pid = null
+      c.state.exitCode = code
+      c.state.state = 'restarting'
       c.child = null
       if (stopping) return
       const ranFor = Date.now() - (c.state.startedAt ?? Date.now())
       if (ranFor > HEALTHY_AFTER) c.backoff = BACKOFF_MIN
       if (code === 78) {
+        c.state.state = 'exited'
         logger.error('service has a configuration error, not restarting it', { child: name })
         waiting.get(name)?.()
         return
@@ -84,7 +76,7 @@ export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger:
   }
 
   for (const def of opts.defs) {
-    children.set(def.name, { def, child: null, backoff: BACKOFF_MIN, state: { name: def.name, pid: null, running: false, restarts: 0, startedAt: null, ports: {} } })
+    children.set(def.name, { def, child: null, backoff: BACKOFF_MIN, state: { name: def.name, state: 'starting', running: false, pid: null, exitCode: null, engineHealth: null, restarts: 0, startedAt: null, hasHealthz: true, baseUrl: null, ports: {} } })
   }
   // In order: a service that provides a variable (the filter's URL) is waited for, within
   // PROVIDER_WAIT, before the services after it start; the others start at once.
@@ -104,13 +96,19 @@ export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger:
   })()
 
   return {
-    states: () => [...children.values()].map((c) => ({ ...c.state, ports: { ...c.state.ports } })),
+    mode: 'process',
+    refresh: async () =>
+      [...children.values()].map((c) => {
+        const health = c.state.ports.health
+        return { ...c.state, ports: { ...c.state.ports }, baseUrl: health && c.state.running ? `http://${loopbackFor(health.address)}:${health.port}` : null }
+      }),
     ports: portsTable,
-    restart(name) {
+    // The exit handler above starts it again, with its backoff, and counts the restart.
+    async restart(name, reason) {
       const c = children.get(name)
-      if (!c?.child) return false
+      if (!c?.child) return
+      logger.warn('killing service', { child: name, pid: c.child.pid, reason })
       c.child.kill('SIGKILL')
-      return true
     },
     async stop() {
       stopping = true
@@ -119,8 +117,18 @@ export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger:
         clearTimeout(c.timer)
         const child = c.child
         if (!child) continue
-        waits.push(new Promise((resolve) => child.once('exit', () => resolve())))
+        waits.push(
+          new Promise((resolve) => {
+            // A child that does not finish in time (stopped, hung) is killed: the supervisor never waits forever.
+            const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE)
+            child.once('exit', () => {
+              clearTimeout(timer)
+              resolve()
+            })
+          }),
+        )
         child.kill('SIGTERM')
+        child.kill('SIGCONT')
       }
       await Promise.all(waits)
     },
