@@ -55,7 +55,7 @@ export function sampleMemory(a: Appliance, intervalMs = 250): { peak(): Record<s
       } catch {
         // the supervisor is busy or stopping: try again
       }
-      await new Promise((r) => setTimeout(r, intervalMs))
+      await new Promise((r) => setTimeout(r, intervalMs).unref())
     }
   })()
   return {
