@@ -5,7 +5,7 @@
 // in a listener that runs before smtp-server's own, and a changed pair replaces that context.
 import fs from 'node:fs'
 import type { SMTPServer } from 'smtp-server'
-import type { Certificates } from '@facteur/certs'
+import type { Certificates } from './certs.js'
 import type { Logger } from '@facteur/logging'
 
 export function servesRenewedCertificate(server: SMTPServer, certs: Certificates, logger: Logger): void {

@@ -8,7 +8,7 @@ import { inNetworks } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
 import type { Spool } from '@facteur/spool'
 import type { Accounts } from '@facteur/accounts'
-import type { Certificates } from '@facteur/certs'
+import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
 import { SmtpError, toSmtpError } from '@facteur/smtp-error'
 import { receiveMessage, receivedHeader } from '@facteur/reception'
 import { claimsAuthservId, filterInspector, type FilterOutcome } from '@facteur/filter-client'
@@ -156,6 +156,7 @@ export async function startIngress(deps: {
   })
 
   server.on('error', (err) => logger.warn('smtp error', { err: err.message }))
+  servesRenewedCertificate(server, certs, logger)
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject)
     server.listen(config.smtp.port, config.smtp.listen, () => resolve())

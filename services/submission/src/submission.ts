@@ -7,11 +7,10 @@ import type { Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
 import type { Spool } from '@facteur/spool'
 import type { Accounts } from '@facteur/accounts'
-import type { Certificates } from '@facteur/certs'
 import { AuthGuard } from './policy/auth-guard.js'
 import { SendingLimits } from './policy/rate.js'
 import { createSubmissionServer } from './session.js'
-import { servesRenewedCertificate } from './tls-refresh.js'
+import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
 
 export type ListenerName = 'submission' | 'submissions' | 'alt'
 export type Submission = {
