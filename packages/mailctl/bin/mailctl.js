@@ -5,6 +5,16 @@ import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 
+// Run as root with MAIL_UID set (`docker compose exec supervisor mailctl ...`, whose container
+// starts as root): act as the mail user, so the files written belong to the services reading them.
+if (process.getuid?.() === 0 && /^\d+$/.test(process.env.MAIL_UID ?? '')) {
+  const uid = Number(process.env.MAIL_UID)
+  const gid = /^\d+$/.test(process.env.MAIL_GID ?? '') ? Number(process.env.MAIL_GID) : uid
+  process.setgroups([gid])
+  process.setgid(gid)
+  process.setuid(uid)
+}
+
 const here = path.dirname(fileURLToPath(import.meta.url))
 const built = path.join(here, '..', 'dist', 'main.js')
 if (existsSync(built)) {

@@ -27,9 +27,15 @@ const deliveries = new Counter({
 })
 const lastDelivery = new Gauge({
   name: 'facteur_last_delivery_timestamp_seconds',
-  help: 'When the last recipient was delivered (Unix time); absent until then.',
+  help: 'When the last recipient was delivered (Unix time); 0 until then.',
   registers: [registry],
 })
+/** Tells the supervisor that a service restarted (its counters started again from 0). */
+new Gauge({
+  name: 'facteur_process_start_time_seconds',
+  help: 'When this process started (Unix time).',
+  registers: [registry],
+}).set(Math.round(performance.timeOrigin) / 1000)
 const verdicts = new Counter({
   name: 'facteur_filter_verdicts_total',
   help: 'Content filter verdicts by direction (inbound, outbound) and action (accept, tag, junk, reject, tempfail).',

@@ -32,7 +32,7 @@ export const SERVICES: readonly ServiceDef[] = [
 ]
 
 /** A wildcard listener is reached on loopback; an IPv6 address goes in brackets (RFC 3986 §3.2.2). */
-function loopbackFor(address: string): string {
+export function loopbackFor(address: string): string {
   if (address === '0.0.0.0' || address === '') return '127.0.0.1'
   if (address === '::') return '[::1]'
   return address.includes(':') ? `[${address}]` : address
