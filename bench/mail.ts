@@ -1,0 +1,233 @@
+// Benchmark (not a test): Facteur against a real Postfix on the same machine, in the same run,
+// both delivering into Maildirs with fsync. Every row is driven by smtp-source (throughput),
+// then by our load client (bench/smtp-load.ts: time from the end of DATA to the 250), Postfix
+// first then us, row after row, so a drift of the machine's speed hits both. Then the same
+// with the content filter on (clamd + spamd) against those engines called directly, and the
+// memory of 1,000 idle connections. Prints the tables and writes BENCHMARKS.md.
+//   npm run bench [-- --quick]
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { startAppliance, ROOT, type Appliance } from '../test/support/appliance.js'
+import { applianceHealth } from '../test/support/supervisor.js'
+import { startLocalPostfix, countMaildirs, type LocalPostfix } from '../test/support/postfix-local.js'
+import { run } from '../test/support/process.js'
+import { percentile, smtpLoad, idleConnections, benchMessage } from './smtp-load.js'
+import { filterBench } from './mail-filter.js'
+
+const quick = process.argv.includes('--quick')
+const noFilter = process.argv.includes('--no-filter')
+// --only=<text> (repeatable): the rows whose label holds one of them, e.g. --only='one per message | 50 | 2 KB | 1 |'.
+const only = process.argv.filter((a) => a.startsWith('--only=')).map((a) => a.slice('--only='.length))
+const DOMAIN = 'ours.example'
+// smtp-source -r N sends to bench@, 2bench@ ... Nbench@: those accounts exist on both sides.
+const USERS = ['bench', ...Array.from({ length: 9 }, (_, i) => `${i + 2}bench`)]
+const SENDER = 'load@client.example'
+/** How long a row waits for the mailboxes to hold everything it sent (then reports "not drained"). */
+const DRAIN_TIMEOUT_MS = quick ? 60_000 : 120_000
+
+type Row = { reuse: boolean; sessions: number; size: number; rcpts: number }
+type Side = {
+  accepted: number
+  delivered: number
+  drained: boolean
+  p50: number
+  p99: number
+  rssMB?: number
+  error?: string
+}
+type Server = { name: string; port: number; delivered(): Promise<number>; beforeRun?(): Promise<void>; rssMB?(): Promise<number> }
+
+/** Messages per smtp-source run: enough to keep every session busy, bounded in bytes written. */
+function messagesFor(r: Row): number {
+  const base = quick ? 100 : r.size > 10_000 || r.rcpts > 1 ? 500 : 1000
+  return Math.max(r.sessions, base)
+}
+/** Messages for the latency run (our client). */
+function latencyMessagesFor(r: Row): number {
+  return quick ? Math.max(r.sessions, 100) : Math.max(r.sessions, 250)
+}
+
+async function waitDelivered(server: Server, target: number, since: number): Promise<{ count: number; at: number; drained: boolean }> {
+  const deadline = since + DRAIN_TIMEOUT_MS
+  for (;;) {
+    const count = await server.delivered()
+    if (count >= target) return { count, at: performance.now(), drained: true }
+    if (performance.now() > deadline) return { count, at: performance.now(), drained: false }
+    await sleep(50)
+  }
+}
+
+async function measure(server: Server, r: Row): Promise<Side> {
+  const rcpts = USERS.slice(0, r.rcpts).map((u) => `${u}@${DOMAIN}`)
+  const m = messagesFor(r)
+  await server.beforeRun?.()
+  const before = await server.delivered()
+  const t0 = performance.now()
+  const args = ['-s', String(r.sessions), '-m', String(m), '-l', String(r.size), '-r', String(r.rcpts), '-f', SENDER, '-M', 'client.example', '-t', `bench@${DOMAIN}`]
+  if (r.reuse) args.push('-d')
+  // -C: retry a connection reset (a full listen queue) rather than giving up at once.
+  args.push('-C', '5', `127.0.0.1:${server.port}`)
+  const source = await run('/usr/sbin/smtp-source', args, { timeoutMs: 300_000 })
+  const t1 = performance.now()
+  const error = source.code !== 0 ? `smtp-source exited ${source.code ?? source.signal}: ${(source.stderr || source.stdout).trim().split('\n').slice(-2).join(' ')}` : undefined
+  const done = await waitDelivered(server, before + m * r.rcpts, t0)
+  const delivered = (done.count - before) / r.rcpts
+  // Latency: our client, same sessions, mode, size and recipients; then let it drain too.
+  const lat = await smtpLoad({ port: server.port, sessions: r.sessions, messages: latencyMessagesFor(r), reuse: r.reuse, size: r.size, recipients: rcpts, sender: SENDER })
+  await waitDelivered(server, done.count + lat.sent * r.rcpts, performance.now())
+  return {
+    accepted: error ? NaN : m / ((t1 - t0) / 1000),
+    delivered: delivered / ((done.at - t0) / 1000),
+    drained: done.drained,
+    p50: percentile(lat.latencies, 50),
+    p99: percentile(lat.latencies, 99),
+    rssMB: await server.rssMB?.(),
+    error: error ?? (lat.failed ? `load client: ${lat.failed} failed (${lat.errors[0]})` : undefined),
+  }
+}
+
+/** Pids of the appliance's services, from the supervisor's /health. */
+async function servicePids(a: Appliance): Promise<number[]> {
+  const { body } = await applianceHealth(a)
+  return Object.values(body.services)
+    .map((s) => s.pid)
+    .filter((p): p is number => typeof p === 'number' && p > 0)
+}
+
+async function statusKB(pid: number, field: 'VmHWM' | 'VmRSS'): Promise<number> {
+  const text = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)
+  return m ? Number(m[1]) : 0
+}
+
+const fmt = (n: number | undefined, digits = 0): string => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits))
+
+async function machine(): Promise<string> {
+  const postfixVersion = (await run('postconf', ['-d', '-h', 'mail_version'])).stdout.trim()
+  const cpu = os.cpus()[0]?.model ?? 'unknown'
+  return [
+    `- CPU: ${os.cpus().length} × ${cpu} (nproc ${(await run('nproc', [])).stdout.trim()})`,
+    `- memory: ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    `- kernel: ${os.release()}; Node ${process.version}; Postfix ${postfixVersion}`,
+    `- disk: the spool, Postfix's queue and both mail directories in ${os.tmpdir()} (${(await run('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', os.tmpdir()])).stdout.trim()})`,
+  ].join('\n')
+}
+
+const lines: string[] = []
+const say = (s = ''): void => {
+  console.log(s)
+  lines.push(s)
+}
+
+const started = new Date()
+let postfix: LocalPostfix | undefined
+let mx: Appliance | undefined
+let exitCode = 0
+try {
+  try {
+    postfix = await startLocalPostfix({ domain: DOMAIN, users: USERS })
+  } catch (err) {
+    console.error(`Postfix did not start: ${(err as Error).message}`)
+    process.exit(1)
+  }
+  mx = await startAppliance({
+    users: Object.fromEntries(USERS.map((u) => [`${u}@${DOMAIN}`, 'bench-password'])),
+    env: {
+      MAILBOX_FORMAT: 'maildir',
+      // 500 parallel sessions, and 1,000 idle connections below: over the default of 200.
+      SMTP_MAX_CLIENTS: '2000',
+      ...(process.env.BENCH_ENV ? (JSON.parse(process.env.BENCH_ENV) as Record<string, string>) : {}),
+    },
+  })
+  const a = mx
+  const pf = postfix
+  const ours: Server = {
+    name: 'Facteur',
+    port: a.port('smtp-ingress', 'smtp'),
+    delivered: () => countMaildirs(a.mailDir, USERS),
+    async beforeRun() {
+      // Linux: writing 5 to clear_refs resets VmHWM, so each row reports its own peak.
+      for (const pid of await servicePids(a)) await fs.writeFile(`/proc/${pid}/clear_refs`, '5').catch(() => undefined)
+    },
+    async rssMB() {
+      let kb = 0
+      for (const pid of await servicePids(a)) kb += await statusKB(pid, 'VmHWM')
+      return kb / 1024
+    },
+  }
+  const theirs: Server = { name: 'Postfix', port: pf.port, delivered: () => pf.delivered() }
+
+  const rows: Row[] = []
+  for (const reuse of [false, true])
+    for (const sessions of [50, 500])
+      for (const size of [2048, 102_400]) for (const rcpts of [1, 10]) rows.push({ reuse, sessions, size, rcpts })
+
+  say('## Filters off: Facteur against Postfix')
+  say()
+  say('Both deliver into Maildirs (file fsync\'d, then renamed into new/). accepted: smtp-source\'s messages / its run time. delivered: messages found in the mailboxes / time until the last one is there. p50/p99: end of DATA to 250, by bench/smtp-load.ts. RSS: peak (VmHWM) of our services together, for the row. ratio: our delivered msg/s / Postfix\'s.')
+  say()
+  say('| connection | sessions | size | rcpts | Postfix accepted/s | Facteur accepted/s | Postfix delivered/s | Facteur delivered/s | **ratio** | Postfix p50 / p99 ms | Facteur p50 / p99 ms | Facteur peak RSS MB |')
+  say('|---|---|---|---|---|---|---|---|---|---|---|---|')
+  let postfixTotal = 0
+  const notes: string[] = []
+  for (const r of rows) {
+    const label = `| ${r.reuse ? 'reused (-d)' : 'one per message'} | ${r.sessions} | ${r.size >= 1024 ? `${r.size / 1024} KB` : r.size} | ${r.rcpts}`
+    if (only.length && !only.some((o) => `${label} |`.includes(o))) continue
+    const p = await measure(theirs, r)
+    const f = await measure(ours, r)
+    postfixTotal += p.delivered
+    const drained = (s: Side): string => (s.drained ? '' : ' (not drained)')
+    say(
+      `${label} | ${fmt(p.accepted)} | ${fmt(f.accepted)} | ${fmt(p.delivered)}${drained(p)} | ${fmt(f.delivered)}${drained(f)} | **${fmt(f.delivered / p.delivered, 2)}** | ${fmt(p.p50, 1)} / ${fmt(p.p99, 1)} | ${fmt(f.p50, 1)} / ${fmt(f.p99, 1)} | ${fmt(f.rssMB)} |`,
+    )
+    for (const [n, s] of [['Postfix', p], ['Facteur', f]] as const) if (s.error) notes.push(`${label.slice(2).replace(/ \| /g, ', ')} — ${n}: ${s.error}`)
+  }
+  if (notes.length) {
+    say()
+    for (const n of notes) say(`- ${n}`)
+  }
+  if (!(postfixTotal > 0)) {
+    console.error(`Postfix delivered nothing: see ${pf.logFile}`)
+    exitCode = 1
+  }
+
+  // Memory: 1,000 idle connections on :25.
+  const ingressPid = (await applianceHealth(a)).body.services['smtp-ingress']?.pid
+  if (ingressPid) {
+    const before = await statusKB(ingressPid, 'VmRSS')
+    const idle = await idleConnections(ours.port, 1000)
+    await sleep(1000)
+    const with1000 = await statusKB(ingressPid, 'VmRSS')
+    idle.close()
+    say()
+    say('## Memory: 1,000 idle connections on :25')
+    say()
+    say(`smtp-ingress RSS ${fmt(before / 1024, 1)} MB before, ${fmt(with1000 / 1024, 1)} MB with ${idle.open} connections open (greeted, idle): ${fmt((with1000 - before) / Math.max(1, idle.open), 1)} kB each.`)
+  }
+} finally {
+  await mx?.stop()
+  await postfix?.close()
+}
+
+if (!noFilter && exitCode === 0) {
+  say()
+  for (const l of await filterBench({ quick, message: benchMessage, users: USERS, domain: DOMAIN })) say(l)
+}
+
+const command = `npm run bench${process.argv.slice(2).length ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
+const doc = [
+  '# Benchmarks',
+  '',
+  `Written by \`${command}\` (bench/mail.ts) on ${started.toISOString()}, in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s.`,
+  '',
+  await machine(),
+  '',
+  ...lines,
+  '',
+].join('\n')
+await fs.writeFile(path.join(ROOT, 'BENCHMARKS.md'), doc)
+console.log(`\nwrote ${path.join(ROOT, 'BENCHMARKS.md')}`)
+process.exit(exitCode)
