@@ -33,7 +33,7 @@ export type ActiveMessage = {
   readonly envelope: Envelope
   /** The message as delivered: the envelope's prepended headers, then the stored bytes. */
   open(): Readable
-  /** Rewrites the envelope durably (after each recipient's outcome). */
+  /** Rewrites the envelope durably (after each recipient's outcome); concurrent calls share writes. */
   save(): Promise<void>
   /** Every recipient is final: the message leaves the spool. */
   finish(): Promise<void>
@@ -79,8 +79,8 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     await fs.chown(file, owner.uid, owner.gid ?? owner.uid)
   }
 
-  /** Writes JSON to tmp, fsyncs it, and renames it to `to` (then fsyncs the target directory). */
-  async function writeEnvelope(envelope: Envelope, to: Dir): Promise<void> {
+  /** Writes the envelope's JSON to a file in tmp/ and fsyncs it; returns its path. */
+  async function stageEnvelope(envelope: Envelope): Promise<string> {
     const tmp = p('tmp', `${envelope.id}.json.${process.pid}.${Math.random().toString(36).slice(2)}`)
     const fh = await fs.open(tmp, 'wx', 0o600)
     try {
@@ -93,8 +93,18 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     }
     await fh.close()
     await chown(tmp)
-    await fs.rename(tmp, p(to, `${envelope.id}.json`))
+    return tmp
+  }
+
+  /** Renames a staged envelope to `to` and fsyncs that directory. */
+  async function placeEnvelope(tmp: string, id: string, to: Dir): Promise<void> {
+    await fs.rename(tmp, p(to, `${id}.json`))
     await syncers[to].sync()
+  }
+
+  /** Writes JSON to tmp, fsyncs it, and renames it to `to` (then fsyncs the target directory). */
+  async function writeEnvelope(envelope: Envelope, to: Dir): Promise<void> {
+    await placeEnvelope(await stageEnvelope(envelope), envelope.id, to)
   }
 
   async function readEnvelope(file: string): Promise<Envelope> {
@@ -124,16 +134,27 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         await fh.write(chunk)
       },
       async commit(partial) {
-        try {
-          await fh.sync()
-        } finally {
-          await close()
-        }
-        await chown(tmp)
-        await fs.rename(tmp, p('data', id))
-        await syncers.data.sync()
         const envelope: Envelope = { version: 1, id, size, ...partial }
-        await writeEnvelope(envelope, 'queue')
+        // The data's fsync, rename and data/ fsync run beside the envelope's write and fsync in
+        // tmp/ (two fsyncs in flight, not one after the other); the envelope's rename into
+        // queue/, the commit point, waits for both.
+        const data = (async () => {
+          try {
+            await fh.sync()
+          } finally {
+            await close()
+          }
+          await chown(tmp)
+          await fs.rename(tmp, p('data', id))
+          await syncers.data.sync()
+        })()
+        const staged = stageEnvelope(envelope)
+        const [d, e] = await Promise.allSettled([data, staged])
+        if (d.status === 'rejected' || e.status === 'rejected') {
+          if (e.status === 'fulfilled') await fs.rm(e.value, { force: true })
+          throw d.status === 'rejected' ? d.reason : (e as PromiseRejectedResult).reason
+        }
+        await placeEnvelope(e.value, id, 'queue')
         nextAttemptCache.set(id, envelope.nextAttempt)
         return envelope
       },
@@ -146,6 +167,23 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
 
   function active(envelope: Envelope): ActiveMessage {
     const id = envelope.id
+    // Group commit of envelope rewrites: a save() that arrives while one is being written waits
+    // for the next write, which serializes the envelope after the call (so it holds the caller's
+    // change); callers arriving meanwhile share that write.
+    let saving: Promise<void> | null = null
+    let nextSave: Promise<void> | null = null
+    const save = (): Promise<void> => {
+      if (nextSave) return nextSave
+      const start = (): Promise<void> => (saving = writeEnvelope(envelope, 'active').finally(() => (saving = null)))
+      if (!saving) return start()
+      nextSave = saving
+        .catch(() => undefined)
+        .then(() => {
+          nextSave = null
+          return start()
+        })
+      return nextSave
+    }
     return {
       envelope,
       open() {
@@ -159,7 +197,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
           })(),
         )
       },
-      save: () => writeEnvelope(envelope, 'active'),
+      save,
       async finish() {
         // The envelope goes first: a crash between the two leaves orphan data, which recover() removes.
         await fs.rm(p('active', `${id}.json`), { force: true })
