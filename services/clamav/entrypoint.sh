@@ -10,6 +10,9 @@
 #   FRESHCLAM_CHECKS     database checks per day by a background freshclam daemon
 #                        (default 12; 0 = no background updates). clamd reloads changed
 #                        databases by itself (SelfCheck).
+#   CLAMAV_ENABLED       false|no|off|0: start no clamd (no signatures, no memory), only stay
+#                        up and healthy, for an appliance run without virus scanning (the
+#                        filter reads the same variable and reports itself degraded)
 #   CLAMD_CONF_<Option>=value      set/override a clamd.conf option (e.g. CLAMD_CONF_MaxThreads=4)
 #   FRESHCLAM_CONF_<Option>=value  same for freshclam.conf (e.g. FRESHCLAM_CONF_PrivateMirror=...)
 set -uo pipefail
@@ -21,6 +24,13 @@ FALLBACK_NAME=facteur-eicar-test.hdb
 
 log() { printf '%s [entrypoint] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 die() { log "ERROR: $*"; exit 1; }
+
+CLAMAV_ENABLED=${CLAMAV_ENABLED:-true}
+case "${CLAMAV_ENABLED,,}" in
+  false|no|off|0)
+    log "CLAMAV_ENABLED=$CLAMAV_ENABLED: clamd is not started (no virus scanning)"
+    exec sleep infinity ;;
+esac
 
 FRESHCLAM_ON_START=${FRESHCLAM_ON_START:-yes}
 FRESHCLAM_TIMEOUT=${FRESHCLAM_TIMEOUT:-60}
@@ -62,6 +72,10 @@ render /etc/clamav/freshclam.conf "$RUN_DIR/freshclam.conf" FRESHCLAM_CONF_
 
 [ -d "$DB_DIR" ] && [ -w "$DB_DIR" ] \
   || die "$DB_DIR must be a directory writable by $(id -un) (uid $(id -u)); chown the volume"
+
+# freshclam works in tmp.* directories of the database directory: remove those a freshclam
+# killed in an earlier life of the volume left behind (none runs yet).
+find "$DB_DIR" -mindepth 1 -maxdepth 1 -type d -name 'tmp.*' -exec rm -rf {} + 2>/dev/null
 
 # Quick probe first: offline, freshclam spends ~35 s on DNS and connect timeouts before giving
 # up; a 5 s name lookup tells the same. The background daemon (if any) retries later anyway.
