@@ -9,6 +9,7 @@
 #                           127.0.0.1 is always added for the healthcheck)
 #   SPAMD_MAX_CHILDREN      spamd worker processes (default 5; ~60-100 MB each)
 #   SPAMD_TRUSTED_NETWORKS  SpamAssassin trusted_networks (space-separated CIDRs, default: SA's inference)
+#   SPAMD_REPORT_CONTACT    address shown in SpamAssassin's reports (e.g. the postmaster's)
 #   SPAMD_NETWORK_TESTS     auto|yes|no: DNS blocklists, Razor, Pyzor (default auto: on when a
 #                           5 s DNS probe succeeds at start, else spamd runs with --local)
 #   SA_UPDATE_ON_START      yes|no  run sa-update before spamd starts (default yes; skipped
@@ -25,6 +26,7 @@ SPAMD_PORT=${SPAMD_PORT:-783}
 SPAMD_ALLOWED_IPS=${SPAMD_ALLOWED_IPS:-0.0.0.0/0}
 SPAMD_MAX_CHILDREN=${SPAMD_MAX_CHILDREN:-5}
 SPAMD_TRUSTED_NETWORKS=${SPAMD_TRUSTED_NETWORKS:-}
+SPAMD_REPORT_CONTACT=${SPAMD_REPORT_CONTACT:-}
 SPAMD_NETWORK_TESTS=${SPAMD_NETWORK_TESTS:-auto}
 SA_UPDATE_ON_START=${SA_UPDATE_ON_START:-yes}
 SA_UPDATE_TIMEOUT=${SA_UPDATE_TIMEOUT:-60}
@@ -38,6 +40,8 @@ SA_UPDATE_INTERVAL_HOURS=${SA_UPDATE_INTERVAL_HOURS:-24}
   || die "SPAMD_MAX_CHILDREN must be a number from 1 to 99, got '$SPAMD_MAX_CHILDREN'"
 [[ "$SPAMD_TRUSTED_NETWORKS" =~ ^[0-9A-Fa-f.:/\ !]*$ ]] \
   || die "SPAMD_TRUSTED_NETWORKS must be space-separated IP addresses or CIDRs, got '$SPAMD_TRUSTED_NETWORKS'"
+[[ "$SPAMD_REPORT_CONTACT" =~ ^[^[:space:][:cntrl:]]*$ ]] \
+  || die "SPAMD_REPORT_CONTACT must be an e-mail address or URL without spaces, got '$SPAMD_REPORT_CONTACT'"
 case "$SPAMD_NETWORK_TESTS" in auto|yes|no) ;; *) die "SPAMD_NETWORK_TESTS must be auto, yes or no, got '$SPAMD_NETWORK_TESTS'";; esac
 case "$SA_UPDATE_ON_START" in yes|no) ;; *) die "SA_UPDATE_ON_START must be yes or no, got '$SA_UPDATE_ON_START'";; esac
 [[ "$SA_UPDATE_TIMEOUT" =~ ^[1-9][0-9]{0,4}$ ]] \
@@ -73,18 +77,33 @@ sa_update() {
     sa-update --gpghomedir /var/lib/spamassassin/sa-update-keys
 }
 
+# SpamAssassin reads its rules from this directory as soon as it exists (sa-update's), else
+# from /usr/share/spamassassin (the package's).
+update_dir=/var/lib/spamassassin/$(perl -MMail::SpamAssassin -e 'print $Mail::SpamAssassin::VERSION')
+update_ok=no
 if [ "$network" = yes ] && [ "$SA_UPDATE_ON_START" = yes ]; then
   log "updating rules (sa-update, at most ${SA_UPDATE_TIMEOUT}s)"
   sa_update; rc=$?
   case $rc in
-    0) log "sa-update: new rules installed" ;;
-    1) log "sa-update: rules already up to date" ;;
+    0) update_ok=yes; log "sa-update: new rules installed" ;;
+    1) update_ok=yes; log "sa-update: rules already up to date" ;;
     124|137) log "WARNING: sa-update timed out; going on with the rules installed" ;;
     *) log "WARNING: sa-update failed (exit $rc); going on with the rules installed" ;;
   esac
 fi
-if compgen -G '/var/lib/spamassassin/[0-9]*/updates_spamassassin_org.cf' >/dev/null; then
-  log "rules: from sa-update in /var/lib/spamassassin"
+# sa-update creates the directory before it downloads anything: an interrupted or failed run
+# (here, or in an earlier life of the volume) can leave it empty or half-written, and spamd
+# would then start with no rules at all. Set such a directory aside.
+if [ -d "$update_dir" ] && [ "$update_ok" = no ]; then
+  if [ -z "$(find "$update_dir" -type f -print -quit)" ]; then
+    rm -rf "$update_dir"
+  elif [ ! -f "$update_dir/updates_spamassassin_org.cf" ] || ! spamassassin --lint >/dev/null 2>&1; then
+    rm -rf "$update_dir.broken" && mv "$update_dir" "$update_dir.broken"
+    log "WARNING: incomplete or broken rule update moved to $update_dir.broken"
+  fi
+fi
+if [ -f "$update_dir/updates_spamassassin_org.cf" ]; then
+  log "rules: from sa-update in $update_dir"
 else
   log "rules: as shipped by the Debian package in /usr/share/spamassassin"
 fi
@@ -101,6 +120,7 @@ args=(
 )
 [ "$network" = no ] && args+=(--local)
 [ -n "$SPAMD_TRUSTED_NETWORKS" ] && args+=(--cf="trusted_networks $SPAMD_TRUSTED_NETWORKS")
+[ -n "$SPAMD_REPORT_CONTACT" ] && args+=(--cf="report_contact $SPAMD_REPORT_CONTACT")
 
 # Background rule updates. This shell is replaced by spamd below (same PID, $$), so the loop
 # signals spamd with SIGHUP to reload the rules after an update.
