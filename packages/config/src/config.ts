@@ -126,7 +126,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     },
     supervisor: loadSupervisorConfig(r, spoolDir),
     queue: {
-      workers: r.int('DELIVERY_WORKERS', 4, 1, 256),
+      workers: r.int('DELIVERY_WORKERS', 32, 1, 256),
       scanIntervalMs: r.duration('QUEUE_SCAN_INTERVAL', '1s'),
       retryMinMs,
       retryMaxMs,

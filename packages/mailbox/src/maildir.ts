@@ -1,5 +1,6 @@
 // Delivers one message into a Maildir: written in tmp/, fsync'd, renamed into new/, and new/
-// fsync'd (the Maildir specification's protocol, with the fsyncs it leaves implicit).
+// fsync'd (the Maildir specification's protocol, with the fsyncs it leaves implicit); the
+// fsync of new/ is shared by deliveries renaming into it at the same time (dirsync.ts).
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -8,6 +9,7 @@ import type { Readable } from 'node:stream'
 import { toLocalLines } from './lines.js'
 import { MailboxError } from './errors.js'
 import { chownIfRoot, ensureDir, type Owner } from './paths.js'
+import { syncDir } from './dirsync.js'
 
 let seq = 0
 const host = os.hostname().replace(/\//g, '\\057').replace(/:/g, '\\072')
@@ -53,9 +55,7 @@ export async function deliverMaildir(opts: {
     await chownIfRoot(tmp, opts.owner)
     const name = `${unique},S=${size}`
     await fs.rename(tmp, path.join(root, 'new', name))
-    const dh = await fs.open(path.join(root, 'new'), 'r')
-    await dh.sync()
-    await dh.close()
+    await syncDir(path.join(root, 'new'))
     return name
   } catch (err) {
     await fh.close().catch(() => undefined)

@@ -1,5 +1,5 @@
 // One delivery attempt of one claimed message: every recipient still open is tried once, its
-// outcome saved before the next (so a crash never repeats a finished recipient), then the
+// outcome saved as soon as it is known (so a retry never repeats a saved recipient), then the
 // message leaves the spool or goes back to the queue for its next retry.
 import type { Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
@@ -18,6 +18,9 @@ export type OnDelayed = (message: ActiveMessage, waiting: RecipientState[]) => P
 export type OnDelivered = (message: ActiveMessage, delivered: { rcpt: RecipientState; outcome: Outcome }[]) => Promise<void>
 /** Whether a recipient's copy goes into a mailbox here (FALLBACK_RELAY sends unknown names away). */
 export type IsLocal = (r: RecipientState) => Promise<boolean>
+
+/** Local copies of one message written at once (a message may have up to MAX_RECIPIENTS). */
+const LOCAL_PARALLEL = 16
 
 export type AttemptDeps = {
   config: Config
@@ -57,10 +60,19 @@ export async function attempt(message: ActiveMessage, deps: AttemptDeps): Promis
   const local: RecipientState[] = []
   const remote: RecipientState[] = []
   for (const r of open) ((await isLocal(r)) ? local : remote).push(r)
-  for (const r of local) {
-    const started = Date.now()
-    await record(r, await deliverLocal(config, message, r), started)
-  }
+  // Local copies are written side by side (each its own mailbox): their fsyncs overlap and
+  // their envelope rewrites are grouped (ActiveMessage.save). Each outcome is still saved
+  // before the attempt ends; a crash can now re-deliver every copy in flight, not just one.
+  let nextLocal = 0
+  await Promise.all(
+    Array.from({ length: Math.min(LOCAL_PARALLEL, local.length) }, async () => {
+      while (nextLocal < local.length) {
+        const r = local[nextLocal++]
+        const started = Date.now()
+        await record(r, await deliverLocal(config, message, r), started)
+      }
+    }),
+  )
   if (remote.length) {
     const started = Date.now()
     const outcomes = deps.remote

@@ -30,7 +30,11 @@ export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger:
   const spawn = (name: string): void => {
     const c = children.get(name)
     if (!c || stopping) return
-    const env: NodeJS.ProcessEnv = { ...(opts.env ?? process.env), ...provided, FACTEUR_SERVICE: name }
+    const base = opts.env ?? process.env
+    // libuv runs every fs call (fsync included) on 4 threads by default: more lets the fsyncs of
+    // concurrent messages overlap, and the kernel commit them together. Read once, at the
+    // child's start, so it is set here and not in the service.
+    const env: NodeJS.ProcessEnv = { UV_THREADPOOL_SIZE: base.UV_THREADPOOL_SIZE ?? '32', ...base, ...provided, FACTEUR_SERVICE: name }
     // A restarted service binds the ports it had: clients and the ports file stay right.
     for (const [portName, variable] of Object.entries(c.def.ports)) {
       const known = c.state.ports[portName]
