@@ -77,7 +77,7 @@ test('no end-of-data variant creates a second message on any listener', async ()
       outcomes[key] = (outcomes[key] ?? 0) + 1
       if (/queued as/.test(reply)) queued++
       // A server fooled by the variant answers the smuggled commands too: give it time to.
-      const more = await w.read(200).catch(() => null)
+      const more = await w.read(100).catch(() => null)
       if (more) extra.push(`${l.name} ${JSON.stringify(variant)}: ${more}`)
       await w.trySend('QUIT')
       w.close()
