@@ -3,6 +3,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import net from 'node:net'
 import tls from 'node:tls'
 import { startAppliance, type Appliance } from './support/appliance.js'
 import { smtpSession, sendMail } from './support/smtp-session.js'
@@ -207,4 +208,25 @@ test('offers STARTTLS with a self-signed certificate made in CONFIG_DIR, not the
   const r = await swaks(['--server', `127.0.0.1:${port}`, '--tls', '--from', 'a@remote.example', '--to', 'bob@ours.example', '--timeout', '10'])
   assert.equal(r.code, 0, r.stdout)
   assert.match(lastReply(r.stdout, '.') ?? '', /^250 /)
+})
+
+test('refuses a client that talks before the greeting with 421 (early talker), and greets one that waits', async () => {
+  const firstLine = (early: boolean): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port }, () => {
+        if (early) socket.write('EHLO early.example\r\n')
+      })
+      let text = ''
+      socket.on('data', (d: Buffer) => {
+        text += d.toString('latin1')
+        if (text.includes('\r\n')) {
+          socket.destroy()
+          resolve(text.slice(0, text.indexOf('\r\n')))
+        }
+      })
+      socket.on('error', reject)
+      socket.setTimeout(5000, () => socket.destroy(new Error('no reply')))
+    })
+  assert.match(await firstLine(true), /^421 .*You talk too soon/)
+  assert.match(await firstLine(false), /^220 mx\.ours\.example /)
 })

@@ -26,6 +26,8 @@ export type Config = Readonly<{
     listen: string
     maxClients: number
     timeoutMs: number
+    /** Pause before the 220 greeting: a client that talks first is refused (early talker). */
+    greetingDelayMs: number
     sizeLimit: number
     maxRecipients: number
     headerSizeLimit: number
@@ -109,6 +111,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       listen: r.string('SMTP_LISTEN', '0.0.0.0'),
       maxClients: r.int('SMTP_MAX_CLIENTS', 200, 1, 100_000),
       timeoutMs: r.duration('SMTP_TIMEOUT', '5m'),
+      greetingDelayMs: r.duration('SMTP_GREETING_DELAY', '25ms'),
       sizeLimit: r.size('MESSAGE_SIZE_LIMIT', 25 * 1024 * 1024),
       maxRecipients: r.int('MAX_RECIPIENTS', 100, 1, 100_000),
       headerSizeLimit: r.size('HEADER_SIZE_LIMIT', 256 * 1024),

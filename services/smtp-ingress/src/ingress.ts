@@ -14,6 +14,7 @@ import { receiveMessage, receivedHeader } from '@facteur/reception'
 import { claimsAuthservId, filterInspector, type FilterOutcome } from '@facteur/filter-client'
 import { decideRecipient, type AcceptedRecipient } from './policy/rcpt.js'
 import { checkLoops } from './policy/loops.js'
+import { setGreetingDelay } from './greeting.js'
 
 export type Ingress = { port: number; address: string; close(): Promise<void> }
 
@@ -157,6 +158,7 @@ export async function startIngress(deps: {
 
   server.on('error', (err) => logger.warn('smtp error', { err: err.message }))
   servesRenewedCertificate(server, certs, logger)
+  setGreetingDelay(server, config.smtp.greetingDelayMs)
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject)
     server.listen(config.smtp.port, config.smtp.listen, () => resolve())
