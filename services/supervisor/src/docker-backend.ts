@@ -71,7 +71,8 @@ export function startDockerBackend(opts: { config: Config; logger: Logger; docke
           running: state === 'running',
           pid: s.Pid || null,
           container: c.Id.slice(0, 12),
-          exitCode: state === 'exited' ? s.ExitCode : null,
+          // The last exit code also while Docker's restart policy brings it back.
+          exitCode: state === 'exited' || state === 'restarting' ? s.ExitCode : null,
           engineHealth: health === 'healthy' || health === 'unhealthy' || health === 'starting' ? health : null,
           restarts: (restarts.get(name) ?? 0) + info.RestartCount,
           startedAt: s.StartedAt && !s.StartedAt.startsWith('0001') ? Date.parse(s.StartedAt) : null,

@@ -27,6 +27,7 @@ export async function observe(states: readonly ServiceState[], deps: { probe: Pr
       let health: ServiceHealth
       if (s.state === 'exited')
         health = { status: 'fail', detail: s.exitCode === 78 ? 'configuration error (exit 78): see its log' : s.exitCode === 0 ? 'stopped' : `exited with code ${s.exitCode}` }
+      else if (s.state === 'restarting' && s.exitCode === 78) health = { status: 'fail', detail: 'configuration error (exit 78): see its log; Docker\'s restart policy retries it' }
       else if (s.state !== 'running') health = { status: 'starting', detail: s.state }
       // No endpoint to ask: a sidecar (Docker's verdict), or a service not listening yet.
       else if (!s.baseUrl) health = s.engineHealth !== null || !s.hasHealthz ? fromEngine() : { status: 'starting' }
