@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// mailctl: runs the built CLI (dist/) when present, else the TypeScript sources through tsx.
+// mailctl: runs the built CLI (dist/) in the image, the TypeScript sources through tsx in a checkout.
 import { existsSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -17,9 +17,11 @@ if (process.getuid?.() === 0 && /^\d+$/.test(process.env.MAIL_UID ?? '')) {
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const built = path.join(here, '..', 'dist', 'main.js')
-if (existsSync(built)) {
+const source = path.join(here, '..', 'src', 'main.ts')
+// The image (NODE_ENV=production) runs the build; a checkout runs its sources, never a stale build.
+if (existsSync(built) && (process.env.NODE_ENV === 'production' || !existsSync(source))) {
   await import(built)
 } else {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(here, '..', 'src', 'main.ts'), ...process.argv.slice(2)], { stdio: 'inherit' })
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', source, ...process.argv.slice(2)], { stdio: 'inherit' })
   process.exit(r.status ?? 1)
 }

@@ -12,6 +12,7 @@ type Dir = (typeof DIRS)[number]
 
 /** Leftovers older than this cannot belong to a transaction still running. */
 const STALE_MS = 60 * 60 * 1000
+const FLUSH_MARKER = '.flush'
 
 export type QueueEntry = { id: string; state: 'queue' | 'active' | 'hold'; envelope: Envelope }
 
@@ -35,7 +36,7 @@ export type ActiveMessage = {
   open(): Readable
   /** Rewrites the envelope durably (after each recipient's outcome); concurrent calls share writes. */
   save(): Promise<void>
-  /** Every recipient is final: the message leaves the spool. */
+  /** Every recipient is final: the message leaves the spool (the envelope's removal is fsync'd). */
   finish(): Promise<void>
   /** Some recipients remain: back to the queue for the next attempt. */
   release(nextAttempt: number): Promise<void>
@@ -56,8 +57,10 @@ export type Spool = {
   hold(id: string): Promise<boolean>
   release(id: string): Promise<boolean>
   remove(id: string): Promise<boolean>
-  /** Makes every queued message due now. */
+  /** Makes every queued message due now, and asks delivery to retry hosts it marked down. */
   flush(): Promise<number>
+  /** True once per flush() since the last call (delivery forgets its down hosts then). */
+  takeFlushRequest(): Promise<boolean>
   /** Messages queued or active (the queue depth). */
   depth(): Promise<number>
   /** Throws when the spool cannot take a message (for health checks). */
@@ -199,9 +202,11 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       },
       save,
       async finish() {
-        // The envelope goes first: a crash between the two leaves orphan data, which recover() removes.
-        await fs.rm(p('active', `${id}.json`), { force: true })
-        await fs.rm(p('data', id), { force: true })
+        // The envelope goes first, durably (delivery may skip recording a last outcome and rely
+        // on this): a crash between the two leaves orphan data, which recover() removes.
+        await unlink(p('active', `${id}.json`))
+        await syncers.active.sync()
+        await unlink(p('data', id))
         nextAttemptCache.delete(id)
       },
       async release(nextAttempt) {
@@ -213,6 +218,12 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       },
     }
   }
+
+  /** unlink(2), already gone is fine (fs.rm's force costs an lstat and more per file). */
+  const unlink = (file: string): Promise<void> =>
+    fs.unlink(file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err
+    })
 
   const ids = async (d: Dir): Promise<string[]> =>
     (await fs.readdir(p(d)))
@@ -340,6 +351,8 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       return false
     },
     async flush() {
+      // A marker in queue/ (ignored as a message: not a queue id) wakes delivery's watcher too.
+      await fs.writeFile(p('queue', FLUSH_MARKER), String(Date.now()))
       let n = 0
       for (const id of await ids('queue')) {
         const a = await spool.claim(id)
@@ -348,6 +361,14 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         n++
       }
       return n
+    },
+    async takeFlushRequest() {
+      try {
+        await fs.rm(p('queue', FLUSH_MARKER))
+        return true
+      } catch {
+        return false
+      }
     },
     async depth() {
       return (await ids('queue')).length + (await ids('active')).length

@@ -32,6 +32,7 @@ try {
     spool,
     remote: outbound.transport,
     isLocal: outbound.isLocal,
+    onFlush: () => outbound.forgetDown(),
     ...createNotices({ config, logger, spool }),
   })
   process.on('SIGUSR1', () => runner.kick())

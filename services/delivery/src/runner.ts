@@ -14,7 +14,7 @@ export type Runner = {
   readonly lastDelivery: number | null
 }
 
-export function startRunner(deps: AttemptDeps & { spool: Spool }): Runner {
+export function startRunner(deps: AttemptDeps & { spool: Spool; onFlush?: () => void }): Runner {
   const { config, logger, spool } = deps
   const inFlight = new Map<string, Promise<void>>()
   let stopped = false
@@ -32,6 +32,7 @@ export function startRunner(deps: AttemptDeps & { spool: Spool }): Runner {
     try {
       do {
         again = false
+        if (await spool.takeFlushRequest()) deps.onFlush?.()
         const due = await spool.due()
         for (const id of due) {
           if (stopped || inFlight.size >= config.queue.workers) break

@@ -11,7 +11,7 @@ import { createPools } from './pool.js'
 import { createRouter } from './route.js'
 import { createRemoteTransport } from './transport.js'
 
-export type Outbound = { transport: RemoteTransport; isLocal: IsLocal; close(): void }
+export type Outbound = { transport: RemoteTransport; isLocal: IsLocal; forgetDown(): void; close(): void }
 
 export function createOutbound(deps: { config: Config; logger: Logger; accounts: Accounts }): Outbound {
   const { config, logger, accounts } = deps
@@ -21,6 +21,7 @@ export function createOutbound(deps: { config: Config; logger: Logger; accounts:
   return {
     transport: createRemoteTransport({ logger, router, pools, signer: createSigner(config, logger) }),
     isLocal: async (r) => (await router.route(r.address)).kind === 'local',
+    forgetDown: () => pools.forgetDown(),
     close: () => pools.close(),
   }
 }

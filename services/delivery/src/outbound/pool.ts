@@ -33,6 +33,8 @@ export type Pools = {
   /** When the hop was marked down and why, if it still is. */
   down(hop: Hop): string | null
   markDown(hop: Hop, why: string): void
+  /** Forgets every down mark (`mailctl queue flush`, like Postfix's `postqueue -f`). */
+  forgetDown(): void
   close(): void
 }
 
@@ -103,11 +105,20 @@ export function createPools(config: Config): Pools {
       const d = downs.get(hostKey(hop))
       return d && d.until > Date.now() ? d.why : null
     },
+    forgetDown() {
+      downs.clear()
+    },
     markDown(hop, why) {
       const key = hostKey(hop)
       downs.set(key, { until: Date.now() + downFor, why })
       aborts.get(key)?.abort(new Error(why))
       aborts.delete(key)
+      // A pooled transport that failed to connect is not reused: the next attempt starts afresh.
+      for (const [k, e] of pools)
+        if (k.startsWith(`${key}|`)) {
+          e.transport.close()
+          pools.delete(k)
+        }
     },
     close() {
       clearInterval(sweep)
