@@ -42,98 +42,103 @@ async function send(port: number, subject: string, body: string): Promise<string
   }
 }
 
-test('with clamd stopped mid-stream mail is tempfailed 451, never accepted unscanned, and recovers when clamd returns', { timeout: 120_000 }, async (t) => {
-  const started = Date.now()
-  const clamd = await startClamd()
-  t.after(() => clamd.close())
-  const app = await startAppliance({
-    services: ['filter', 'smtp-ingress', 'delivery'],
-    users: { 'alice@ours.example': 'pw' },
-    env: { CLAMAV_PORT: String(clamd.port), SPAM_ENGINE: 'off', FILTER_FAILURE: 'tempfail', FILTER_SCAN_TIMEOUT: '5s' },
-  })
-  t.after(() => app.stop())
-  const mem = sampleMemory(app)
-  const port = app.port('smtp-ingress', 'smtp')
+test(
+  'with clamd stopped mid-stream mail is tempfailed 451, never accepted unscanned, and recovers when clamd returns',
+  { timeout: 120_000 },
+  async (t) => {
+    const started = Date.now()
+    const clamd = await startClamd()
+    t.after(() => clamd.close())
+    const app = await startAppliance({
+      timeoutMs: 90_000,
+      services: ['filter', 'smtp-ingress', 'delivery'],
+      users: { 'alice@ours.example': 'pw' },
+      env: { CLAMAV_PORT: String(clamd.port), SPAM_ENGINE: 'off', FILTER_FAILURE: 'tempfail', FILTER_SCAN_TIMEOUT: '5s' },
+    })
+    t.after(() => app.stop())
+    const mem = sampleMemory(app)
+    const port = app.port('smtp-ingress', 'smtp')
 
-  type Phase = 'before' | 'down' | 'after'
-  const tally: Record<Phase, Record<string, number>> = { before: {}, down: {}, after: {} }
-  const eicarAccepted: string[] = []
-  let phase: Phase = 'before'
-  let n = 0
-  let sent = 0
-  let acceptedClean = 0
-  const stream = async (until: () => boolean): Promise<void> => {
-    while (!until()) {
-      const i = n++
-      const infected = i % 3 === 2
-      const p = phase
-      sent++
-      const reply = await send(port, `dep ${i}${infected ? ' eicar' : ''}`, infected ? INFECTED : `\r\nclean message ${i}`)
-      const key = `${infected ? 'eicar' : 'clean'} ${reply.slice(0, 9)}`
-      tally[p][key] = (tally[p][key] ?? 0) + 1
-      if (infected && reply.startsWith('250')) eicarAccepted.push(`${p} ${i}`)
-      if (!infected && reply.startsWith('250')) acceptedClean++
+    type Phase = 'before' | 'down' | 'after'
+    const tally: Record<Phase, Record<string, number>> = { before: {}, down: {}, after: {} }
+    const eicarAccepted: string[] = []
+    let phase: Phase = 'before'
+    let n = 0
+    let sent = 0
+    let acceptedClean = 0
+    const stream = async (until: () => boolean): Promise<void> => {
+      while (!until()) {
+        const i = n++
+        const infected = i % 3 === 2
+        const p = phase
+        sent++
+        const reply = await send(port, `dep ${i}${infected ? ' eicar' : ''}`, infected ? INFECTED : `\r\nclean message ${i}`)
+        const key = `${infected ? 'eicar' : 'clean'} ${reply.slice(0, 9)}`
+        tally[p][key] = (tally[p][key] ?? 0) + 1
+        if (infected && reply.startsWith('250')) eicarAccepted.push(`${p} ${i}`)
+        if (!infected && reply.startsWith('250')) acceptedClean++
+      }
     }
-  }
-  const until = (ms: number) => {
-    const end = Date.now() + ms
-    return () => Date.now() > end
-  }
-  await stream(until(2000))
-  await clamd.stop()
-  phase = 'down'
-  await stream(until(4000))
-  await clamd.start()
-  phase = 'after'
-  // Recovery: the first clean message accepted after clamd is back, then a few more.
-  const back = Date.now()
-  let recoveredMs = -1
-  while (Date.now() - back < 20_000) {
-    await stream(until(0))
-    if ((tally.after['clean 250 2.0.0'] ?? 0) > 0) {
-      recoveredMs = Date.now() - back
-      break
+    const until = (ms: number) => {
+      const end = Date.now() + ms
+      return () => Date.now() > end
     }
-    await new Promise((r) => setTimeout(r, 200))
-  }
-  await stream(until(2000))
+    await stream(until(2000))
+    await clamd.stop()
+    phase = 'down'
+    await stream(until(4000))
+    await clamd.start()
+    phase = 'after'
+    // Recovery: the first clean message accepted after clamd is back, then a few more.
+    const back = Date.now()
+    let recoveredMs = -1
+    while (Date.now() - back < 20_000) {
+      await stream(until(0))
+      if ((tally.after['clean 250 2.0.0'] ?? 0) > 0) {
+        recoveredMs = Date.now() - back
+        break
+      }
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    await stream(until(2000))
 
-  // Nothing delivered went unscanned; every accepted clean message arrives.
-  const mbox = path.join(app.mailDir, 'alice')
-  const deadline = Date.now() + 15_000
-  let msgs = await readMbox(mbox)
-  while (msgs.length < acceptedClean && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200))
-    msgs = await readMbox(mbox)
-  }
-  const unscanned = msgs.filter((m) => /^X-Facteur-Filter: not scanned/m.test(m)).length
-  const eicarDelivered = msgs.filter((m) => m.includes('eicar.com')).length
-  const restarts = await totalRestarts(app)
-  await mem.stop()
-  const show = (p: Phase) =>
-    Object.entries(tally[p])
-      .map(([k, v]) => `${k}… ×${v}`)
-      .join(', ')
-  record({
-    test: 'clamd stopped mid-load (dependencies.test.ts)',
-    load: `${sent} messages in sequence to :25 (1 in 3 EICAR), filter on, FILTER_FAILURE=tempfail`,
-    injected: 'real clamd stopped (SIGTERM) for 4 s, then started again',
-    sent,
-    accepted: acceptedClean + eicarAccepted.length,
-    delivered: msgs.length,
-    lost: Math.max(0, acceptedClean - msgs.length),
-    restarts,
-    peakRssMiB: mem.max(),
-    result: `before: ${show('before')}; clamd down: ${show('down')}; back: ${show('after')}; first clean 250 ${recoveredMs} ms after clamd returned; ${unscanned} delivered unscanned, ${eicarDelivered} EICAR delivered`,
-    durationS: Math.round((Date.now() - started) / 1000),
-  })
-  assert.deepEqual(eicarAccepted, [])
-  assert.ok(Object.keys(tally.down).length > 0, 'mail was sent while clamd was down')
-  for (const k of Object.keys(tally.down)) assert.match(k, /^(clean|eicar) 451 4\.\d\.\d/, `while clamd is down: ${k}`)
-  assert.ok(recoveredMs >= 0, 'clean mail accepted again after clamd returned')
-  for (const k of Object.keys(tally.after)) if (k.startsWith('eicar')) assert.match(k, /^eicar (554 5\.7\.1|451 4)/)
-  assert.equal(unscanned, 0)
-  assert.equal(eicarDelivered, 0)
-  assert.equal(msgs.length, acceptedClean)
-  assert.equal(restarts, 0)
-})
+    // Nothing delivered went unscanned; every accepted clean message arrives.
+    const mbox = path.join(app.mailDir, 'alice')
+    const deadline = Date.now() + 15_000
+    let msgs = await readMbox(mbox)
+    while (msgs.length < acceptedClean && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200))
+      msgs = await readMbox(mbox)
+    }
+    const unscanned = msgs.filter((m) => /^X-Facteur-Filter: not scanned/m.test(m)).length
+    const eicarDelivered = msgs.filter((m) => m.includes('eicar.com')).length
+    const restarts = await totalRestarts(app)
+    await mem.stop()
+    const show = (p: Phase) =>
+      Object.entries(tally[p])
+        .map(([k, v]) => `${k}… ×${v}`)
+        .join(', ')
+    record({
+      test: 'clamd stopped mid-load (dependencies.test.ts)',
+      load: `${sent} messages in sequence to :25 (1 in 3 EICAR), filter on, FILTER_FAILURE=tempfail`,
+      injected: 'real clamd stopped (SIGTERM) for 4 s, then started again',
+      sent,
+      accepted: acceptedClean + eicarAccepted.length,
+      delivered: msgs.length,
+      lost: Math.max(0, acceptedClean - msgs.length),
+      restarts,
+      peakRssMiB: mem.max(),
+      result: `before: ${show('before')}; clamd down: ${show('down')}; back: ${show('after')}; first clean 250 ${recoveredMs} ms after clamd returned; ${unscanned} delivered unscanned, ${eicarDelivered} EICAR delivered`,
+      durationS: Math.round((Date.now() - started) / 1000),
+    })
+    assert.deepEqual(eicarAccepted, [])
+    assert.ok(Object.keys(tally.down).length > 0, 'mail was sent while clamd was down')
+    for (const k of Object.keys(tally.down)) assert.match(k, /^(clean|eicar) 451 4\.\d\.\d/, `while clamd is down: ${k}`)
+    assert.ok(recoveredMs >= 0, 'clean mail accepted again after clamd returned')
+    for (const k of Object.keys(tally.after)) if (k.startsWith('eicar')) assert.match(k, /^eicar (554 5\.7\.1|451 4)/)
+    assert.equal(unscanned, 0)
+    assert.equal(eicarDelivered, 0)
+    assert.equal(msgs.length, acceptedClean)
+    assert.equal(restarts, 0)
+  },
+)

@@ -75,7 +75,9 @@ export async function totalRestarts(a: Appliance): Promise<number> {
 }
 
 /** Every envelope in the spool (queue/, active/, hold/), parsed. */
-export async function spoolEnvelopes(spoolDir: string): Promise<{ id: string; sender: string; recipients: { address: string; status: string }[] }[]> {
+export async function spoolEnvelopes(
+  spoolDir: string,
+): Promise<{ id: string; sender: string; recipients: { address: string; status: string }[] }[]> {
   const out = []
   for (const d of ['queue', 'active', 'hold']) {
     let names: string[] = []

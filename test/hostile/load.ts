@@ -85,7 +85,11 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
           w = await Wire.open(o.port, { mode: o.mode ?? 'plain', timeoutMs: 30_000 })
           if (!w.greeting.startsWith('220')) throw new Error(w.greeting)
           if (!(await w.send('EHLO load.example')).startsWith('250')) throw new Error('EHLO')
-          if (o.auth && !(await w.send(`AUTH PLAIN ${Buffer.from(`\0${o.auth.user}\0${o.auth.pass}`).toString('base64')}`)).startsWith('235')) throw new Error('AUTH')
+          if (
+            o.auth &&
+            !(await w.send(`AUTH PLAIN ${Buffer.from(`\0${o.auth.user}\0${o.auth.pass}`).toString('base64')}`)).startsWith('235')
+          )
+            throw new Error('AUTH')
         } catch {
           w?.close()
           w = null

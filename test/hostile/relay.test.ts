@@ -89,6 +89,7 @@ const listeners: { name: string; port: () => number; mode: Mode }[] = [
 
 before(async () => {
   app = await startAppliance({
+    timeoutMs: 90_000,
     services: ['smtp-ingress', 'delivery', 'submission'],
     users: { 'alice@ours.example': 'pw-alice', 'bob@ours.example': 'pw-bob', 'carol@second.example': 'pw-carol' },
     env: { LOCAL_DOMAINS: LOCAL.join(','), SUBMISSION_ALT_PORT: '0', TRUSTED_NETWORKS: '127.0.0.2', SMTP_MAX_CLIENTS: '500' },
@@ -131,7 +132,9 @@ test('no relay pattern gets a 2xx RCPT from any sender on :25, 587 (STARTTLS, no
     const jobs = SENDERS.flatMap((from) => RELAY_PATTERNS.map((rcpt) => ({ from, rcpt })))
     // Eight at a time: the submission listeners take a TLS handshake per probe.
     for (let i = 0; i < jobs.length; i += 8) {
-      const results = await Promise.all(jobs.slice(i, i + 8).map(async (j) => ({ ...j, ...(await attempt(l.port(), l.mode, j.from, j.rcpt)) })))
+      const results = await Promise.all(
+        jobs.slice(i, i + 8).map(async (j) => ({ ...j, ...(await attempt(l.port(), l.mode, j.from, j.rcpt)) })),
+      )
       for (const r of results) {
         probes++
         if (r.data?.startsWith('250')) accepted++
@@ -149,7 +152,8 @@ test('no relay pattern gets a 2xx RCPT from any sender on :25, 587 (STARTTLS, no
   record({
     test: 'open relay (relay.test.ts)',
     load: `${RELAY_PATTERNS.length} patterns × ${SENDERS.length} senders × ${listeners.length} listeners = ${probes} unauthenticated transactions`,
-    injected: 'percent hack, quoted local parts, source routes, bang paths, IP literals, double @, trailing dots, case variants, separators',
+    injected:
+      'percent hack, quoted local parts, source routes, bang paths, IP literals, double @, trailing dots, case variants, separators',
     sent: probes,
     accepted,
     lost: 0,
@@ -171,7 +175,10 @@ test('the null sender reaches a local user on :25 (bounces must arrive)', async 
   assert.match(await w.send('DATA'), /^354 /)
   assert.match(await w.send('Subject: null sender bounce\r\n\r\nreturned\r\n.'), /^250 2\.0\.0 /)
   w.close()
-  const msgs = await waitForCount(async () => (await readMbox(path.join(app.mailDir, 'ours.example', 'alice'))).filter((m) => m.includes('null sender bounce')), 1)
+  const msgs = await waitForCount(
+    async () => (await readMbox(path.join(app.mailDir, 'ours.example', 'alice'))).filter((m) => m.includes('null sender bounce')),
+    1,
+  )
   assert.match(msgs[0], /^Return-Path: <>/)
 })
 
@@ -188,7 +195,8 @@ test('with TRUSTED_NETWORKS=127.0.0.2 only that client relays on :25', async () 
     }
   }
   assert.match(await rcptFrom('127.0.0.2', 'user@other.example'), /^250 /)
-  for (const addr of ['127.0.0.1', '127.0.0.3', '127.0.1.2']) assert.match(await rcptFrom(addr, 'user@other.example'), /^5\d\d 5\.7\.1 /, addr)
+  for (const addr of ['127.0.0.1', '127.0.0.3', '127.0.1.2'])
+    assert.match(await rcptFrom(addr, 'user@other.example'), /^5\d\d 5\.7\.1 /, addr)
   // The trusted client's relay goes through whole: its message waits in the queue for the remote MX.
   const w = await Wire.open(port, { localAddress: '127.0.0.2' })
   await w.send('EHLO lan.example')
@@ -200,7 +208,10 @@ test('with TRUSTED_NETWORKS=127.0.0.2 only that client relays on :25', async () 
   const id = /queued as (\w+)/.exec(reply)?.[1]
   assert.ok(id, reply)
   const env = (await spoolEnvelopes(app.spoolDir)).find((e) => e.id === id)
-  assert.deepEqual(env?.recipients.map((r) => r.address), ['user@other.example'])
+  assert.deepEqual(
+    env?.recipients.map((r) => r.address),
+    ['user@other.example'],
+  )
   // Submission ports ignore TRUSTED_NETWORKS: without AUTH nothing is accepted there, even from 127.0.0.2.
   const s = await Wire.open(app.port('submission', 'submissions'), { mode: 'implicit', localAddress: '127.0.0.2' })
   await s.send('EHLO lan.example')

@@ -22,8 +22,9 @@ const out = [
   '',
   '| test | load | injected | sent | accepted | delivered | lost | duplicated | restarts | peak RSS (MiB) | measured result | time (s) |',
   '|---|---|---|---|---|---|---|---|---|---|---|---|',
-  ...rows.map((r) =>
-    `| ${[r.test, r.load, r.injected, r.sent, r.accepted, r.delivered, r.lost, r.duplicated, r.restarts, r.peakRssMiB, r.result, r.durationS].map(cell).join(' | ')} |`,
+  ...rows.map(
+    (r) =>
+      `| ${[r.test, r.load, r.injected, r.sent, r.accepted, r.delivered, r.lost, r.duplicated, r.restarts, r.peakRssMiB, r.result, r.durationS].map(cell).join(' | ')} |`,
   ),
   '',
 ]

@@ -44,6 +44,7 @@ const listeners: { name: string; port: () => number; mode: Mode; auth: boolean }
 
 before(async () => {
   app = await startAppliance({
+    timeoutMs: 90_000,
     services: ['smtp-ingress', 'delivery', 'submission'],
     users: { [USER]: PASS, 'bob@ours.example': 'pw-bob' },
     env: { SUBMISSION_ALT_PORT: '0', SUBMISSION_RATE_MESSAGES: '10000', SUBMISSION_AUTH_DELAY: '0s' },
@@ -114,7 +115,10 @@ test('no end-of-data variant creates a second message on any listener', async ()
     durationS: Math.round((Date.now() - started) / 1000),
   })
   assert.deepEqual(extra, [])
-  assert.deepEqual(smuggledMsgs.map((m) => /^Subject: .*/m.exec(m)?.[0]), [])
+  assert.deepEqual(
+    smuggledMsgs.map((m) => /^Subject: .*/m.exec(m)?.[0]),
+    [],
+  )
   assert.equal(msgs.length + pending, queued)
   assert.equal(restarts, 0)
 })

@@ -139,5 +139,8 @@ export class Wire {
 export function wellFormed(reply: string): boolean {
   const lines = reply.split('\n')
   const code = lines[0].slice(0, 3)
-  return lines.every((l, i) => (i < lines.length - 1 ? new RegExp(`^${code}-`) : new RegExp(`^${code}( |$)`)).test(l)) && /^[2-5][0-5]\d$/.test(code)
+  return (
+    lines.every((l, i) => (i < lines.length - 1 ? new RegExp(`^${code}-`) : new RegExp(`^${code}( |$)`)).test(l)) &&
+    /^[2-5][0-5]\d$/.test(code)
+  )
 }
