@@ -24,7 +24,7 @@ export async function deliverMaildir(opts: {
   message: Readable | AsyncIterable<Buffer>
 }): Promise<string> {
   const root = opts.folder ? path.join(opts.dir, `.${opts.folder}`) : opts.dir
-  for (const sub of ['tmp', 'new', 'cur']) await ensureDir(path.join(root, sub), opts.base, opts.owner)
+  await Promise.all(['tmp', 'new', 'cur'].map((sub) => ensureDir(path.join(root, sub), opts.base, opts.owner)))
   if (opts.folder) {
     const marker = path.join(root, 'maildirfolder')
     await fs.writeFile(marker, '', { flag: 'a' })

@@ -15,6 +15,10 @@ export async function chownIfRoot(file: string, owner: Owner): Promise<void> {
 export async function ensureDir(dir: string, base: string, owner: Owner, mode = 0o700): Promise<void> {
   const rel = path.relative(base, dir)
   if (rel.startsWith('..') || path.isAbsolute(rel)) throw new MailboxError(`${dir} is outside ${base}`, false)
+  // Almost always the directory exists: two realpath calls settle it, without the mkdir calls
+  // (each failing with EEXIST, an exception apiece) that making it takes.
+  const known = await Promise.all([fs.realpath(base), fs.realpath(dir)]).catch(() => null)
+  if (known) return inside(dir, known[0], known[1])
   let cur = base
   for (const part of rel.split(path.sep).filter(Boolean)) {
     cur = path.join(cur, part)
@@ -26,6 +30,10 @@ export async function ensureDir(dir: string, base: string, owner: Owner, mode = 
     }
   }
   const [realBase, realDir] = await Promise.all([fs.realpath(base), fs.realpath(dir)])
+  inside(dir, realBase, realDir)
+}
+
+function inside(dir: string, realBase: string, realDir: string): void {
   if (realDir !== realBase && !realDir.startsWith(realBase + path.sep))
     throw new MailboxError(`${dir} resolves to ${realDir}, outside ${realBase} (a symlink?)`, false)
 }

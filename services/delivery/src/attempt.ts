@@ -46,7 +46,13 @@ export async function attempt(message: ActiveMessage, deps: AttemptDeps): Promis
     r.status = o.status
     if (o.status === 'delivered' || o.status === 'failed') r.doneAt = Date.now()
     if (o.status !== 'delivered') r.lastError = o.reply
-    await message.save()
+    // Once every recipient has its copy the message leaves the spool: finish() removes the
+    // envelope durably (a grouped fsync of active/), which records this last outcome as well as
+    // a rewrite would (a file fsync and a rename more). A crash before either re-delivers it.
+    // Kept when a success report (RFC 3461 NOTIFY=SUCCESS) is still to be queued.
+    const everyoneDelivered = env.recipients.every((x) => x.status === 'delivered')
+    const reportsSuccess = env.recipients.some((x) => x.notify?.some((n) => n.toUpperCase() === 'SUCCESS'))
+    if (!everyoneDelivered || reportsSuccess) await message.save()
     logger.info(o.status, {
       queueId: env.id,
       sender: env.sender,
