@@ -130,7 +130,7 @@ after(async () => {
     const m = /([\d.]+)\s*(KiB|MiB|GiB)/.exec(l.split('\t')[1] ?? '')
     return n + (m ? Number(m[1]) * { KiB: 1 / 1024, MiB: 1, GiB: 1024 }[m[2] as 'KiB' | 'MiB' | 'GiB'] : 0)
   }, 0)
-  console.log(`# memory: ${mib.toFixed(0)} MiB in all\n${mine.map((l) => `#   ${l}`).join('\n')}`)
+  console.log(`# memory: ${mib.toFixed(0)} MiB in all\n${mine.map((l) => `#   ${l.replace('\t', ': ')}`).join('\n')}`)
   const down = await compose(['down', '-v', '--remove-orphans'], { timeoutMs: 180_000 })
   if (down.code !== 0) console.log(`# docker compose down -v failed:\n${down.stderr}`)
   if (dir) await fs.rm(dir, { recursive: true, force: true })
