@@ -40,17 +40,29 @@ export async function filterBench(opts: {
     const port = mx.port('smtp-ingress', 'smtp')
     const virus = clamavScanner({ host: '127.0.0.1', port: clamd.port, timeoutMs: 60_000 })
     const spam = spamassassinClient({ host: '127.0.0.1', port: spamd.port, timeoutMs: 60_000 })
-    const envelope = { direction: 'inbound' as const, ip: '127.0.0.1', helo: 'client.example', sender: 'load@client.example', recipients: [to] }
+    const envelope = {
+      direction: 'inbound' as const,
+      ip: '127.0.0.1',
+      helo: 'client.example',
+      sender: 'load@client.example',
+      recipients: [to],
+    }
     // spamd (4 children) scans a few messages a second here: small runs, low concurrency.
     const total = opts.quick ? 30 : 60
     out.push('## Filters on (clamd + spamd): Facteur against the engines called directly')
     out.push('')
-    out.push(`${total} messages per run, 2 KB, 1 recipient, connection reused; the direct runs send the same messages to clamd (INSTREAM) and spamd (CHECK) in parallel, as the filter does. Two rounds, alternated.`)
+    out.push(
+      `${total} messages per run, 2 KB, 1 recipient, connection reused; the direct runs send the same messages to clamd (INSTREAM) and spamd (CHECK) in parallel, as the filter does. Two rounds, alternated.`,
+    )
     out.push('')
     out.push('| sessions | round | direct msg/s | Facteur msg/s (250 received) | Facteur p50 / p99 ms | Facteur vs direct |')
     out.push('|---|---|---|---|---|---|')
     // Warm-up: spamd's children compile their rules on first use.
-    await Promise.all(Array.from({ length: 4 }, (_, i) => Promise.all([virus.scan(opts.message(2048, to, i)), spam.scan(opts.message(2048, to, i), envelope)])))
+    await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        Promise.all([virus.scan(opts.message(2048, to, i)), spam.scan(opts.message(2048, to, i), envelope)]),
+      ),
+    )
     for (const sessions of [4, 16]) {
       for (let round = 1; round <= 2; round++) {
         const messages = Array.from({ length: total }, (_, i) => opts.message(2048, to, i))
@@ -69,10 +81,13 @@ export async function filterBench(opts: {
         const load = await smtpLoad({ port, sessions, messages: total, reuse: true, size: 2048, recipients: [to] })
         const ours = load.sent / load.seconds
         const failed = load.failed ? ` (${load.failed} failed: ${load.errors[0]})` : ''
-        out.push(`| ${sessions} | ${round} | ${direct.toFixed(1)} | ${ours.toFixed(1)}${failed} | ${percentile(load.latencies, 50).toFixed(0)} / ${percentile(load.latencies, 99).toFixed(0)} | ${(((ours - direct) / direct) * 100).toFixed(1)} % |`)
+        out.push(
+          `| ${sessions} | ${round} | ${direct.toFixed(1)} | ${ours.toFixed(1)}${failed} | ${percentile(load.latencies, 50).toFixed(0)} / ${percentile(load.latencies, 99).toFixed(0)} | ${(((ours - direct) / direct) * 100).toFixed(1)} % |`,
+        )
         console.log(out[out.length - 1])
         // Let delivery catch up so that it does not run under the next direct round (bounded).
-        for (let i = 0; i < 600 && (await countMaildirs(mx.mailDir, opts.users)) < before + load.sent; i++) await new Promise((r) => setTimeout(r, 100))
+        for (let i = 0; i < 600 && (await countMaildirs(mx.mailDir, opts.users)) < before + load.sent; i++)
+          await new Promise((r) => setTimeout(r, 100))
       }
     }
   } finally {

@@ -70,17 +70,43 @@ async function measure(server: Server, r: Row): Promise<Side> {
   await server.beforeRun?.()
   const before = await server.delivered()
   const t0 = performance.now()
-  const args = ['-s', String(r.sessions), '-m', String(m), '-l', String(r.size), '-r', String(r.rcpts), '-f', SENDER, '-M', 'client.example', '-t', `bench@${DOMAIN}`]
+  const args = [
+    '-s',
+    String(r.sessions),
+    '-m',
+    String(m),
+    '-l',
+    String(r.size),
+    '-r',
+    String(r.rcpts),
+    '-f',
+    SENDER,
+    '-M',
+    'client.example',
+    '-t',
+    `bench@${DOMAIN}`,
+  ]
   if (r.reuse) args.push('-d')
   // -C: retry a connection reset (a full listen queue) rather than giving up at once.
   args.push('-C', '5', `127.0.0.1:${server.port}`)
   const source = await run('/usr/sbin/smtp-source', args, { timeoutMs: 300_000 })
   const t1 = performance.now()
-  const error = source.code !== 0 ? `smtp-source exited ${source.code ?? source.signal}: ${(source.stderr || source.stdout).trim().split('\n').slice(-2).join(' ')}` : undefined
+  const error =
+    source.code !== 0
+      ? `smtp-source exited ${source.code ?? source.signal}: ${(source.stderr || source.stdout).trim().split('\n').slice(-2).join(' ')}`
+      : undefined
   const done = await waitDelivered(server, before + m * r.rcpts, t0)
   const delivered = (done.count - before) / r.rcpts
   // Latency: our client, same sessions, mode, size and recipients; then let it drain too.
-  const lat = await smtpLoad({ port: server.port, sessions: r.sessions, messages: latencyMessagesFor(r), reuse: r.reuse, size: r.size, recipients: rcpts, sender: SENDER })
+  const lat = await smtpLoad({
+    port: server.port,
+    sessions: r.sessions,
+    messages: latencyMessagesFor(r),
+    reuse: r.reuse,
+    size: r.size,
+    recipients: rcpts,
+    sender: SENDER,
+  })
   await waitDelivered(server, done.count + lat.sent * r.rcpts, performance.now())
   return {
     accepted: error ? NaN : m / ((t1 - t0) / 1000),
@@ -172,9 +198,13 @@ try {
 
   say('## Filters off: Facteur against Postfix')
   say()
-  say('Both deliver into Maildirs (file fsync\'d, then renamed into new/). accepted: smtp-source\'s messages / its run time. delivered: messages found in the mailboxes / time until the last one is there. p50/p99: end of DATA to 250, by bench/smtp-load.ts. RSS: peak (VmHWM) of our services together, for the row. ratio: our delivered msg/s / Postfix\'s.')
+  say(
+    "Both deliver into Maildirs (file fsync'd, then renamed into new/). accepted: smtp-source's messages / its run time. delivered: messages found in the mailboxes / time until the last one is there. p50/p99: end of DATA to 250, by bench/smtp-load.ts. RSS: peak (VmHWM) of our services together, for the row. ratio: our delivered msg/s / Postfix's.",
+  )
   say()
-  say('| connection | sessions | size | rcpts | Postfix accepted/s | Facteur accepted/s | Postfix delivered/s | Facteur delivered/s | **ratio** | Postfix p50 / p99 ms | Facteur p50 / p99 ms | Facteur peak RSS MB |')
+  say(
+    '| connection | sessions | size | rcpts | Postfix accepted/s | Facteur accepted/s | Postfix delivered/s | Facteur delivered/s | **ratio** | Postfix p50 / p99 ms | Facteur p50 / p99 ms | Facteur peak RSS MB |',
+  )
   say('|---|---|---|---|---|---|---|---|---|---|---|---|')
   let postfixTotal = 0
   const notes: string[] = []
@@ -192,7 +222,11 @@ try {
     say(
       `${label} | ${fmt(p.accepted)} | ${fmt(f.accepted)} | ${fmt(p.delivered)}${drained(p)} | ${fmt(f.delivered)}${drained(f)} | **${fmt(f.delivered / p.delivered, 2)}** | ${fmt(p.p50, 1)} / ${fmt(p.p99, 1)} | ${fmt(f.p50, 1)} / ${fmt(f.p99, 1)} | ${fmt(f.rssMB)} |`,
     )
-    for (const [n, s] of [['Postfix', p], ['Facteur', f]] as const) if (s.error) notes.push(`${label.slice(2).replace(/ \| /g, ', ')} — ${n}: ${s.error}`)
+    for (const [n, s] of [
+      ['Postfix', p],
+      ['Facteur', f],
+    ] as const)
+      if (s.error) notes.push(`${label.slice(2).replace(/ \| /g, ', ')} — ${n}: ${s.error}`)
   }
   if (notes.length) {
     say()
@@ -214,7 +248,9 @@ try {
     say()
     say('## Memory: 1,000 idle connections on :25')
     say()
-    say(`smtp-ingress RSS ${fmt(before / 1024, 1)} MB before, ${fmt(with1000 / 1024, 1)} MB with ${idle.open} connections open (greeted, idle): ${fmt((with1000 - before) / Math.max(1, idle.open), 1)} kB each.`)
+    say(
+      `smtp-ingress RSS ${fmt(before / 1024, 1)} MB before, ${fmt(with1000 / 1024, 1)} MB with ${idle.open} connections open (greeted, idle): ${fmt((with1000 - before) / Math.max(1, idle.open), 1)} kB each.`,
+    )
   }
 } catch (err) {
   if (!(err instanceof SkipTable)) throw err

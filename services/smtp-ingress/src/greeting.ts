@@ -26,7 +26,8 @@ export function setGreetingDelay(server: SMTPServer, delayMs: number): void {
     connection.init = function (this: Connection) {
       this._setListeners(() => {
         const max = this._server.options.maxClients
-        if (max && this._server.connections.size > max) return this.send(421, `${this.name} Too many connected clients, try again in a moment`, false)
+        if (max && this._server.connections.size > max)
+          return this.send(421, `${this.name} Too many connected clients, try again in a moment`, false)
         // setImmediate: bytes that arrived during the pause are read (the poll phase runs
         // between timers and immediates) and refused before the connection is marked ready,
         // even when a busy event loop fires the timer late.
