@@ -45,7 +45,8 @@ export async function startRspamd(options: { dns: string; lua?: string }): Promi
   ]
   const daemon: Daemon = spawnDaemon('/usr/bin/rspamd', args)
   try {
-    await daemon.ready(port, 30_000)
+    // rspamd compiles its Lua rules at start: about a second idle, half a minute on a busy machine.
+    await daemon.ready(port, 120_000)
   } catch (err) {
     await daemon.stop()
     await removeDir(dir)
