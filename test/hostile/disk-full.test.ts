@@ -49,10 +49,30 @@ async function send(port: number, id: string, size: number, rcpt = 'alice@ours.e
   }
 }
 
+/** Reads the mbox as a mail reader does: under its dotlock, so an append in progress is not seen. */
+async function lockedRead(file: string): Promise<string[]> {
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    try {
+      await fs.writeFile(`${file}.lock`, `${process.pid}\n`, { flag: 'wx' })
+      break
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return []
+      if (Date.now() > deadline) throw e
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+  try {
+    return await readMbox(file)
+  } finally {
+    await fs.rm(`${file}.lock`, { force: true })
+  }
+}
+
 async function mailboxIds(file: string): Promise<{ ids: string[]; broken: number }> {
   const ids: string[] = []
   let broken = 0
-  for (const m of await readMbox(file)) {
+  for (const m of await lockedRead(file)) {
     const c = checkDelivered(m)
     if (c.id) ids.push(c.id)
     if (!c.whole) broken++

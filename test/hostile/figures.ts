@@ -99,3 +99,21 @@ export async function spoolEnvelopes(
 
 /** HOSTILE_SCALE=full runs the issue's full loads; the default is what fits the CI budget. */
 export const FULL = process.env.HOSTILE_SCALE === 'full'
+
+/** startAppliance resolves once a service announced one listener; waits for the others it needs. */
+export async function waitForListeners(a: Appliance, service: string, names: string[], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      const fresh = JSON.parse(await fsp.readFile(path.join(a.spoolDir, 'ports.json'), 'utf8')) as Appliance['ports']
+      if (names.every((n) => fresh[service]?.[n])) {
+        a.ports[service] = Object.assign(a.ports[service] ?? {}, fresh[service])
+        return
+      }
+    } catch {
+      // being rewritten
+    }
+    if (Date.now() > deadline) throw new Error(`${service} did not announce ${names.join(', ')}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}

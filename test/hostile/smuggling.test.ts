@@ -7,7 +7,7 @@ import path from 'node:path'
 import { startAppliance, type Appliance } from '../support/appliance.js'
 import { readMbox } from '../support/mbox.js'
 import { Wire, type Mode } from './wire.js'
-import { record, sampleMemory, spoolEnvelopes, totalRestarts } from './figures.js'
+import { record, sampleMemory, spoolEnvelopes, totalRestarts, waitForListeners } from './figures.js'
 
 /** End-of-data look-alikes: none contains CRLF.CRLF, so none may end the message. */
 export const SMUGGLING_VARIANTS = [
@@ -49,6 +49,7 @@ before(async () => {
     users: { [USER]: PASS, 'bob@ours.example': 'pw-bob' },
     env: { SUBMISSION_ALT_PORT: '0', SUBMISSION_RATE_MESSAGES: '10000', SUBMISSION_AUTH_DELAY: '0s' },
   })
+  await waitForListeners(app, 'submission', ['submission', 'submissions', 'alt'])
 })
 after(() => app.stop())
 

@@ -8,7 +8,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { startAppliance } from '../support/appliance.js'
 import { run } from '../support/process.js'
-import { record, sampleMemory, totalRestarts } from './figures.js'
+import { record, sampleMemory, totalRestarts, waitForListeners } from './figures.js'
 
 type Finding = { id: string; severity: string; finding: string }
 
@@ -29,6 +29,7 @@ test(
       users: { 'alice@ours.example': 'pw' },
     })
     t.after(() => app.stop())
+    await waitForListeners(app, 'submission', ['submission', 'submissions'])
     const mem = sampleMemory(app)
     const targets = [
       { name: ':25', port: app.port('smtp-ingress', 'smtp'), starttls: true },
