@@ -63,7 +63,7 @@ export async function filterBench(opts: {
         Promise.all([virus.scan(opts.message(2048, to, i)), spam.scan(opts.message(2048, to, i), envelope)]),
       ),
     )
-    for (const sessions of [4, 16]) {
+    for (const sessions of [4, 8]) {
       for (let round = 1; round <= 2; round++) {
         const messages = Array.from({ length: total }, (_, i) => opts.message(2048, to, i))
         let next = 0
