@@ -143,7 +143,7 @@ async function machine(): Promise<string> {
   const cpu = os.cpus()[0]?.model ?? 'unknown'
   return [
     `- CPU: ${os.cpus().length} × ${cpu} (nproc ${(await run('nproc', [])).stdout.trim()})`,
-    `- memory: ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    `- memory: ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB; load average at the start ${startLoad.map((l) => l.toFixed(1)).join(' ')} (other jobs share the machine: ratios within a row are the result)`,
     `- kernel: ${os.release()}; Node ${process.version}; Postfix ${postfixVersion}`,
     `- disk: the spool, Postfix's queue and both mail directories in ${os.tmpdir()} (${(await run('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', os.tmpdir()])).stdout.trim()})`,
   ].join('\n')
@@ -156,6 +156,7 @@ const say = (s = ''): void => {
 }
 
 const started = new Date()
+const startLoad = os.loadavg()
 let postfix: LocalPostfix | undefined
 let mx: Appliance | undefined
 let exitCode = 0
