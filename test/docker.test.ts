@@ -15,13 +15,16 @@ import { swaks, lastReply } from './support/swaks.js'
 import { httpGet } from './support/supervisor.js'
 import { EICAR } from './support/clamd.js'
 
-const PROJECT = 'facteur-e2e'
+// Per run: two runs on one engine (a developer's and CI's) must not tear down each other's stack
+// or swap each other's images. A run that died leaves its project; the next run removes it.
+const PROJECT = `facteur-e2e-${process.pid}`
+const TAG = `e2e-${process.pid}`
 const DOCKER_UP = path.resolve(ROOT, '..', 'shared', 'sandbox', 'docker-up')
 const SERVICES = ['smtp-ingress', 'submission', 'filter', 'delivery', 'supervisor', 'clamav', 'spamassassin']
 const USER = 'alice@example.org'
 const PASSWORD = 'correct horse battery'
 // Nothing from the developer's shell or .env reaches the stack: test/docker-compose.test.env only.
-const ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root' }
+const ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', FACTEUR_TAG: TAG }
 
 let unavailable: string | null = null
 let up = false
@@ -75,6 +78,40 @@ async function publishedPort(service: string, port: number): Promise<number> {
   return p
 }
 
+/** Stacks of earlier runs whose test process is gone (killed mid-run): down -v, images untagged. */
+async function removeStaleProjects(): Promise<void> {
+  const ps = await run('docker', ['ps', '-a', '--filter', 'label=com.docker.compose.project', '--format', '{{.Label "com.docker.compose.project"}}'])
+  const stale = new Set(
+    ps.stdout
+      .split('\n')
+      .map((p) => /^facteur-e2e-(\d+)$/.exec(p.trim()))
+      .filter((m): m is RegExpExecArray => m !== null && !alive(Number(m[1])))
+      .map((m) => m[1]),
+  )
+  for (const pid of stale) {
+    await run('docker', ['compose', '-p', `facteur-e2e-${pid}`, '--env-file', 'test/docker-compose.test.env', '-f', 'docker-compose.yml', '-f', 'test/docker-compose.test.yml', 'down', '-v', '--remove-orphans'], {
+      cwd: ROOT,
+      env: { ...ENV, FACTEUR_TAG: `e2e-${pid}` },
+      timeoutMs: 120_000,
+    })
+    await untag(`e2e-${pid}`)
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** Removes this run's tags; the layers stay cached for the next run. */
+async function untag(tag: string): Promise<void> {
+  await run('docker', ['rmi', '--no-prune', `facteur:${tag}`, `facteur-clamav:${tag}`, `facteur-spamassassin:${tag}`], { timeoutMs: 60_000 })
+}
+
 /** The JSON log lines of one service. */
 async function logLines(service: string): Promise<Record<string, unknown>[]> {
   const out = await composeOk(['logs', '--no-color', service])
@@ -100,14 +137,14 @@ before(async () => {
   if (info.code !== 0) return void (unavailable = `no Docker engine answers: ${info.stderr.trim().split('\n')[0]}`)
 
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'facteur-docker-'))
-  await compose(['down', '-v', '--remove-orphans'], { timeoutMs: 120_000 }) // a previous run's leftovers
-  // The five Node services share one image (facteur:local): build it through one of them.
+  await removeStaleProjects()
+  // The five Node services share one image (facteur:TAG): build it through one of them.
   let t = Date.now()
   await composeOk(['build', 'smtp-ingress', 'clamav', 'spamassassin'], { timeoutMs: 900_000 })
   console.log(`# images built in ${seconds(Date.now() - t)}`)
   t = Date.now()
+  up = true // from here on, after() takes the stack down whatever happens
   await composeOk(['up', '-d', '--no-build'], { timeoutMs: 600_000 })
-  up = true
   // Compose 1.29 has no `up --wait`: poll ps until every container says (healthy).
   await until('every container to be healthy', 300_000, async () => {
     const ps = await composeOk(['ps'])
@@ -123,7 +160,10 @@ before(async () => {
 })
 
 after(async () => {
-  if (!up) return
+  if (!up) {
+    if (!unavailable) await untag(TAG)
+    return
+  }
   const stats = await run('docker', ['stats', '--no-stream', '--format', '{{.Name}}\t{{.MemUsage}}'], { timeoutMs: 60_000 })
   const mine = stats.stdout.split('\n').filter((l) => l.startsWith(`${PROJECT}_`) || l.startsWith(`${PROJECT}-`))
   const mib = mine.reduce((n, l) => {
@@ -133,6 +173,7 @@ after(async () => {
   console.log(`# memory: ${mib.toFixed(0)} MiB in all\n${mine.map((l) => `#   ${l.replace('\t', ': ')}`).join('\n')}`)
   const down = await compose(['down', '-v', '--remove-orphans'], { timeoutMs: 180_000 })
   if (down.code !== 0) console.log(`# docker compose down -v failed:\n${down.stderr}`)
+  await untag(TAG)
   if (dir) await fs.rm(dir, { recursive: true, force: true })
   console.log(`# compose test took ${seconds(Date.now() - started)}`)
 })
