@@ -367,7 +367,7 @@ describe(
       return e
     }
     const start = (entry: string, extra: Record<string, string | undefined>): Promise<RunResult> =>
-      run(process.execPath, ['--import', 'tsx', '--conditions=source', entry], { cwd: ROOT, env: env(extra), timeoutMs: 20_000 })
+      run(process.execPath, ['--import', 'tsx', '--conditions=source', entry], { cwd: ROOT, env: env(extra), timeoutMs: 90_000 })
     const ingress = (extra: Record<string, string | undefined>) => start('services/smtp-ingress/src/main.ts', extra)
 
     test('SMTP_PORT out of range', async () => {

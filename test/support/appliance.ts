@@ -107,7 +107,7 @@ export async function startAppliance(opts: ApplianceOptions = {}): Promise<Appli
 
   const portsFile = path.join(spoolDir, 'ports.json')
   const expected = opts.services ?? ['smtp-ingress', 'delivery']
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000)
+  const deadline = Date.now() + (opts.timeoutMs ?? 90_000)
   let ports: Appliance['ports'] = {}
   for (;;) {
     try {
