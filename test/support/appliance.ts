@@ -112,7 +112,8 @@ export async function startAppliance(opts: ApplianceOptions = {}): Promise<Appli
   for (;;) {
     try {
       ports = JSON.parse(await fs.readFile(portsFile, 'utf8')) as Appliance['ports']
-      if (expected.every((s) => ports[s] && Object.keys(ports[s]).length > 0 && (s !== 'smtp-ingress' || ports[s].smtp))) break
+      // Every service announces its health listener last: once it is there, all its listeners are.
+      if (expected.every((s) => (s === 'supervisor' ? ports[s]?.status : ports[s]?.health))) break
     } catch {
       // not written yet
     }

@@ -59,12 +59,20 @@ export async function withDotlock<T>(mailbox: string, timeoutMs: number, fn: () 
   const deadline = Date.now() + timeoutMs
   for (;;) {
     try {
-      const fh = await fs.open(lock, 'wx', 0o600)
+      // The lock appears with its journal already in it: written aside, then link(2)ed into place
+      // (atomic, and EEXIST while another holds it), so a kill can never leave an empty lock.
+      const aside = `${lock}.${BOOT}.${process.pid}.${randomBytes(4).toString('hex')}`
+      const fh = await fs.open(aside, 'wx', 0o600)
       try {
         await fh.writeFile(`facteur pid=${process.pid} boot=${BOOT} host=${HOST} size=${await sizeOf(mailbox)}\n`)
         await fh.sync()
       } finally {
         await fh.close()
+      }
+      try {
+        await fs.link(aside, lock)
+      } finally {
+        await fs.rm(aside, { force: true })
       }
       break
     } catch (err) {

@@ -44,10 +44,11 @@ export async function deliverMaildir(opts: {
   let size = 0
   try {
     const head = Buffer.from(opts.head.replace(/\r\n/g, '\n'), 'latin1')
-    await fh.write(head)
+    // writeFile() loops until all is written (write() may stop short on a full disk).
+    await fh.writeFile(head)
     size += head.length
     for await (const chunk of toLocalLines(opts.message, false)) {
-      await fh.write(chunk)
+      await fh.writeFile(chunk)
       size += chunk.length
     }
     await fh.sync()

@@ -134,7 +134,8 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       },
       async write(chunk) {
         size += chunk.length
-        await fh.write(chunk)
+        // writeFile() writes all of it from the current position (write() may stop short on a full disk).
+        await fh.writeFile(chunk)
       },
       async commit(partial) {
         const envelope: Envelope = { version: 1, id, size, ...partial }
