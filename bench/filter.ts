@@ -16,7 +16,14 @@ const dns = await startDns()
 const clamd = await startClamd()
 const spamd = await startSpamd()
 const filter = await startTestFilter({ CLAMAV_PORT: String(clamd.port), SPAMD_PORT: String(spamd.port), DNS_SERVERS: dns.server })
-const messages = Array.from({ length: total }, (_, i) => Buffer.from(message({ subject: `bench ${i}`, body: `Hello Bob,\r\n\r\nmessage number ${i}.\r\n${'Some ordinary text for the scanners to read.\r\n'.repeat(40)}` })))
+const messages = Array.from({ length: total }, (_, i) =>
+  Buffer.from(
+    message({
+      subject: `bench ${i}`,
+      body: `Hello Bob,\r\n\r\nmessage number ${i}.\r\n${'Some ordinary text for the scanners to read.\r\n'.repeat(40)}`,
+    }),
+  ),
+)
 
 async function run(label: string, one: (m: Buffer) => Promise<unknown>): Promise<number> {
   let next = 0
@@ -28,14 +35,22 @@ async function run(label: string, one: (m: Buffer) => Promise<unknown>): Promise
   )
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   const rate = messages.length / seconds
-  console.log(`${label.padEnd(32)} ${rate.toFixed(1).padStart(8)} messages/s (${messages.length} in ${seconds.toFixed(2)} s, concurrency ${concurrency})`)
+  console.log(
+    `${label.padEnd(32)} ${rate.toFixed(1).padStart(8)} messages/s (${messages.length} in ${seconds.toFixed(2)} s, concurrency ${concurrency})`,
+  )
   return rate
 }
 
 try {
   const virus = clamavScanner({ host: '127.0.0.1', port: clamd.port, timeoutMs: 30_000 })
   const spam = spamassassinClient({ host: '127.0.0.1', port: spamd.port, timeoutMs: 30_000 })
-  const envelope = { direction: 'inbound' as const, ip: '192.0.2.10', helo: 'mail.remote.example', sender: 'alice@remote.example', recipients: ['bob@ours.example'] }
+  const envelope = {
+    direction: 'inbound' as const,
+    ip: '192.0.2.10',
+    helo: 'mail.remote.example',
+    sender: 'alice@remote.example',
+    recipients: ['bob@ours.example'],
+  }
   // Warm up both paths (spamd's children compile their rules on first use).
   for (const m of messages.slice(0, concurrency)) await Promise.all([virus.scan(m), spam.scan(m, envelope), check(filter.port, m)])
   const directly = (m: Buffer): Promise<unknown> => Promise.all([virus.scan(m), spam.scan(m, envelope)])

@@ -33,16 +33,32 @@ const ports = { smtp: 0, submission: 0, status: 0 }
 let dir = ''
 
 const compose = (args: string[], options: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> =>
-  run('docker', ['compose', '-p', PROJECT, '--env-file', 'test/docker-compose.test.env', '-f', 'docker-compose.yml', '-f', 'test/docker-compose.test.yml', ...args], {
-    cwd: ROOT,
-    env: ENV,
-    timeoutMs: options.timeoutMs ?? 60_000,
-    input: options.input,
-  })
+  run(
+    'docker',
+    [
+      'compose',
+      '-p',
+      PROJECT,
+      '--env-file',
+      'test/docker-compose.test.env',
+      '-f',
+      'docker-compose.yml',
+      '-f',
+      'test/docker-compose.test.yml',
+      ...args,
+    ],
+    {
+      cwd: ROOT,
+      env: ENV,
+      timeoutMs: options.timeoutMs ?? 60_000,
+      input: options.input,
+    },
+  )
 
 async function composeOk(args: string[], options: { timeoutMs?: number; input?: string } = {}): Promise<string> {
   const r = await compose(args, options)
-  if (r.code !== 0) throw new Error(`docker compose ${args.join(' ')}: ${r.timedOut ? 'timed out' : `exit ${r.code}`}\n${r.stdout}${r.stderr}`)
+  if (r.code !== 0)
+    throw new Error(`docker compose ${args.join(' ')}: ${r.timedOut ? 'timed out' : `exit ${r.code}`}\n${r.stdout}${r.stderr}`)
   return r.stdout
 }
 
@@ -80,7 +96,14 @@ async function publishedPort(service: string, port: number): Promise<number> {
 
 /** Stacks of earlier runs whose test process is gone (killed mid-run): down -v, images untagged. */
 async function removeStaleProjects(): Promise<void> {
-  const ps = await run('docker', ['ps', '-a', '--filter', 'label=com.docker.compose.project', '--format', '{{.Label "com.docker.compose.project"}}'])
+  const ps = await run('docker', [
+    'ps',
+    '-a',
+    '--filter',
+    'label=com.docker.compose.project',
+    '--format',
+    '{{.Label "com.docker.compose.project"}}',
+  ])
   const stale = new Set(
     ps.stdout
       .split('\n')
@@ -89,11 +112,28 @@ async function removeStaleProjects(): Promise<void> {
       .map((m) => m[1]),
   )
   for (const pid of stale) {
-    await run('docker', ['compose', '-p', `facteur-e2e-${pid}`, '--env-file', 'test/docker-compose.test.env', '-f', 'docker-compose.yml', '-f', 'test/docker-compose.test.yml', 'down', '-v', '--remove-orphans'], {
-      cwd: ROOT,
-      env: { ...ENV, FACTEUR_TAG: `e2e-${pid}` },
-      timeoutMs: 120_000,
-    })
+    await run(
+      'docker',
+      [
+        'compose',
+        '-p',
+        `facteur-e2e-${pid}`,
+        '--env-file',
+        'test/docker-compose.test.env',
+        '-f',
+        'docker-compose.yml',
+        '-f',
+        'test/docker-compose.test.yml',
+        'down',
+        '-v',
+        '--remove-orphans',
+      ],
+      {
+        cwd: ROOT,
+        env: { ...ENV, FACTEUR_TAG: `e2e-${pid}` },
+        timeoutMs: 120_000,
+      },
+    )
     await untag(`e2e-${pid}`)
   }
 }
@@ -109,7 +149,9 @@ function alive(pid: number): boolean {
 
 /** Removes this run's tags; the layers stay cached for the next run. */
 async function untag(tag: string): Promise<void> {
-  await run('docker', ['rmi', '--no-prune', `facteur:${tag}`, `facteur-clamav:${tag}`, `facteur-spamassassin:${tag}`], { timeoutMs: 60_000 })
+  await run('docker', ['rmi', '--no-prune', `facteur:${tag}`, `facteur-clamav:${tag}`, `facteur-spamassassin:${tag}`], {
+    timeoutMs: 60_000,
+  })
 }
 
 /** The JSON log lines of one service. */
@@ -129,7 +171,8 @@ before(async () => {
   try {
     await fs.access(DOCKER_UP)
     const r = await run(DOCKER_UP, [], { cwd: ROOT, timeoutMs: 300_000 })
-    if (r.code !== 0) return void (unavailable = `${DOCKER_UP} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' / ')}`)
+    if (r.code !== 0)
+      return void (unavailable = `${DOCKER_UP} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' / ')}`)
   } catch {
     // No sandbox script: an engine the machine runs itself.
   }
@@ -155,7 +198,9 @@ before(async () => {
   ports.smtp = await publishedPort('smtp-ingress', 25)
   ports.submission = await publishedPort('submission', 587)
   ports.status = await publishedPort('supervisor', 8080)
-  const added = await composeOk(['exec', '-T', 'supervisor', 'mailctl', 'user', 'add', USER, '--password-stdin'], { input: `${PASSWORD}\n` })
+  const added = await composeOk(['exec', '-T', 'supervisor', 'mailctl', 'user', 'add', USER, '--password-stdin'], {
+    input: `${PASSWORD}\n`,
+  })
   assert.match(added, /added alice@example\.org/)
 })
 
@@ -185,12 +230,26 @@ test('docker compose config is valid, and the services do not run as root', asyn
     assert.equal((await composeOk(['exec', '-T', service, 'id', '-u'])).trim(), '5000', service)
   // The supervisor's container starts as root to join the Docker socket's group, then drops.
   const supervisor = await logLines('supervisor')
-  assert.ok(supervisor.some((l) => l.message === 'running as the mail user, in the Docker socket\'s group' && l.uid === 5000), 'supervisor dropped to uid 5000')
+  assert.ok(
+    supervisor.some((l) => l.message === "running as the mail user, in the Docker socket's group" && l.uid === 5000),
+    'supervisor dropped to uid 5000',
+  )
 })
 
 test('a message to :25 lands in the mail volume; the ingress logs the client address Docker showed it', async (t) => {
   if (unavailable) return t.skip(unavailable)
-  const out = await swaks(['--server', `127.0.0.1:${ports.smtp}`, '--from', 'bob@remote.example', '--to', USER, '--header', 'Subject: over port 25', '--timeout', '30'])
+  const out = await swaks([
+    '--server',
+    `127.0.0.1:${ports.smtp}`,
+    '--from',
+    'bob@remote.example',
+    '--to',
+    USER,
+    '--header',
+    'Subject: over port 25',
+    '--timeout',
+    '30',
+  ])
   assert.match(lastReply(out, '.') ?? '', /^250 2\.0\.0 Ok: queued as /, out.stdout)
   const mbox = await until('the message in /var/mail/alice', 30_000, async () => {
     const r = await compose(['exec', '-T', 'delivery', 'cat', '/var/mail/alice'])
@@ -209,8 +268,23 @@ test('a message to :25 lands in the mail volume; the ingress logs the client add
 test('a message through 587 with STARTTLS and AUTH is delivered too', async (t) => {
   if (unavailable) return t.skip(unavailable)
   const out = await swaks([
-    '--server', `127.0.0.1:${ports.submission}`, '--tls', '--auth', 'PLAIN', '--auth-user', USER, '--auth-password', PASSWORD,
-    '--from', USER, '--to', USER, '--header', 'Subject: over port 587', '--timeout', '30',
+    '--server',
+    `127.0.0.1:${ports.submission}`,
+    '--tls',
+    '--auth',
+    'PLAIN',
+    '--auth-user',
+    USER,
+    '--auth-password',
+    PASSWORD,
+    '--from',
+    USER,
+    '--to',
+    USER,
+    '--header',
+    'Subject: over port 587',
+    '--timeout',
+    '30',
   ])
   assert.match(lastReply(out, 'AUTH') ?? '', /^235 /, out.stdout)
   assert.match(lastReply(out, '.') ?? '', /^250 /, out.stdout)
@@ -224,10 +298,32 @@ test('EICAR is refused 554 5.7.1 by the real clamd, GTUBE 550 5.7.1 by the real 
   if (unavailable) return t.skip(unavailable)
   const file = path.join(dir, 'eicar.com')
   await fs.writeFile(file, EICAR)
-  const virus = await swaks(['--server', `127.0.0.1:${ports.smtp}`, '--from', 'bob@remote.example', '--to', USER, '--attach', `@${file}`, '--timeout', '30'])
+  const virus = await swaks([
+    '--server',
+    `127.0.0.1:${ports.smtp}`,
+    '--from',
+    'bob@remote.example',
+    '--to',
+    USER,
+    '--attach',
+    `@${file}`,
+    '--timeout',
+    '30',
+  ])
   assert.match(lastReply(virus, '.') ?? '', /^554 5\.7\.1 Virus found: Eicar-Test-Signature/, virus.stdout)
   const gtube = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X'
-  const spam = await swaks(['--server', `127.0.0.1:${ports.smtp}`, '--from', 'bob@remote.example', '--to', USER, '--body', gtube, '--timeout', '30'])
+  const spam = await swaks([
+    '--server',
+    `127.0.0.1:${ports.smtp}`,
+    '--from',
+    'bob@remote.example',
+    '--to',
+    USER,
+    '--body',
+    gtube,
+    '--timeout',
+    '30',
+  ])
   assert.match(lastReply(spam, '.') ?? '', /^550 5\.7\.1 /, spam.stdout)
 })
 
@@ -240,7 +336,12 @@ test('the supervisor brings back a killed filter and a hung delivery; /health an
   await composeOk(['kill', 'filter'])
   const filter = await until('the filter restarted and healthy', 90_000, async () => {
     const s = (await health()).services.filter
-    return s?.restarts > before.services.filter.restarts && s.state === 'running' && s.health.status !== 'fail' && s.health.status !== 'starting' ? s : null
+    return s?.restarts > before.services.filter.restarts &&
+      s.state === 'running' &&
+      s.health.status !== 'fail' &&
+      s.health.status !== 'starting'
+      ? s
+      : null
   })
   assert.match(filter.lastRestart?.reason ?? '', /exited with code 137/)
   console.log(`# killed filter back in ${seconds(Date.now() - t0)}: ${filter.lastRestart?.reason}`)
@@ -273,5 +374,6 @@ test('the status page shows every service at a glance', async (t) => {
   if (unavailable) return t.skip(unavailable)
   const page = await httpGet(ports.status, '/')
   assert.equal(page.code, 200)
-  for (const service of SERVICES.filter((s) => s !== 'supervisor')) assert.match(page.body, new RegExp(`data-service="${service}"`), service)
+  for (const service of SERVICES.filter((s) => s !== 'supervisor'))
+    assert.match(page.body, new RegExp(`data-service="${service}"`), service)
 })

@@ -59,7 +59,11 @@ for (const format of ['mbox', 'maildir'] as const) {
     const port = mx.port('smtp-ingress', 'smtp')
     const mailbox = path.join(mx.mailDir, 'alice')
     // A first small message, so the mailbox holds something that must stay intact.
-    assert.match((await sendMail(port, { from: 'a@remote.example', to: ['alice@ours.example'], data: 'Subject: first\r\n\r\nsmall\r\n' })).message ?? '', /^250 /)
+    assert.match(
+      (await sendMail(port, { from: 'a@remote.example', to: ['alice@ours.example'], data: 'Subject: first\r\n\r\nsmall\r\n' })).message ??
+        '',
+      /^250 /,
+    )
     const read = format === 'mbox' ? () => readMbox(mailbox) : () => readMaildir(mailbox)
     await waitForCount(read, 1)
 
@@ -74,7 +78,12 @@ for (const format of ['mbox', 'maildir'] as const) {
     })
     const line = 'The quick brown fox jumps over the lazy dog, again and again and again.\r\n'
     const lines = Math.ceil((64 * 1024 * 1024) / line.length)
-    const r = await sendMail(port, { from: 'a@remote.example', to: ['alice@ours.example'], data: `Subject: large\r\n\r\n${line.repeat(lines)}`, timeoutMs: 120_000 })
+    const r = await sendMail(port, {
+      from: 'a@remote.example',
+      to: ['alice@ours.example'],
+      data: `Subject: large\r\n\r\n${line.repeat(lines)}`,
+      timeoutMs: 120_000,
+    })
     assert.match(r.message ?? '', /^250 /)
     const started = Date.now()
     // Watch the write begin, then kill delivery while it is under way.
@@ -105,7 +114,7 @@ for (const format of ['mbox', 'maildir'] as const) {
   })
 }
 
-test('strace shows the data and the envelope fsync\'d and renamed, and their directories fsync\'d, before the 250', async (t) => {
+test("strace shows the data and the envelope fsync'd and renamed, and their directories fsync'd, before the 250", async (t) => {
   const dir = await fs.mkdtemp('/tmp/facteur-strace-')
   for (const d of ['config', 'spool', 'mail']) await fs.mkdir(path.join(dir, d))
   await fs.writeFile(path.join(dir, 'config', 'users'), 'alice@ours.example:{PLAIN}pw\n')
@@ -113,10 +122,36 @@ test('strace shows the data and the envelope fsync\'d and renamed, and their dir
   const trace = path.join(dir, 'trace')
   const child = spawn(
     'strace',
-    ['-f', '-y', '-s', '120', '-e', 'trace=fsync,fdatasync,rename,renameat,renameat2,write,writev', '-o', trace, process.execPath, '--import', 'tsx', '--conditions=source', 'services/smtp-ingress/src/main.ts'],
+    [
+      '-f',
+      '-y',
+      '-s',
+      '120',
+      '-e',
+      'trace=fsync,fdatasync,rename,renameat,renameat2,write,writev',
+      '-o',
+      trace,
+      process.execPath,
+      '--import',
+      'tsx',
+      '--conditions=source',
+      'services/smtp-ingress/src/main.ts',
+    ],
     {
       cwd: ROOT,
-      env: { PATH: process.env.PATH, ENV_FILE: '/dev/null', FILTER_URL: 'off', MAIL_DOMAIN: 'ours.example', CONFIG_DIR: path.join(dir, 'config'), SPOOL_DIR: path.join(dir, 'spool'), MAIL_DIR: path.join(dir, 'mail'), SMTP_LISTEN: '127.0.0.1', SMTP_PORT: String(port), INGRESS_HEALTH_PORT: '0', LOG_FORMAT: 'json' },
+      env: {
+        PATH: process.env.PATH,
+        ENV_FILE: '/dev/null',
+        FILTER_URL: 'off',
+        MAIL_DOMAIN: 'ours.example',
+        CONFIG_DIR: path.join(dir, 'config'),
+        SPOOL_DIR: path.join(dir, 'spool'),
+        MAIL_DIR: path.join(dir, 'mail'),
+        SMTP_LISTEN: '127.0.0.1',
+        SMTP_PORT: String(port),
+        INGRESS_HEALTH_PORT: '0',
+        LOG_FORMAT: 'json',
+      },
       stdio: 'ignore',
       detached: true, // its own process group: strace and the traced node are signalled together
     },
@@ -146,5 +181,13 @@ test('strace shows the data and the envelope fsync\'d and renamed, and their dir
   const reply = at(new RegExp(`write\\w*\\(.*250 2\\.0\\.0 Ok: queued as ${id}`))
   const order = { dataSync, dataRename, dataDirSync, envSync, envRename, queueDirSync, reply }
   for (const [k, v] of Object.entries(order)) assert.ok(v >= 0, `${k} not found in the trace`)
-  assert.ok(dataSync < dataRename && dataRename < dataDirSync && dataDirSync < envRename && envSync < envRename && envRename < queueDirSync && queueDirSync < reply, JSON.stringify(order))
+  assert.ok(
+    dataSync < dataRename &&
+      dataRename < dataDirSync &&
+      dataDirSync < envRename &&
+      envSync < envRename &&
+      envRename < queueDirSync &&
+      queueDirSync < reply,
+    JSON.stringify(order),
+  )
 })

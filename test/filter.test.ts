@@ -50,7 +50,17 @@ const inbox = (): Promise<string[]> => readMaildir(path.join(mx.mailDir, 'bob'))
 const junk = (): Promise<string[]> => readMaildir(path.join(mx.mailDir, 'bob', '.Junk'))
 
 function text(subject: string, body: string, extra: string[] = []): string {
-  return [...extra, 'From: Alice <alice@remote.example>', 'To: bob@ours.example', `Subject: ${subject}`, 'Date: Sat, 28 Nov 2026 05:49:15 +0000', `Message-ID: <${subject.replace(/\W/g, '')}@remote.example>`, '', body, ''].join('\r\n')
+  return [
+    ...extra,
+    'From: Alice <alice@remote.example>',
+    'To: bob@ours.example',
+    `Subject: ${subject}`,
+    'Date: Sat, 28 Nov 2026 05:49:15 +0000',
+    `Message-ID: <${subject.replace(/\W/g, '')}@remote.example>`,
+    '',
+    body,
+    '',
+  ].join('\r\n')
 }
 
 test('refuses a message carrying EICAR in the SMTP dialogue with 554 5.7.1 naming the signature', async () => {
@@ -58,7 +68,18 @@ test('refuses a message carrying EICAR in the SMTP dialogue with 554 5.7.1 namin
   try {
     const file = path.join(dir, 'eicar.com')
     await fs.writeFile(file, EICAR)
-    const out = await swaks(['--server', `127.0.0.1:${port}`, '--from', 'alice@remote.example', '--to', 'bob@ours.example', '--attach', `@${file}`, '--timeout', '20'])
+    const out = await swaks([
+      '--server',
+      `127.0.0.1:${port}`,
+      '--from',
+      'alice@remote.example',
+      '--to',
+      'bob@ours.example',
+      '--attach',
+      `@${file}`,
+      '--timeout',
+      '20',
+    ])
     assert.equal(lastReply(out, '.'), `554 5.7.1 Virus found: ${EICAR_SIGNATURE}`)
   } finally {
     await removeDir(dir)
@@ -75,8 +96,16 @@ test('delivers GTUBE to the Junk folder of a Maildir, flagged', async () => {
 })
 
 test('delivers ham to the INBOX with our Authentication-Results and the spam headers, forged results removed', async () => {
-  const forged = ['Authentication-Results: mx.ours.example; spf=pass smtp.mailfrom=alice@remote.example; dmarc=pass', 'Authentication-Results: mx.remote.example; spf=pass']
-  const r = await sendMail(port, { from: 'alice@remote.example', to: ['bob@ours.example'], helo: 'mail.remote.example', data: text('ham', 'Hello Bob, lunch tomorrow at noon?', forged) })
+  const forged = [
+    'Authentication-Results: mx.ours.example; spf=pass smtp.mailfrom=alice@remote.example; dmarc=pass',
+    'Authentication-Results: mx.remote.example; spf=pass',
+  ]
+  const r = await sendMail(port, {
+    from: 'alice@remote.example',
+    to: ['bob@ours.example'],
+    helo: 'mail.remote.example',
+    data: text('ham', 'Hello Bob, lunch tomorrow at noon?', forged),
+  })
   assert.match(r.message ?? '', /^250 /)
   const messages = await waitForCount(async () => (await inbox()).filter((m) => m.includes('Subject: ham')), 1)
   const m = messages[0].replace(/\n[ \t]+/g, ' ')
@@ -101,8 +130,13 @@ test('answers 451 4.7.1 while clamd is down (FILTER_FAILURE=tempfail) and accept
   assert.match(again.message ?? '', /^250 /)
 })
 
-test('mail from TRUSTED_NETWORKS is our users\' own: no DMARC refusal even where our domain says p=reject', async (t) => {
-  const strictDns = await startDns({ txt: [{ name: 'ours.example', text: 'v=spf1 -all' }, { name: '_dmarc.ours.example', text: 'v=DMARC1; p=reject' }] })
+test("mail from TRUSTED_NETWORKS is our users' own: no DMARC refusal even where our domain says p=reject", async (t) => {
+  const strictDns = await startDns({
+    txt: [
+      { name: 'ours.example', text: 'v=spf1 -all' },
+      { name: '_dmarc.ours.example', text: 'v=DMARC1; p=reject' },
+    ],
+  })
   t.after(() => strictDns.close())
   const start = (trusted: string): Promise<Appliance> =>
     startAppliance({
@@ -113,7 +147,11 @@ test('mail from TRUSTED_NETWORKS is our users\' own: no DMARC refusal even where
   const ourUser = text('from the LAN', 'Hello Bob', []).replace('From: Alice <alice@remote.example>', 'From: Alice <alice@ours.example>')
   const outside = await start('')
   t.after(() => outside.stop())
-  const refused = await sendMail(outside.port('smtp-ingress', 'smtp'), { from: 'alice@ours.example', to: ['bob@ours.example'], data: ourUser })
+  const refused = await sendMail(outside.port('smtp-ingress', 'smtp'), {
+    from: 'alice@ours.example',
+    to: ['bob@ours.example'],
+    data: ourUser,
+  })
   assert.equal(refused.message, '550 5.7.1 Rejected by the DMARC policy of ours.example')
   const lan = await start('127.0.0.0/8')
   t.after(() => lan.stop())

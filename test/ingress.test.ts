@@ -56,14 +56,17 @@ test('refuses every classic relay trick, from any sender: 554 5.7.1, or 501 wher
     'user@other.example.': /^501 /,
   }
   for (const [address, reply] of Object.entries(expected)) {
-    for (const from of ['sender@remote.example', '', 'alice@ours.example']) assert.match(await rcpt(address, from), reply, `${address} from <${from}>`)
+    for (const from of ['sender@remote.example', '', 'alice@ours.example'])
+      assert.match(await rcpt(address, from), reply, `${address} from <${from}>`)
   }
 })
 
 test('refuses local parts that could leave the mailbox directory with 553 5.1.3', async () => {
-  for (const address of ['a/b@ours.example', 'etc/passwd@ours.example', 'al\\ice@ours.example']) assert.match(await rcpt(address), /^553 5\.1\.3 /, address)
+  for (const address of ['a/b@ours.example', 'etc/passwd@ours.example', 'al\\ice@ours.example'])
+    assert.match(await rcpt(address), /^553 5\.1\.3 /, address)
   // smtp-server's parser already refuses dots in the wrong places
-  for (const address of ['../etc@ours.example', 'a..b@ours.example', '.alice@ours.example']) assert.match(await rcpt(address), /^5\d\d /, address)
+  for (const address of ['../etc@ours.example', 'a..b@ours.example', '.alice@ours.example'])
+    assert.match(await rcpt(address), /^5\d\d /, address)
   const s = await smtpSession(port)
   await s.send('EHLO c')
   await s.send('MAIL FROM:<x@remote.example>')
@@ -116,7 +119,11 @@ test('answers 452 4.5.3 past MAX_RECIPIENTS', async () => {
 })
 
 test('refuses bare LF and bare CR in DATA (SMTP smuggling) and creates no second message', async () => {
-  for (const raw of ['Subject: x\r\n\r\nline\n.\nMAIL FROM:<evil@remote.example>\r\n', 'Subject: x\r\n\r\nline\r.\rmore\r\n', 'Subject: x\nFrom: y\r\n\r\nz\r\n']) {
+  for (const raw of [
+    'Subject: x\r\n\r\nline\n.\nMAIL FROM:<evil@remote.example>\r\n',
+    'Subject: x\r\n\r\nline\r.\rmore\r\n',
+    'Subject: x\nFrom: y\r\n\r\nz\r\n',
+  ]) {
     const s = await smtpSession(port)
     await s.send('EHLO c')
     await s.send('MAIL FROM:<a@remote.example>')
@@ -129,23 +136,51 @@ test('refuses bare LF and bare CR in DATA (SMTP smuggling) and creates no second
 })
 
 test('refuses loops: more than 50 Received fields, or a Delivered-To naming the recipient', async () => {
-  const hops = Array.from({ length: 51 }, (_, i) => `Received: from h${i}.example by h${i + 1}.example; Sat, 28 Nov 2026 00:00:00 +0000\r\n`).join('')
+  const hops = Array.from(
+    { length: 51 },
+    (_, i) => `Received: from h${i}.example by h${i + 1}.example; Sat, 28 Nov 2026 00:00:00 +0000\r\n`,
+  ).join('')
   const r1 = await sendMail(port, { from: 'a@remote.example', to: ['bob@ours.example'], data: `${hops}Subject: loop\r\n\r\nx\r\n` })
   assert.match(r1.message ?? '', /^554 5\.4\.6 /)
-  const r2 = await sendMail(port, { from: 'a@remote.example', to: ['bob@ours.example'], data: 'Delivered-To: Bob@ours.example\r\nSubject: loop\r\n\r\nx\r\n' })
+  const r2 = await sendMail(port, {
+    from: 'a@remote.example',
+    to: ['bob@ours.example'],
+    data: 'Delivered-To: Bob@ours.example\r\nSubject: loop\r\n\r\nx\r\n',
+  })
   assert.match(r2.message ?? '', /^554 5\.4\.6 /)
-  const r3 = await sendMail(port, { from: 'a@remote.example', to: ['bob@ours.example'], data: `${hops.split('\r\n').slice(0, 50).join('\r\n')}\r\nSubject: ok\r\n\r\nx\r\n` })
+  const r3 = await sendMail(port, {
+    from: 'a@remote.example',
+    to: ['bob@ours.example'],
+    data: `${hops.split('\r\n').slice(0, 50).join('\r\n')}\r\nSubject: ok\r\n\r\nx\r\n`,
+  })
   assert.match(r3.message ?? '', /^250 /)
 })
 
 test('removes the headers mailbox readers trust, adds Received, Return-Path and Delivered-To', async () => {
-  const forged = ['Return-Path: <forged@evil.example>', 'Delivered-To: someone@else.example', 'Content-Length: 3', 'Status: RO', 'X-Status: F', 'X-UID: 1', 'X-IMAP: 1 1', 'X-IMAPbase: 1 1', 'X-Keywords: $Forged']
-  const r = await sendMail(port, { from: 'null-test@remote.example', to: ['carol@second.example'], data: `${forged.join('\r\n')}\r\nSubject: strip me\r\n\r\nbody\r\n` })
+  const forged = [
+    'Return-Path: <forged@evil.example>',
+    'Delivered-To: someone@else.example',
+    'Content-Length: 3',
+    'Status: RO',
+    'X-Status: F',
+    'X-UID: 1',
+    'X-IMAP: 1 1',
+    'X-IMAPbase: 1 1',
+    'X-Keywords: $Forged',
+  ]
+  const r = await sendMail(port, {
+    from: 'null-test@remote.example',
+    to: ['carol@second.example'],
+    data: `${forged.join('\r\n')}\r\nSubject: strip me\r\n\r\nbody\r\n`,
+  })
   assert.match(r.message ?? '', /^250 2\.0\.0 Ok: queued as ([0-9A-F]{21})$/)
   const id = /queued as (\w+)/.exec(r.message!)![1]
   const [m] = await waitForCount(() => readMbox(mbox('carol', 'second.example')), 1)
   for (const f of forged) assert.ok(!m.includes(f), `${f} should be gone`)
-  assert.match(m, /^Return-Path: <null-test@remote\.example>\nDelivered-To: carol@second\.example\nReceived: from c(lient\.test)? \(\[127\.0\.0\.1\]\)\n\tby mx\.ours\.example \(Facteur\) with ESMTP id /)
+  assert.match(
+    m,
+    /^Return-Path: <null-test@remote\.example>\nDelivered-To: carol@second\.example\nReceived: from c(lient\.test)? \(\[127\.0\.0\.1\]\)\n\tby mx\.ours\.example \(Facteur\) with ESMTP id /,
+  )
   assert.ok(m.includes(`id ${id}`))
   assert.ok(m.includes('Subject: strip me\n\nbody'))
 })
@@ -160,7 +195,11 @@ test('accepts the null sender for a local user (bounces must arrive)', async () 
 test('expands aliases recursively, delivering once per final mailbox, and refuses alias cycles', async () => {
   assert.equal(await rcpt('loop1@ours.example'), '550 5.4.6 Alias loop detected')
   const before = (await readMbox(mbox('alice'))).length
-  const r = await sendMail(port, { from: 'a@remote.example', to: ['friends@ours.example', 'team@ours.example', 'alice@ours.example'], data: 'Subject: once\r\n\r\nx\r\n' })
+  const r = await sendMail(port, {
+    from: 'a@remote.example',
+    to: ['friends@ours.example', 'team@ours.example', 'alice@ours.example'],
+    data: 'Subject: once\r\n\r\nx\r\n',
+  })
   assert.match(r.message ?? '', /^250 /)
   const id = /queued as (\w+)/.exec(r.message!)![1]
   await waitForCount(async () => (await readMbox(mbox('alice'))).filter((m) => m.includes(id)), 1)
@@ -168,8 +207,16 @@ test('expands aliases recursively, delivering once per final mailbox, and refuse
   assert.equal((await readMbox(mbox('alice'))).filter((m) => m.includes(id)).length, 1)
   assert.equal((await readMbox(mbox('alice'))).length, before + 1)
   // the external target waits in the queue for outbound delivery
-  const env = JSON.parse(await fs.readFile(path.join(mx.spoolDir, 'queue', `${id}.json`), 'utf8').catch(() => fs.readFile(path.join(mx.spoolDir, 'active', `${id}.json`), 'utf8')))
-  assert.deepEqual(env.recipients.map((r: { address: string }) => r.address).sort(), ['alice@ours.example', 'bob@ours.example', 'pal@remote.example'])
+  const env = JSON.parse(
+    await fs
+      .readFile(path.join(mx.spoolDir, 'queue', `${id}.json`), 'utf8')
+      .catch(() => fs.readFile(path.join(mx.spoolDir, 'active', `${id}.json`), 'utf8')),
+  )
+  assert.deepEqual(env.recipients.map((r: { address: string }) => r.address).sort(), [
+    'alice@ours.example',
+    'bob@ours.example',
+    'pal@remote.example',
+  ])
 })
 
 test('picks up a users file replaced by rename without a restart', async () => {
@@ -205,7 +252,17 @@ test('offers STARTTLS with a self-signed certificate made in CONFIG_DIR, not the
   const x509 = new (await import('node:crypto')).X509Certificate(cert)
   assert.match(x509.subject, /CN=mx\.ours\.example/)
   if (served) assert.equal(served.fingerprint256, x509.fingerprint256)
-  const r = await swaks(['--server', `127.0.0.1:${port}`, '--tls', '--from', 'a@remote.example', '--to', 'bob@ours.example', '--timeout', '10'])
+  const r = await swaks([
+    '--server',
+    `127.0.0.1:${port}`,
+    '--tls',
+    '--from',
+    'a@remote.example',
+    '--to',
+    'bob@ours.example',
+    '--timeout',
+    '10',
+  ])
   assert.equal(r.code, 0, r.stdout)
   assert.match(lastReply(r.stdout, '.') ?? '', /^250 /)
 })

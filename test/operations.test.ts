@@ -300,35 +300,32 @@ describe('a running appliance', () => {
     }
   })
 
-  test(
-    'mailctl queue flush retries at once a host that refused connections before, as postqueue -f does',
-    async () => {
-      const r = await sendMail(smtpPort, {
-        from: 'alice@ours.example',
-        to: ['pal@down.example'],
-        data: 'Subject: host down\r\n\r\nwaiting\r\n',
-      })
-      assert.match(r.message ?? '', /^250 /)
+  test('mailctl queue flush retries at once a host that refused connections before, as postqueue -f does', async () => {
+    const r = await sendMail(smtpPort, {
+      from: 'alice@ours.example',
+      to: ['pal@down.example'],
+      data: 'Subject: host down\r\n\r\nwaiting\r\n',
+    })
+    assert.match(r.message ?? '', /^250 /)
+    await eventually(
+      'queue list',
+      () => mailctl(['queue', 'list']),
+      (l) => /^ {4}deferred +pal@down\.example/m.test(l.stdout),
+      20_000,
+    )
+    const remote = await listenMx(downPort)
+    try {
+      assert.equal((await mailctl(['queue', 'flush'])).stdout, '1 message(s) due now\n')
       await eventually(
-        'queue list',
-        () => mailctl(['queue', 'list']),
-        (l) => /^ {4}deferred +pal@down\.example/m.test(l.stdout),
-        20_000,
+        'the host, back up, receives it',
+        async () => remote.messages.length,
+        (n) => n === 1,
+        3000,
       )
-      const remote = await listenMx(downPort)
-      try {
-        assert.equal((await mailctl(['queue', 'flush'])).stdout, '1 message(s) due now\n')
-        await eventually(
-          'the host, back up, receives it',
-          async () => remote.messages.length,
-          (n) => n === 1,
-          3000,
-        )
-      } finally {
-        await remote.close()
-      }
-    },
-  )
+    } finally {
+      await remote.close()
+    }
+  })
 })
 
 describe(

@@ -77,12 +77,16 @@ export async function startAppliance(opts: ApplianceOptions = {}): Promise<Appli
     ...opts.env,
   }
   let out = ''
-  const supervisor = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(ROOT, 'services/supervisor/src/main.ts')], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true, // a process group of its own: stop() can kill whatever a failed test left behind
-  })
+  const supervisor = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--conditions=source', path.join(ROOT, 'services/supervisor/src/main.ts')],
+    {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // a process group of its own: stop() can kill whatever a failed test left behind
+    },
+  )
   const waiters: (() => void)[] = []
   const onData = (c: Buffer): void => {
     out += c.toString()

@@ -77,8 +77,7 @@ export async function startDns(options: DnsOptions = {}): Promise<Dns> {
   }
   args.push(...(options.extraArgs ?? []))
   await writeFile(confFile, conf.map((line) => `${line}\n`).join(''))
-  if (conf.some((line) => line.length > 990))
-    throw new Error('startDns: a TXT record with a comma is longer than dnsmasq reads')
+  if (conf.some((line) => line.length > 990)) throw new Error('startDns: a TXT record with a comma is longer than dnsmasq reads')
 
   const daemon = spawnDaemon('/usr/sbin/dnsmasq', args)
   try {

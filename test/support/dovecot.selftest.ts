@@ -59,7 +59,5 @@ test('Dovecot serves a Maildir at <dir>/%d/%n for user@domain logins', async (t)
   })
   t.after(() => dovecot.close())
 
-  assert.deepEqual(await dovecot.fetchAll('bob@ours.example', 'pw'), [
-    'From: a@b.example\r\nSubject: hi\r\n\r\nhello\r\n',
-  ])
+  assert.deepEqual(await dovecot.fetchAll('bob@ours.example', 'pw'), ['From: a@b.example\r\nSubject: hi\r\n\r\nhello\r\n'])
 })

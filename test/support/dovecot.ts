@@ -71,8 +71,7 @@ export async function startDovecot(options: DovecotOptions): Promise<Dovecot> {
   await mkdir(join(dir, 'home'), { mode: 0o755 })
   const lines: string[] = []
   for (const user of options.users) {
-    if (/[:\n]/.test(user.user + user.password))
-      throw new Error(`user or password of ${user.user} has ':' or a newline`)
+    if (/[:\n]/.test(user.user + user.password)) throw new Error(`user or password of ${user.user} has ':' or a newline`)
     const home = user.home ?? join(dir, 'home', user.user)
     if (!(await exists(home))) {
       await mkdir(home, { recursive: true, mode: 0o700 })
@@ -149,8 +148,7 @@ ${options.extraConfig ?? ''}
         const messages = await client.fetchAll('1:*', { source: true })
         return messages.map((message) => message.source?.toString('utf8') ?? '')
       }),
-    list: (user, password) =>
-      withImap(port, user, password, async (client) => (await client.list()).map((entry) => entry.path)),
+    list: (user, password) => withImap(port, user, password, async (client) => (await client.list()).map((entry) => entry.path)),
     async close() {
       await daemon.stop()
       await removeDir(dir)
@@ -158,12 +156,7 @@ ${options.extraConfig ?? ''}
   }
 }
 
-async function withImap<T>(
-  port: number,
-  user: string,
-  password: string,
-  fn: (client: ImapFlow) => Promise<T>,
-): Promise<T> {
+async function withImap<T>(port: number, user: string, password: string, fn: (client: ImapFlow) => Promise<T>): Promise<T> {
   const client = new ImapFlow({
     host: '127.0.0.1',
     port,

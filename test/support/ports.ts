@@ -42,12 +42,7 @@ export async function canConnect(port: number, host = '127.0.0.1', timeoutMs = 1
  * Resolves when host:port accepts TCP connections; rejects after timeoutMs or when signal aborts.
  * Polls every 50 ms, so at most timeoutMs / 50 attempts.
  */
-export async function waitForPort(
-  port: number,
-  host = '127.0.0.1',
-  timeoutMs = 10_000,
-  signal?: AbortSignal,
-): Promise<void> {
+export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (signal?.aborted) throw new Error(`stopped waiting for ${host}:${port}`)

@@ -52,10 +52,7 @@ test('Postfix keeps a message the relay host tempfails, with the reason', async 
     to: ['refused@remote.example', 'b@remote.example'],
     data: 'x\n',
   })
-  assert.deepEqual(result.rcpt, [
-    '554 5.7.1 <refused@remote.example>: Recipient address rejected: No thanks',
-    '250 2.1.5 Ok',
-  ])
+  assert.deepEqual(result.rcpt, ['554 5.7.1 <refused@remote.example>: Recipient address rejected: No thanks', '250 2.1.5 Ok'])
   let entries = await postfix.queue()
   for (let i = 0; i < 50 && !entries[0]?.recipients[0]?.delay_reason; i++) {
     await sleep(100)

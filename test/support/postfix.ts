@@ -137,8 +137,7 @@ export async function startPostfix(options: PostfixOptions): Promise<Postfix> {
   // Postfix waits until main.cf and map files changed in the last 2 s are older (an editor may
   // still be writing them): backdating them saves those 2 s per start.
   const past = new Date(Date.now() - 60_000)
-  for (const name of ['main.cf', 'master.cf', ...Object.keys(options.files ?? {})])
-    await utimes(join(dir, name), past, past)
+  for (const name of ['main.cf', 'master.cf', ...Object.keys(options.files ?? {})]) await utimes(join(dir, name), past, past)
 
   const postfix = (...args: string[]) => run('postfix', ['-c', dir, ...args], { timeoutMs: 20_000 })
   const postqueue = (...args: string[]) => runOk('postqueue', ['-c', dir, ...args], { timeoutMs: 10_000 })
@@ -181,9 +180,7 @@ export async function startPostfix(options: PostfixOptions): Promise<Postfix> {
         const entries = await queue()
         if (entries.length === 0) return
         if (Date.now() > deadline) {
-          throw new Error(
-            `Postfix queue not empty after ${timeoutMs} ms: ${JSON.stringify(entries)}\n${await logTail()}`,
-          )
+          throw new Error(`Postfix queue not empty after ${timeoutMs} ms: ${JSON.stringify(entries)}\n${await logTail()}`)
         }
         await sleep(100)
       }
@@ -218,19 +215,9 @@ async function makeQueue(queueDir: string, dataDir: string): Promise<void> {
   await mkdir(join(queueDir, 'pid'), { mode: 0o755 })
   const dirs: [string, number, number][] = [
     [dataDir, 0o700, 0],
-    ...[
-      'active',
-      'bounce',
-      'corrupt',
-      'defer',
-      'deferred',
-      'flush',
-      'hold',
-      'incoming',
-      'private',
-      'saved',
-      'trace',
-    ].map((name): [string, number, number] => [join(queueDir, name), 0o700, 0]),
+    ...['active', 'bounce', 'corrupt', 'defer', 'deferred', 'flush', 'hold', 'incoming', 'private', 'saved', 'trace'].map(
+      (name): [string, number, number] => [join(queueDir, name), 0o700, 0],
+    ),
     [join(queueDir, 'maildrop'), 0o730, postdropGid],
     [join(queueDir, 'public'), 0o710, postdropGid],
   ]

@@ -79,11 +79,7 @@ export interface Daemon {
   stop(timeoutMs?: number): Promise<void>
 }
 
-export function spawnDaemon(
-  command: string,
-  args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
-): Daemon {
+export function spawnDaemon(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Daemon {
   const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] })
   live.add(child)
   let output = ''

@@ -62,8 +62,7 @@ export async function startScriptedMx(options: ScriptedMxOptions = {}): Promise<
     key: pems?.private,
     cert: pems?.cert,
     onMailFrom(_address, session, callback) {
-      if (options.requireTls && !session.secure)
-        return callback(replyError('530 5.7.0 Must issue a STARTTLS command first'))
+      if (options.requireTls && !session.secure) return callback(replyError('530 5.7.0 Must issue a STARTTLS command first'))
       callback(options.mail && !options.mail.startsWith('2') ? replyError(options.mail) : null)
     },
     onRcptTo(address, _session, callback) {

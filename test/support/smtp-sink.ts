@@ -6,8 +6,7 @@ import { freePort } from './ports.js'
 import { isRoot, removeDir, spawnDaemon, systemUser, tempDir } from './process.js'
 
 /** Command names as smtp-sink knows them: CONNECT, HELO, EHLO, LHLO, MAIL, RCPT, VRFY, DATA, '.', RSET, NOOP, QUIT. */
-export type SinkCommand =
-  'CONNECT' | 'HELO' | 'EHLO' | 'LHLO' | 'MAIL' | 'RCPT' | 'VRFY' | 'DATA' | '.' | 'RSET' | 'NOOP' | 'QUIT'
+export type SinkCommand = 'CONNECT' | 'HELO' | 'EHLO' | 'LHLO' | 'MAIL' | 'RCPT' | 'VRFY' | 'DATA' | '.' | 'RSET' | 'NOOP' | 'QUIT'
 
 export interface SmtpSinkOptions {
   /** Keep each message in a file (smtp-sink -d), for messages(). Default true. */
@@ -123,8 +122,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
       for (;;) {
         const found = await received()
         if (found.length >= count) return found
-        if (Date.now() > deadline)
-          throw new Error(`smtp-sink has ${found.length} of ${count} messages after ${timeoutMs} ms`)
+        if (Date.now() > deadline) throw new Error(`smtp-sink has ${found.length} of ${count} messages after ${timeoutMs} ms`)
         await sleep(50)
       }
     },

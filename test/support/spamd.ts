@@ -24,12 +24,8 @@ export async function startSpamd(options: { rules?: string } = {}): Promise<Spam
   const site = join(dir, 'site')
   await mkdir(site)
   // The site config directory replaces /etc/spamassassin: keep Debian's plugin loading (*.pre).
-  for (const f of await readdir('/etc/spamassassin'))
-    if (f.endsWith('.pre')) await copyFile(join('/etc/spamassassin', f), join(site, f))
-  await writeFile(
-    join(site, 'local.cf'),
-    ['use_bayes 0', 'bayes_auto_learn 0', 'report_safe 0', options.rules ?? ''].join('\n') + '\n',
-  )
+  for (const f of await readdir('/etc/spamassassin')) if (f.endsWith('.pre')) await copyFile(join('/etc/spamassassin', f), join(site, f))
+  await writeFile(join(site, 'local.cf'), ['use_bayes 0', 'bayes_auto_learn 0', 'report_safe 0', options.rules ?? ''].join('\n') + '\n')
   await chmod(dir, 0o755)
   await chmod(site, 0o755)
   const port = await freePort()

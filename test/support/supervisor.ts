@@ -2,7 +2,14 @@
 import http from 'node:http'
 import type { Appliance } from './appliance.js'
 
-export type ServiceView = { name: string; pid: number | null; running: boolean; restarts: number; ports: Record<string, { port: number }>; health: { status: string } }
+export type ServiceView = {
+  name: string
+  pid: number | null
+  running: boolean
+  restarts: number
+  ports: Record<string, { port: number }>
+  health: { status: string }
+}
 export type HealthView = { status: string; restarts: number; services: Record<string, ServiceView> }
 
 export async function applianceHealth(a: Appliance): Promise<{ code: number; body: HealthView }> {

@@ -40,16 +40,7 @@ test('swaks delivers through STARTTLS and the transcript pairs each command with
 test('without STARTTLS the scripted MX refuses MAIL, swaks exits 23', async (t) => {
   const mx = await startScriptedMx({ tls: true, requireTls: true })
   t.after(() => mx.close())
-  const out = await swaks([
-    '--server',
-    `127.0.0.1:${mx.port}`,
-    '--timeout',
-    '5',
-    '--from',
-    'a@ours.example',
-    '--to',
-    'b@remote.example',
-  ])
+  const out = await swaks(['--server', `127.0.0.1:${mx.port}`, '--timeout', '5', '--from', 'a@ours.example', '--to', 'b@remote.example'])
   assert.equal(out.code, 23)
   assert.equal(lastReply(out, 'MAIL'), '530 5.7.0 Must issue a STARTTLS command first')
   assert.equal(lastReply(out.stdout, 'RCPT'), undefined)

@@ -28,7 +28,12 @@ export type Accounts = {
 
 const MAX_DEPTH = 10
 
-export function openAccounts(opts: { configDir: string; localDomains: readonly string[]; postmaster: string; delimiter: string }): Accounts {
+export function openAccounts(opts: {
+  configDir: string
+  localDomains: readonly string[]
+  postmaster: string
+  delimiter: string
+}): Accounts {
   const usersFile = path.join(opts.configDir, 'users')
   const aliasesFile = path.join(opts.configDir, 'aliases')
   const local = new Set(opts.localDomains)

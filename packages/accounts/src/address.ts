@@ -4,7 +4,13 @@
 export function splitAddress(address: string): { local: string; domain: string } | null {
   const at = address.lastIndexOf('@')
   if (at <= 0 || at === address.length - 1) return null
-  return { local: address.slice(0, at), domain: address.slice(at + 1).toLowerCase().replace(/\.$/, '') }
+  return {
+    local: address.slice(0, at),
+    domain: address
+      .slice(at + 1)
+      .toLowerCase()
+      .replace(/\.$/, ''),
+  }
 }
 
 export function normalizeAddress(address: string): string {

@@ -9,7 +9,12 @@ async function setup(users: string, aliases: string) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'facteur-accounts-'))
   await fs.writeFile(path.join(dir, 'users'), users)
   await fs.writeFile(path.join(dir, 'aliases'), aliases)
-  const acc = openAccounts({ configDir: dir, localDomains: ['ours.example', 'other.example'], postmaster: 'postmaster@ours.example', delimiter: '+' })
+  const acc = openAccounts({
+    configDir: dir,
+    localDomains: ['ours.example', 'other.example'],
+    postmaster: 'postmaster@ours.example',
+    delimiter: '+',
+  })
   await acc.refresh()
   return { dir, acc }
 }
@@ -19,11 +24,18 @@ test('aliases expand recursively, once per final mailbox, with external targets'
     'alice@ours.example:{PLAIN}a\nbob@ours.example:{PLAIN}b\n',
     'team@ours.example: alice@ours.example, sales@ours.example, friend@remote.example\nsales@ours.example: bob@ours.example, alice@ours.example\n',
   )
-  assert.deepEqual(acc.expand('Team@OURS.example'), { mailboxes: ['alice@ours.example', 'bob@ours.example'], external: ['friend@remote.example'], loop: false })
+  assert.deepEqual(acc.expand('Team@OURS.example'), {
+    mailboxes: ['alice@ours.example', 'bob@ours.example'],
+    external: ['friend@remote.example'],
+    loop: false,
+  })
 })
 
 test('an alias cycle is detected and a user in it still gets one copy', async () => {
-  const { acc } = await setup('alice@ours.example:{PLAIN}a\n', 'a@ours.example: b@ours.example\nb@ours.example: a@ours.example\nc@ours.example: c@ours.example, alice@ours.example\n')
+  const { acc } = await setup(
+    'alice@ours.example:{PLAIN}a\n',
+    'a@ours.example: b@ours.example\nb@ours.example: a@ours.example\nc@ours.example: c@ours.example, alice@ours.example\n',
+  )
   assert.deepEqual(acc.expand('a@ours.example'), { mailboxes: [], external: [], loop: true })
   assert.deepEqual(acc.expand('c@ours.example')?.mailboxes, ['alice@ours.example'])
 })

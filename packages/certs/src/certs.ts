@@ -67,7 +67,13 @@ function isSelfSigned(pem: Buffer): boolean {
   }
 }
 
-async function ensureSelfSigned(dir: string, certFile: string, keyFile: string, hostname: string, owner: { uid?: number; gid?: number }): Promise<void> {
+async function ensureSelfSigned(
+  dir: string,
+  certFile: string,
+  keyFile: string,
+  hostname: string,
+  owner: { uid?: number; gid?: number },
+): Promise<void> {
   try {
     await Promise.all([fs.access(certFile), fs.access(keyFile)])
     return
@@ -110,7 +116,13 @@ async function ensureSelfSigned(dir: string, certFile: string, keyFile: string, 
   }
   // The loser waits (bounded) for the winner's certificate to land beside its key.
   for (let i = 0; i < 100; i++) {
-    if (await fs.access(certFile).then(() => true, () => false)) return
+    if (
+      await fs.access(certFile).then(
+        () => true,
+        () => false,
+      )
+    )
+      return
     await new Promise((r) => setTimeout(r, 50))
   }
   throw new Error(`${keyFile} exists without ${certFile}: remove it to generate a new pair`)

@@ -72,11 +72,19 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     throw new ConfigError('MAILBOX_PATH', pathTemplate, 'an absolute path template holding %u or %e, e.g. /var/mail/%u')
   if (/%[^ude%]/.test(pathTemplate)) throw new ConfigError('MAILBOX_PATH', pathTemplate, 'only the placeholders %u, %d, %e')
   if (localDomains.length > 1 && !/%[de]/.test(pathTemplate))
-    throw new ConfigError('MAILBOX_PATH', pathTemplate, `a template holding %d or %e, since LOCAL_DOMAINS names ${localDomains.length} domains (users of two domains would share a mailbox)`)
+    throw new ConfigError(
+      'MAILBOX_PATH',
+      pathTemplate,
+      `a template holding %d or %e, since LOCAL_DOMAINS names ${localDomains.length} domains (users of two domains would share a mailbox)`,
+    )
   const uid = r.raw('MAIL_UID') ? r.int('MAIL_UID', 0, 0, 2 ** 31 - 1) : undefined
   const gid = r.raw('MAIL_GID') ? r.int('MAIL_GID', 0, 0, 2 ** 31 - 1) : undefined
   if (uid !== undefined && process.getuid && process.getuid() !== 0 && process.getuid() !== uid)
-    throw new ConfigError('MAIL_UID', String(uid), `the uid this service runs as (${process.getuid()}), or run it as root so it can hand files to that uid`)
+    throw new ConfigError(
+      'MAIL_UID',
+      String(uid),
+      `the uid this service runs as (${process.getuid()}), or run it as root so it can hand files to that uid`,
+    )
 
   const unknownText = r.string('UNKNOWN_RECIPIENT', 'reject')
   let unknownRecipient: UnknownRecipient
@@ -95,7 +103,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
 
   const retryMinMs = r.duration('QUEUE_RETRY_MIN', '5m')
   const retryMaxMs = r.duration('QUEUE_RETRY_MAX', '1h')
-  if (retryMaxMs < retryMinMs) throw new ConfigError('QUEUE_RETRY_MAX', r.raw('QUEUE_RETRY_MAX'), `a duration no shorter than QUEUE_RETRY_MIN`)
+  if (retryMaxMs < retryMinMs)
+    throw new ConfigError('QUEUE_RETRY_MAX', r.raw('QUEUE_RETRY_MAX'), `a duration no shorter than QUEUE_RETRY_MIN`)
 
   const config: Config = {
     mailDomain,

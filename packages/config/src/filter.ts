@@ -58,18 +58,24 @@ export function loadFilterConfig(r: EnvReader): FilterConfig {
       parsed = null
     }
     if (!parsed || parsed.protocol !== 'http:' || parsed.search || parsed.hash)
-      throw new ConfigError('FILTER_URL', urlText, 'the filter\'s base URL such as http://filter:8030, empty for the appliance\'s own filter, or off')
+      throw new ConfigError(
+        'FILTER_URL',
+        urlText,
+        "the filter's base URL such as http://filter:8030, empty for the appliance's own filter, or off",
+      )
     url = urlText.replace(/\/+$/, '')
   }
 
   const tagScore = score(r, 'SPAM_TAG_SCORE', 5)
   const junkScore = score(r, 'SPAM_JUNK_SCORE', 8)
   const rejectScore = score(r, 'SPAM_REJECT_SCORE', 15)
-  if (junkScore < tagScore) throw new ConfigError('SPAM_JUNK_SCORE', r.raw('SPAM_JUNK_SCORE'), `a score no lower than SPAM_TAG_SCORE (${tagScore})`)
-  if (rejectScore < junkScore) throw new ConfigError('SPAM_REJECT_SCORE', r.raw('SPAM_REJECT_SCORE'), `a score no lower than SPAM_JUNK_SCORE (${junkScore})`)
+  if (junkScore < tagScore)
+    throw new ConfigError('SPAM_JUNK_SCORE', r.raw('SPAM_JUNK_SCORE'), `a score no lower than SPAM_TAG_SCORE (${tagScore})`)
+  if (rejectScore < junkScore)
+    throw new ConfigError('SPAM_REJECT_SCORE', r.raw('SPAM_REJECT_SCORE'), `a score no lower than SPAM_JUNK_SCORE (${junkScore})`)
 
   const rspamdUrl = r.string('RSPAMD_URL', 'http://127.0.0.1:11333').replace(/\/+$/, '')
-  if (!/^http:\/\/[^/?#]+$/.test(rspamdUrl)) throw new ConfigError('RSPAMD_URL', rspamdUrl, 'rspamd\'s normal worker as http://HOST:PORT')
+  if (!/^http:\/\/[^/?#]+$/.test(rspamdUrl)) throw new ConfigError('RSPAMD_URL', rspamdUrl, "rspamd's normal worker as http://HOST:PORT")
 
   return {
     listen: r.string('FILTER_LISTEN', '127.0.0.1'),

@@ -2,7 +2,17 @@
 // A wrong value stops start-up with one line naming the variable, the value and what is expected.
 export { loadConfig, type Config, type MailboxFormat, type UnknownRecipient } from './config.js'
 export { ConfigError, EnvReader } from './env.js'
-export { loadOutbound, parseDestination, transportFor, dkimKeyFile, type OutboundConfig, type OutboundMode, type Destination, type TransportRoute, type RelayTls } from './outbound.js'
+export {
+  loadOutbound,
+  parseDestination,
+  transportFor,
+  dkimKeyFile,
+  type OutboundConfig,
+  type OutboundMode,
+  type Destination,
+  type TransportRoute,
+  type RelayTls,
+} from './outbound.js'
 export { loadSubmissionConfig, type SubmissionConfig } from './submission.js'
 export { loadFilterConfig, type FilterConfig, type FilterFailure, type SpamEngine } from './filter.js'
 export { loadProxyConfig, type ProxyConfig } from './proxy.js'

@@ -12,6 +12,11 @@ export type ProxyConfig = Readonly<{
 export function loadProxyConfig(r: EnvReader): ProxyConfig {
   const trusted = r.list('PROXY_TRUSTED')
   for (const a of trusted)
-    if (!isIP(a)) throw new ConfigError('PROXY_TRUSTED', a, 'IP addresses of the proxies that send a PROXY protocol v1 header (addresses, not networks), separated by commas')
+    if (!isIP(a))
+      throw new ConfigError(
+        'PROXY_TRUSTED',
+        a,
+        'IP addresses of the proxies that send a PROXY protocol v1 header (addresses, not networks), separated by commas',
+      )
   return Object.freeze({ trusted: Object.freeze([...trusted]) })
 }

@@ -42,10 +42,12 @@ export async function checkMessage(
           res.on('error', reject)
           res.on('end', () => {
             const body = Buffer.concat(chunks).toString('utf8')
-            if (res.statusCode !== 200) return reject(new FilterUnavailable(`filter answered HTTP ${res.statusCode}: ${body.slice(0, 200)}`))
+            if (res.statusCode !== 200)
+              return reject(new FilterUnavailable(`filter answered HTTP ${res.statusCode}: ${body.slice(0, 200)}`))
             try {
               const verdict = JSON.parse(body) as Verdict
-              if (!['accept', 'tag', 'junk', 'reject', 'tempfail'].includes(verdict.action)) throw new Error(`unknown action ${String(verdict.action)}`)
+              if (!['accept', 'tag', 'junk', 'reject', 'tempfail'].includes(verdict.action))
+                throw new Error(`unknown action ${String(verdict.action)}`)
               resolve(verdict)
             } catch (err) {
               reject(new FilterUnavailable(`filter answered an unreadable verdict: ${(err as Error).message}`))

@@ -48,7 +48,12 @@ export function filterInspector(
     const head = Buffer.from(draft.prepend ?? '', 'latin1')
     let verdict: Verdict
     try {
-      verdict = await checkMessage({ url, timeoutMs: filter.timeoutMs }, envelope, [head, fs.createReadStream(writer.path)], head.length + writer.size)
+      verdict = await checkMessage(
+        { url, timeoutMs: filter.timeoutMs },
+        envelope,
+        [head, fs.createReadStream(writer.path)],
+        head.length + writer.size,
+      )
     } catch (err) {
       const error = err instanceof FilterUnavailable ? err.message : `filter call failed: ${(err as Error).message}`
       opts.onOutcome?.({ action: 'unscanned', error, durationMs: Date.now() - started })

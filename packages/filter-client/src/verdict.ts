@@ -25,10 +25,7 @@ export type VerdictAction = 'accept' | 'tag' | 'junk' | 'reject' | 'tempfail'
 
 /** One engine's account of the message, for logs and tests; callers act on `action` only. */
 export type VirusCheck =
-  | { status: 'clean' }
-  | { status: 'infected'; signatures: string[] }
-  | { status: 'off' }
-  | { status: 'error'; detail: string }
+  { status: 'clean' } | { status: 'infected'; signatures: string[] } | { status: 'off' } | { status: 'error'; detail: string }
 
 export type SpamCheck =
   | { status: 'scanned'; engine: 'spamassassin' | 'rspamd'; score: number; rules: string[]; action?: string }

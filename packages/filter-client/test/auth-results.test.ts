@@ -13,6 +13,12 @@ test('reads the authserv-id of an Authentication-Results field past comments, qu
 
 test('claims our authserv-id only for Authentication-Results fields naming it', () => {
   assert.equal(claimsAuthservId('authentication-results', 'authentication-results: mx.ours.example; spf=pass', 'mx.ours.example'), true)
-  assert.equal(claimsAuthservId('Authentication-Results', 'Authentication-Results: mx.ours.example.evil; spf=pass', 'mx.ours.example'), false)
-  assert.equal(claimsAuthservId('ARC-Authentication-Results', 'ARC-Authentication-Results: i=1; mx.ours.example; spf=pass', 'mx.ours.example'), false)
+  assert.equal(
+    claimsAuthservId('Authentication-Results', 'Authentication-Results: mx.ours.example.evil; spf=pass', 'mx.ours.example'),
+    false,
+  )
+  assert.equal(
+    claimsAuthservId('ARC-Authentication-Results', 'ARC-Authentication-Results: i=1; mx.ours.example; spf=pass', 'mx.ours.example'),
+    false,
+  )
 })

@@ -26,7 +26,10 @@ const draft = (): InspectedDraft => ({
 })
 
 /** A real HTTP server standing in for the filter: answers `reply`, or never answers. */
-async function fakeFilter(t: { after: (fn: () => Promise<void>) => void }, reply: ((body: string, envelope: string) => Verdict) | 'hang'): Promise<string> {
+async function fakeFilter(
+  t: { after: (fn: () => Promise<void>) => void },
+  reply: ((body: string, envelope: string) => Verdict) | 'hang',
+): Promise<string> {
   const server = http.createServer((req, res) => {
     let body = ''
     req.on('data', (c: Buffer) => (body += c.toString('latin1')))
@@ -54,7 +57,11 @@ async function closedPort(): Promise<number> {
   return port
 }
 
-const checks = { virus: { status: 'clean' }, spam: { status: 'skipped', reason: 'off' }, auth: { status: 'skipped', reason: 'outbound', forged: 0 } } as const
+const checks = {
+  virus: { status: 'clean' },
+  spam: { status: 'skipped', reason: 'off' },
+  auth: { status: 'skipped', reason: 'outbound', forged: 0 },
+} as const
 
 test('sends our Received: and the stored bytes with the envelope, and prepends the verdict headers', async (t) => {
   let seen = { body: '', envelope: '' }
@@ -66,13 +73,28 @@ test('sends our Received: and the stored bytes with the envelope, and prepends t
   const d = draft()
   await inspect(await stored(t), [], d)
   assert.equal(seen.body, 'Received: from mail.remote.example\r\n' + MESSAGE)
-  assert.deepEqual(JSON.parse(seen.envelope), { direction: 'inbound', ip: '192.0.2.1', helo: 'mail.remote.example', sender: 'a@remote.example', recipients: ['bob@ours.example'], queueId: 'Q1' })
+  assert.deepEqual(JSON.parse(seen.envelope), {
+    direction: 'inbound',
+    ip: '192.0.2.1',
+    helo: 'mail.remote.example',
+    sender: 'a@remote.example',
+    recipients: ['bob@ours.example'],
+    queueId: 'Q1',
+  })
   assert.equal(d.prepend, 'X-Spam-Flag: YES\r\nReceived: from mail.remote.example\r\n')
   assert.equal(d.folder, 'Junk')
 })
 
 test('a reject verdict becomes the SMTP refusal', async (t) => {
-  const url = await fakeFilter(t, () => ({ action: 'reject', headers: '', code: 554, enhanced: '7.1', text: 'Virus found: X', removeHeaders: [], checks }))
+  const url = await fakeFilter(t, () => ({
+    action: 'reject',
+    headers: '',
+    code: 554,
+    enhanced: '7.1',
+    text: 'Virus found: X',
+    removeHeaders: [],
+    checks,
+  }))
   const inspect = filterInspector({ url, timeoutMs: 5000, failure: 'tempfail' }, { direction: 'inbound' })!
   await assert.rejects(inspect(await stored(t), [], draft()), (err: SmtpError) => err.reply === '554 5.7.1 Virus found: X')
 })
@@ -80,8 +102,14 @@ test('a reject verdict becomes the SMTP refusal', async (t) => {
 test('a filter that is down gives 451 4.7.1 with FILTER_FAILURE=tempfail', async (t) => {
   const url = `http://127.0.0.1:${await closedPort()}`
   const outcomes: string[] = []
-  const inspect = filterInspector({ url, timeoutMs: 5000, failure: 'tempfail' }, { direction: 'inbound', onOutcome: (o) => outcomes.push(o.action) })!
-  await assert.rejects(inspect(await stored(t), [], draft()), (err: SmtpError) => err.reply === '451 4.7.1 Message could not be scanned, try again later')
+  const inspect = filterInspector(
+    { url, timeoutMs: 5000, failure: 'tempfail' },
+    { direction: 'inbound', onOutcome: (o) => outcomes.push(o.action) },
+  )!
+  await assert.rejects(
+    inspect(await stored(t), [], draft()),
+    (err: SmtpError) => err.reply === '451 4.7.1 Message could not be scanned, try again later',
+  )
   assert.deepEqual(outcomes, ['unscanned'])
 })
 

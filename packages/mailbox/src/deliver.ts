@@ -15,5 +15,13 @@ export async function deliverToMailbox(target: MailboxTarget, meta: DeliveryMeta
     return
   }
   // mbox has no folders: a Junk verdict stays in the INBOX, tagged by its headers.
-  await appendMbox({ file: target.path, base: target.base, owner: target.owner, sender: meta.sender, receivedAt: meta.receivedAt, head, message })
+  await appendMbox({
+    file: target.path,
+    base: target.base,
+    owner: target.owner,
+    sender: meta.sender,
+    receivedAt: meta.receivedAt,
+    head,
+    message,
+  })
 }

@@ -45,7 +45,7 @@ export async function appendMbox(opts: {
         const buf = Buffer.concat(pending, pendingBytes)
         // write(2) may write fewer bytes than asked on a filling disk without failing: loop, so the
         // next call fails with ENOSPC and the append is cut back instead of ending truncated.
-        for (let off = 0; off < buf.length; ) {
+        for (let off = 0; off < buf.length;) {
           const { bytesWritten } = await fh.write(buf, off, buf.length - off)
           if (bytesWritten === 0) throw new Error('write returned 0 bytes')
           off += bytesWritten

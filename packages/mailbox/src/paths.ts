@@ -26,7 +26,8 @@ export async function ensureDir(dir: string, base: string, owner: Owner, mode = 
       await fs.mkdir(cur, { mode })
       await chownIfRoot(cur, owner)
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new MailboxError(`cannot create ${cur}: ${(err as Error).message}`, true, { cause: err })
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new MailboxError(`cannot create ${cur}: ${(err as Error).message}`, true, { cause: err })
     }
   }
   const [realBase, realDir] = await Promise.all([fs.realpath(base), fs.realpath(dir)])

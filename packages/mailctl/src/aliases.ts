@@ -17,7 +17,11 @@ register('alias', {
     async run(ctx) {
       const name = checked(ctx.args[0], 'an alias')
       if (!ctx.config.localDomains.includes(splitAddress(name)!.domain)) throw new UsageError(`${name}: its domain is not in LOCAL_DOMAINS`)
-      const targets = ctx.args.slice(1).flatMap((t) => t.split(',')).filter(Boolean).map((t) => checked(t, 'a target'))
+      const targets = ctx.args
+        .slice(1)
+        .flatMap((t) => t.split(','))
+        .filter(Boolean)
+        .map((t) => checked(t, 'a target'))
       if (!targets.length) throw new UsageError('expected at least one target')
       const aliases = parseAliases(await readText(aliasesFile(ctx)))
       aliases.set(name, [...new Set([...(aliases.get(name) ?? []), ...targets])])

@@ -11,7 +11,8 @@ function address(ctx: Context): string {
   const a = ctx.args[0]
   const parts = a ? splitAddress(a) : null
   if (!parts) throw new UsageError('expected an address such as alice@example.org')
-  if (!ctx.config.localDomains.includes(parts.domain)) throw new UsageError(`${parts.domain} is not in LOCAL_DOMAINS (${ctx.config.localDomains.join(', ')})`)
+  if (!ctx.config.localDomains.includes(parts.domain))
+    throw new UsageError(`${parts.domain} is not in LOCAL_DOMAINS (${ctx.config.localDomains.join(', ')})`)
   return normalizeAddress(a)
 }
 
@@ -45,7 +46,12 @@ register('user', {
   list: {
     usage: 'user list',
     async run(ctx) {
-      const acc = openAccounts({ configDir: ctx.config.configDir, localDomains: ctx.config.localDomains, postmaster: ctx.config.postmaster, delimiter: ctx.config.recipientDelimiter })
+      const acc = openAccounts({
+        configDir: ctx.config.configDir,
+        localDomains: ctx.config.localDomains,
+        postmaster: ctx.config.postmaster,
+        delimiter: ctx.config.recipientDelimiter,
+      })
       await acc.refresh()
       for (const u of acc.allUsers()) ctx.out(u.address)
       return 0

@@ -36,8 +36,22 @@ test('counts delivery outcomes per recipient, a failure as bounced, and stamps t
 
 test('counts filter verdicts, virus and spam results from the verdict line', async () => {
   const logger = createLogger({ service: 'filter', stream: new PassThrough() })
-  logger.info('verdict', { direction: 'inbound', action: 'reject', code: 554, reason: 'Virus found: Eicar-Test-Signature', virus: 'Eicar-Test-Signature', spam: 0.5 })
-  logger.info('verdict', { direction: 'inbound', action: 'reject', code: 550, reason: 'Message refused as spam', virus: 'clean', spam: 1000 })
+  logger.info('verdict', {
+    direction: 'inbound',
+    action: 'reject',
+    code: 554,
+    reason: 'Virus found: Eicar-Test-Signature',
+    virus: 'Eicar-Test-Signature',
+    spam: 0.5,
+  })
+  logger.info('verdict', {
+    direction: 'inbound',
+    action: 'reject',
+    code: 550,
+    reason: 'Message refused as spam',
+    virus: 'clean',
+    spam: 1000,
+  })
   logger.info('verdict', { direction: 'outbound', action: 'accept', virus: 'clean', spam: 'skipped' })
   assert.equal(await value('facteur_filter_verdicts_total', { direction: 'inbound', action: 'reject' }), 2)
   assert.equal(await value('facteur_virus_verdicts_total', { result: 'infected' }), 1)

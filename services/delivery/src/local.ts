@@ -12,7 +12,13 @@ export async function deliverLocal(config: Config, message: ActiveMessage, rcpt:
   if (!path) return { status: 'failed', reply: '550 5.1.3 Mailbox name not allowed' }
   try {
     await deliverToMailbox(
-      { format: config.mailbox.format, path, base: config.mailbox.base, owner: { uid: config.mailbox.uid, gid: config.mailbox.gid }, folder: folder ?? message.envelope.folder },
+      {
+        format: config.mailbox.format,
+        path,
+        base: config.mailbox.base,
+        owner: { uid: config.mailbox.uid, gid: config.mailbox.gid },
+        folder: folder ?? message.envelope.folder,
+      },
       { sender: message.envelope.sender, recipient: rcpt.address, receivedAt: new Date(message.envelope.receivedAt) },
       message.open(),
     )
@@ -20,8 +26,6 @@ export async function deliverLocal(config: Config, message: ActiveMessage, rcpt:
   } catch (err) {
     const temporary = err instanceof MailboxError ? err.temporary : true
     const text = (err as Error).message
-    return temporary
-      ? { status: 'deferred', reply: `451 4.2.0 ${text}` }
-      : { status: 'failed', reply: `550 5.2.0 ${text}` }
+    return temporary ? { status: 'deferred', reply: `451 4.2.0 ${text}` } : { status: 'failed', reply: `550 5.2.0 ${text}` }
   }
 }

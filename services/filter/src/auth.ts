@@ -42,7 +42,14 @@ export function authenticator(opts: { hostname: string; dnsServers: readonly str
 
   async function check(message: Buffer, envelope: FilterEnvelope, forged: number): Promise<AuthOutcome> {
     const helo = envelope.helo
-    const result = await authenticate(message, { ip: envelope.ip, helo, sender: envelope.sender, mta, resolver: resolve, disableBimi: true })
+    const result = await authenticate(message, {
+      ip: envelope.ip,
+      helo,
+      sender: envelope.sender,
+      mta,
+      resolver: resolve,
+      disableBimi: true,
+    })
     // RFC 7208 §2.3: HELO is checked on its own when it is a domain name and MAIL FROM is not
     // null (for the null sender mailauth already checks postmaster@HELO as MAIL FROM).
     const heloDomain = envelope.sender !== '' && /^[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(helo) && !isIP(helo)
@@ -69,7 +76,13 @@ export function authenticator(opts: { hostname: string; dnsServers: readonly str
         spf: result.spf ? result.spf.status.result : 'none',
         ...(heloSpf ? { spfHelo: heloSpf.status.result } : {}),
         dkim: (result.dkim.results ?? []).filter((d) => d.signingDomain).map((d) => ({ domain: d.signingDomain, result: d.status.result })),
-        dmarc: dmarc ? { result: dmarc.status.result, ...(dmarc.policy ? { policy: dmarc.policy } : {}), ...(dmarc.domain ? { domain: dmarc.domain } : {}) } : { result: 'none' },
+        dmarc: dmarc
+          ? {
+              result: dmarc.status.result,
+              ...(dmarc.policy ? { policy: dmarc.policy } : {}),
+              ...(dmarc.domain ? { domain: dmarc.domain } : {}),
+            }
+          : { result: 'none' },
         arc: result.arc ? result.arc.status.result : 'none',
         forged,
       },

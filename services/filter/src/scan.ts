@@ -10,7 +10,13 @@ import { decide } from './verdict.js'
 
 export type Engines = { virus: VirusScanner | null; spam: SpamEngineClient | null; auth: Authenticator }
 
-export async function scanMessage(message: Buffer, envelope: FilterEnvelope, engines: Engines, config: FilterConfig, hostname: string): Promise<Verdict> {
+export async function scanMessage(
+  message: Buffer,
+  envelope: FilterEnvelope,
+  engines: Engines,
+  config: FilterConfig,
+  hostname: string,
+): Promise<Verdict> {
   const [virus, spam, auth] = await Promise.all([
     engines.virus ? engines.virus.scan(message) : Promise.resolve<VirusCheck>({ status: 'off' }),
     spamScan(message, envelope, engines.spam, config.spam),
@@ -19,7 +25,12 @@ export async function scanMessage(message: Buffer, envelope: FilterEnvelope, eng
   return decide(envelope, { virus, spam, auth }, config, hostname)
 }
 
-async function spamScan(message: Buffer, envelope: FilterEnvelope, engine: SpamEngineClient | null, spam: FilterConfig['spam']): Promise<SpamCheck> {
+async function spamScan(
+  message: Buffer,
+  envelope: FilterEnvelope,
+  engine: SpamEngineClient | null,
+  spam: FilterConfig['spam'],
+): Promise<SpamCheck> {
   if (!engine) return { status: 'skipped', reason: 'off' }
   if (envelope.direction === 'outbound' && spam.outbound === 'off') return { status: 'skipped', reason: 'outbound' }
   if (message.length > spam.maxSize) return { status: 'skipped', reason: 'size' }

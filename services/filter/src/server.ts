@@ -79,7 +79,9 @@ export async function startFilter(deps: { config: Config; logger: Logger }): Pro
       recipients: envelope.recipients.length,
       size,
       action: verdict.action,
-      ...(verdict.code ? { code: verdict.code, enhanced: `${Math.trunc(verdict.code / 100)}.${verdict.enhanced}`, reason: verdict.text } : {}),
+      ...(verdict.code
+        ? { code: verdict.code, enhanced: `${Math.trunc(verdict.code / 100)}.${verdict.enhanced}`, reason: verdict.text }
+        : {}),
       virus: verdict.checks.virus.status === 'infected' ? verdict.checks.virus.signatures.join(',') : verdict.checks.virus.status,
       spam: spam.status === 'scanned' ? spam.score : spam.status,
       ...(verdict.checks.auth.status === 'checked' ? { spf: verdict.checks.auth.spf, dmarc: verdict.checks.auth.dmarc.result } : {}),
@@ -96,8 +98,18 @@ export async function startFilter(deps: { config: Config; logger: Logger }): Pro
     host: f.listen,
     maxHeaderSize: 1024 * 1024,
     checks: {
-      clamav: () => engineHealth('clamd', engines.virus ? () => engines.virus!.ping() : null, 'disabled (CLAMAV_ENABLED=false): mail is not scanned for viruses'),
-      spam: () => engineHealth(f.spam.engine, engines.spam ? () => engines.spam!.ping() : null, 'off (SPAM_ENGINE=off): mail is not scanned for spam'),
+      clamav: () =>
+        engineHealth(
+          'clamd',
+          engines.virus ? () => engines.virus!.ping() : null,
+          'disabled (CLAMAV_ENABLED=false): mail is not scanned for viruses',
+        ),
+      spam: () =>
+        engineHealth(
+          f.spam.engine,
+          engines.spam ? () => engines.spam!.ping() : null,
+          'off (SPAM_ENGINE=off): mail is not scanned for spam',
+        ),
     },
     routes: async (req, res) => {
       const route = req.url?.split('?')[0]

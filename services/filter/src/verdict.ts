@@ -11,7 +11,9 @@ export type Findings = {
   auth: { check: AuthCheck; header: string; dmarcPolicy?: 'reject' | 'quarantine' }
 }
 
-type Policy = Pick<FilterConfig, 'failure' | 'dmarcEnforce' | 'spfFail'> & { spam: Pick<FilterConfig['spam'], 'tagScore' | 'junkScore' | 'rejectScore' | 'outbound'> }
+type Policy = Pick<FilterConfig, 'failure' | 'dmarcEnforce' | 'spfFail'> & {
+  spam: Pick<FilterConfig['spam'], 'tagScore' | 'junkScore' | 'rejectScore' | 'outbound'>
+}
 
 /** Local parts that must always reach a person (RFC 5321 §4.5.1, RFC 2142 §2): never refused as spam. */
 const ROLE_ACCOUNTS = new Set(['postmaster', 'abuse'])

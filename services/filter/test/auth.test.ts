@@ -44,7 +44,10 @@ after(async () => {
 })
 
 async function signed(text: string): Promise<string> {
-  const { signatures, errors } = await dkimSign(text, { canonicalization: 'relaxed/relaxed', signatureData: [{ signingDomain: 'pass.example', selector: 'sel', privateKey: PRIVATE }] })
+  const { signatures, errors } = await dkimSign(text, {
+    canonicalization: 'relaxed/relaxed',
+    signatureData: [{ signingDomain: 'pass.example', selector: 'sel', privateKey: PRIVATE }],
+  })
   assert.deepEqual(errors, [])
   return signatures + text
 }
@@ -94,12 +97,19 @@ test('SPF fail alone is tagged by default and refused with 550 5.7.23 when SPF_F
 })
 
 test('DMARC p=reject is refused with 550 5.7.1 when enforced, filed as junk when not', async () => {
-  const enforced = await check(enforcing.port, message({ from: 'alice@fail.example' }), { sender: 'alice@fail.example', helo: 'mail.remote.example' })
+  const enforced = await check(enforcing.port, message({ from: 'alice@fail.example' }), {
+    sender: 'alice@fail.example',
+    helo: 'mail.remote.example',
+  })
   assert.equal(enforced.verdict.action, 'reject')
   assert.equal(enforced.verdict.code, 550)
   assert.equal(enforced.verdict.enhanced, '7.1')
   assert.match(enforced.verdict.text ?? '', /DMARC policy of fail\.example/)
-  assert.deepEqual(enforced.verdict.checks.auth.status === 'checked' && enforced.verdict.checks.auth.dmarc, { result: 'fail', policy: 'reject', domain: 'fail.example' })
+  assert.deepEqual(enforced.verdict.checks.auth.status === 'checked' && enforced.verdict.checks.auth.dmarc, {
+    result: 'fail',
+    policy: 'reject',
+    domain: 'fail.example',
+  })
   // A From: domain that differs from an SPF-passing MAIL FROM fails DMARC just the same.
   const spoofed = await check(enforcing.port, message({ from: 'ceo@fail.example' }), from('pass.example'))
   assert.equal(spoofed.verdict.action, 'reject')
@@ -131,7 +141,12 @@ test('counts forged Authentication-Results claiming our authserv-id and asks the
 })
 
 test('mail from an authenticated user gets no SPF/DKIM/DMARC verdict', async () => {
-  const { verdict } = await check(enforcing.port, message({ from: 'ceo@fail.example' }), { direction: 'outbound', user: 'alice@ours.example', sender: 'ceo@fail.example', recipients: ['x@remote.example'] })
+  const { verdict } = await check(enforcing.port, message({ from: 'ceo@fail.example' }), {
+    direction: 'outbound',
+    user: 'alice@ours.example',
+    sender: 'ceo@fail.example',
+    recipients: ['x@remote.example'],
+  })
   assert.equal(verdict.action, 'accept')
   assert.equal(verdict.headers, '')
   assert.deepEqual(verdict.checks.auth, { status: 'skipped', reason: 'outbound', forged: 0 })
@@ -153,7 +168,13 @@ test('verifies the ARC chain of a message a mailing list changed and then sealed
   const listResults = atList.headers.match(/^Authentication-Results: ([\s\S]*?)\r\n(?![ \t])/m)?.[1] ?? ''
   assert.match(listResults, /dkim=pass/)
   const changed = original.replace('Alice\r\n', 'Alice\r\n-- \r\nThe lunch list\r\n')
-  const seal = await sealMessage(changed, { signingDomain: 'lists.example', selector: 'arc', privateKey: PRIVATE, authResults: listResults, cv: 'none' })
+  const seal = await sealMessage(changed, {
+    signingDomain: 'lists.example',
+    selector: 'arc',
+    privateKey: PRIVATE,
+    authResults: listResults,
+    cv: 'none',
+  })
   const forwarded = seal.toString() + changed
   // DMARC fails for pass.example (the footer broke DKIM, the list's MAIL FROM is not aligned):
   // without enforcement the message is kept, and the ARC result is there for the reader.

@@ -10,7 +10,13 @@ import { startFilter } from '@facteur/filter'
 export type TestFilter = { port: number; logs(): string; close(): Promise<void> }
 
 export async function startTestFilter(env: Record<string, string>): Promise<TestFilter> {
-  const config = loadConfig({ MAIL_DOMAIN: 'ours.example', MAIL_HOSTNAME: 'mx.ours.example', FILTER_PORT: '0', FILTER_SCAN_TIMEOUT: '10s', ...env })
+  const config = loadConfig({
+    MAIL_DOMAIN: 'ours.example',
+    MAIL_HOSTNAME: 'mx.ours.example',
+    FILTER_PORT: '0',
+    FILTER_SCAN_TIMEOUT: '10s',
+    ...env,
+  })
   let logs = ''
   const stream = new PassThrough()
   stream.on('data', (c: Buffer) => (logs += c.toString()))
@@ -19,20 +25,44 @@ export async function startTestFilter(env: Record<string, string>): Promise<Test
   return { port: filter.port, logs: () => logs, close: () => filter.close() }
 }
 
-export const INBOUND: FilterEnvelope = { direction: 'inbound', ip: '192.0.2.10', helo: 'mail.remote.example', sender: 'alice@remote.example', recipients: ['bob@ours.example'] }
+export const INBOUND: FilterEnvelope = {
+  direction: 'inbound',
+  ip: '192.0.2.10',
+  helo: 'mail.remote.example',
+  sender: 'alice@remote.example',
+  recipients: ['bob@ours.example'],
+}
 
 /** POST /v1/check as a caller does; resolves with the HTTP status and the parsed verdict. */
-export async function check(port: number, message: string | Buffer, envelope: Partial<FilterEnvelope> = {}): Promise<{ status: number; verdict: Verdict }> {
-  const res = await request(port, 'POST', '/v1/check', { 'x-facteur-envelope': encodeEnvelope({ ...INBOUND, ...envelope }), 'content-type': 'message/rfc822' }, message)
+export async function check(
+  port: number,
+  message: string | Buffer,
+  envelope: Partial<FilterEnvelope> = {},
+): Promise<{ status: number; verdict: Verdict }> {
+  const res = await request(
+    port,
+    'POST',
+    '/v1/check',
+    { 'x-facteur-envelope': encodeEnvelope({ ...INBOUND, ...envelope }), 'content-type': 'message/rfc822' },
+    message,
+  )
   return { status: res.status, verdict: JSON.parse(res.body) as Verdict }
 }
 
-export async function health(port: number): Promise<{ status: number; body: { status: string; checks: Record<string, { status: string; detail?: string }> } }> {
+export async function health(
+  port: number,
+): Promise<{ status: number; body: { status: string; checks: Record<string, { status: string; detail?: string }> } }> {
   const res = await request(port, 'GET', '/healthz', {})
   return { status: res.status, body: JSON.parse(res.body) as never }
 }
 
-export function request(port: number, method: string, path: string, headers: http.OutgoingHttpHeaders, body?: string | Buffer): Promise<{ status: number; body: string }> {
+export function request(
+  port: number,
+  method: string,
+  path: string,
+  headers: http.OutgoingHttpHeaders,
+  body?: string | Buffer,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path, headers, timeout: 30_000 }, (res) => {
       let text = ''

@@ -102,7 +102,12 @@ test('skips the spam scan of a message larger than SPAM_MAX_SIZE, not the rest',
 })
 
 test('outbound mail is scanned and tagged but not refused, as SPAM_OUTBOUND=tag says', async () => {
-  const { verdict } = await check(filter.port, message({ body: GTUBE }), { direction: 'outbound', user: 'alice@ours.example', sender: 'alice@ours.example', recipients: ['carol@remote.example'] })
+  const { verdict } = await check(filter.port, message({ body: GTUBE }), {
+    direction: 'outbound',
+    user: 'alice@ours.example',
+    sender: 'alice@ours.example',
+    recipients: ['carol@remote.example'],
+  })
   assert.equal(verdict.action, 'tag')
   assert.match(verdict.headers, /^X-Spam-Flag: YES\r$/m)
   // Authenticated users' mail is not SPF/DMARC-checked.
@@ -113,7 +118,12 @@ test('outbound mail is scanned and tagged but not refused, as SPAM_OUTBOUND=tag 
 test('SPAM_OUTBOUND=reject refuses outbound spam', async (t) => {
   const strict = await startTestFilter(env({ SPAM_OUTBOUND: 'reject' }))
   t.after(() => strict.close())
-  const { verdict } = await check(strict.port, message({ body: GTUBE }), { direction: 'outbound', user: 'alice@ours.example', sender: 'alice@ours.example', recipients: ['carol@remote.example'] })
+  const { verdict } = await check(strict.port, message({ body: GTUBE }), {
+    direction: 'outbound',
+    user: 'alice@ours.example',
+    sender: 'alice@ours.example',
+    recipients: ['carol@remote.example'],
+  })
   assert.equal(verdict.action, 'reject')
 })
 

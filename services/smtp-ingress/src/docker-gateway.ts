@@ -21,7 +21,11 @@ export async function bridgeGateway(root = '/'): Promise<string | null> {
   if (!route) return null
   // A veth's iflink names its peer (in the host's namespace), so it differs from its own ifindex;
   // a physical or host interface (network_mode: host) links to itself.
-  const read = (f: string): Promise<string> => fs.readFile(path.join(root, 'sys/class/net', route.iface, f), 'utf8').then((s) => s.trim(), () => '')
+  const read = (f: string): Promise<string> =>
+    fs.readFile(path.join(root, 'sys/class/net', route.iface, f), 'utf8').then(
+      (s) => s.trim(),
+      () => '',
+    )
   const [ifindex, iflink] = await Promise.all([read('ifindex'), read('iflink')])
   if (!ifindex || ifindex === iflink) return null
   return route.gateway
@@ -34,7 +38,10 @@ export function parseDefaultRoute(table: string): { iface: string; gateway: stri
     // RTF_UP (0x1) | RTF_GATEWAY (0x2), destination and mask 0.0.0.0: the default route.
     if (destination !== '00000000' || mask !== '00000000' || (parseInt(flags, 16) & 3) !== 3 || !/^[0-9A-F]{8}$/i.test(gateway)) continue
     // The kernel prints the address in host byte order: little-endian on every platform Docker runs on.
-    const bytes = gateway.match(/../g)!.map((b) => parseInt(b, 16)).reverse()
+    const bytes = gateway
+      .match(/../g)!
+      .map((b) => parseInt(b, 16))
+      .reverse()
     return { iface, gateway: bytes.join('.') }
   }
   return null

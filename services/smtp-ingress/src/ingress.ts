@@ -33,7 +33,15 @@ export async function startIngress(deps: {
   const tlsNow = certs.current()
 
   const refuse = (session: SMTPServerSession, cmd: string, err: SmtpError, extra: Record<string, unknown> = {}): Error => {
-    logger.info('refused', { cid: session.id, remoteIp: session.remoteAddress, cmd, code: err.code, enhanced: err.status, reason: err.message, ...extra })
+    logger.info('refused', {
+      cid: session.id,
+      remoteIp: session.remoteAddress,
+      cmd,
+      code: err.code,
+      enhanced: err.status,
+      reason: err.message,
+      ...extra,
+    })
     if (err.cause) logger.warn('cause', { cid: session.id, err: String((err.cause as Error)?.message ?? err.cause) })
     return err.toServerError()
   }
@@ -146,7 +154,14 @@ export async function startIngress(deps: {
         (err: unknown) => {
           txns.delete(session.id)
           const filter = filtered ? { filter: filtered.action } : {}
-          cb(refuse(session, 'DATA', toSmtpError(err), { sender, recipients: recipients.map((r) => r.address), ...filter, durationMs: Date.now() - txn.started }))
+          cb(
+            refuse(session, 'DATA', toSmtpError(err), {
+              sender,
+              recipients: recipients.map((r) => r.address),
+              ...filter,
+              durationMs: Date.now() - txn.started,
+            }),
+          )
         },
       )
     },

@@ -15,14 +15,29 @@ const config = exitOnConfigError(SERVICE, () => loadConfig(process.env))
 const logger = createLogger({ service: SERVICE, level: config.log.level, format: config.log.format })
 const gateway = await bridgeGateway()
 exitOnConfigError(SERVICE, () => refuseTrustedGateway(config, gateway))
-if (gateway) logger.info('on a Docker bridge network: clients of published ports may appear from its gateway', { gateway, proxyTrusted: config.proxy.trusted.join(',') })
+if (gateway)
+  logger.info('on a Docker bridge network: clients of published ports may appear from its gateway', {
+    gateway,
+    proxyTrusted: config.proxy.trusted.join(','),
+  })
 
 try {
   const owner = { uid: config.mailbox.uid, gid: config.mailbox.gid }
   const spool = await openSpool(config.spoolDir, owner)
-  const accounts = openAccounts({ configDir: config.configDir, localDomains: config.localDomains, postmaster: config.postmaster, delimiter: config.recipientDelimiter })
+  const accounts = openAccounts({
+    configDir: config.configDir,
+    localDomains: config.localDomains,
+    postmaster: config.postmaster,
+    delimiter: config.recipientDelimiter,
+  })
   await accounts.refresh()
-  const certs = await openCertificates({ configDir: config.configDir, hostname: config.hostname, certFile: config.tls.cert, keyFile: config.tls.key, owner })
+  const certs = await openCertificates({
+    configDir: config.configDir,
+    hostname: config.hostname,
+    certFile: config.tls.cert,
+    keyFile: config.tls.key,
+    owner,
+  })
   const ingress = await startIngress({ config, logger, spool, accounts, certs })
   announce(logger, SERVICE, 'smtp', ingress.address, ingress.port)
   const health = await startHealthServer({
@@ -32,7 +47,10 @@ try {
     checks: {
       spool: async () => (await spool.check(), { status: 'ok' }),
       tls: () => (certs.current().selfSigned ? { status: 'degraded', detail: 'self-signed certificate' } : { status: 'ok' }),
-      filter: () => (config.filter.url ? { status: 'ok', detail: config.filter.url } : { status: 'degraded', detail: 'no content filter (FILTER_URL=off): mail is queued unscanned' }),
+      filter: () =>
+        config.filter.url
+          ? { status: 'ok', detail: config.filter.url }
+          : { status: 'degraded', detail: 'no content filter (FILTER_URL=off): mail is queued unscanned' },
     },
   })
   announce(logger, SERVICE, 'health', config.health.listen, health.port)

@@ -21,16 +21,31 @@ async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<str
   return dir
 }
 
-async function startMx(t: Parameters<typeof tempDir>[0], env: Record<string, string>): Promise<{ port: number; log: () => string; config: Config }> {
+async function startMx(
+  t: Parameters<typeof tempDir>[0],
+  env: Record<string, string>,
+): Promise<{ port: number; log: () => string; config: Config }> {
   const dir = await tempDir(t)
   const configDir = path.join(dir, 'config')
   await fs.mkdir(configDir)
   await fs.writeFile(path.join(configDir, 'users'), 'alice@ours.example:{PLAIN}x\n')
-  const config = loadConfig({ MAIL_DOMAIN: 'ours.example', CONFIG_DIR: configDir, SPOOL_DIR: path.join(dir, 'spool'), MAIL_DIR: path.join(dir, 'mail'), FILTER_URL: 'off', ...env })
+  const config = loadConfig({
+    MAIL_DOMAIN: 'ours.example',
+    CONFIG_DIR: configDir,
+    SPOOL_DIR: path.join(dir, 'spool'),
+    MAIL_DIR: path.join(dir, 'mail'),
+    FILTER_URL: 'off',
+    ...env,
+  })
   let out = ''
   const stream = new PassThrough().on('data', (c: Buffer) => (out += c.toString()))
   const logger = createLogger({ service: 'smtp-ingress', format: 'json', stream })
-  const accounts = openAccounts({ configDir, localDomains: config.localDomains, postmaster: config.postmaster, delimiter: config.recipientDelimiter })
+  const accounts = openAccounts({
+    configDir,
+    localDomains: config.localDomains,
+    postmaster: config.postmaster,
+    delimiter: config.recipientDelimiter,
+  })
   await accounts.refresh()
   const certs = await openCertificates({ configDir, hostname: config.hostname })
   const mx = await startIngress({ config, logger, spool: await openSpool(config.spoolDir), accounts, certs })
@@ -48,8 +63,29 @@ const queuedIps = (log: string): string[] =>
 
 test('takes the client address from a PROXY header sent by a PROXY_TRUSTED peer, and logs it', async (t) => {
   const mx = await startMx(t, { SMTP_LISTEN: '127.0.0.1', SMTP_PORT: '0', PROXY_TRUSTED: '127.0.0.1' })
-  const proxy = ['--proxy-family', 'TCP4', '--proxy-source', '203.0.113.9', '--proxy-source-port', '40000', '--proxy-dest', '192.0.2.25', '--proxy-dest-port', '25']
-  const out = await swaks(['--server', `127.0.0.1:${mx.port}`, '--from', 'a@remote.example', '--to', 'alice@ours.example', '--timeout', '10', ...proxy])
+  const proxy = [
+    '--proxy-family',
+    'TCP4',
+    '--proxy-source',
+    '203.0.113.9',
+    '--proxy-source-port',
+    '40000',
+    '--proxy-dest',
+    '192.0.2.25',
+    '--proxy-dest-port',
+    '25',
+  ]
+  const out = await swaks([
+    '--server',
+    `127.0.0.1:${mx.port}`,
+    '--from',
+    'a@remote.example',
+    '--to',
+    'alice@ours.example',
+    '--timeout',
+    '10',
+    ...proxy,
+  ])
   assert.equal(out.code, 0, out.stdout + out.stderr)
   assert.match(lastReply(out, '.') ?? '', /^250 /)
   assert.deepEqual(queuedIps(mx.log()), ['203.0.113.9'])
@@ -57,18 +93,39 @@ test('takes the client address from a PROXY header sent by a PROXY_TRUSTED peer,
 
 test('expects no PROXY header from other peers, and refuses a trusted peer that sends none', async (t) => {
   const plain = await startMx(t, { SMTP_LISTEN: '127.0.0.1', SMTP_PORT: '0', PROXY_TRUSTED: '192.0.2.1' })
-  const out = await swaks(['--server', `127.0.0.1:${plain.port}`, '--from', 'a@remote.example', '--to', 'alice@ours.example', '--timeout', '10'])
+  const out = await swaks([
+    '--server',
+    `127.0.0.1:${plain.port}`,
+    '--from',
+    'a@remote.example',
+    '--to',
+    'alice@ours.example',
+    '--timeout',
+    '10',
+  ])
   assert.equal(out.code, 0, out.stdout + out.stderr)
   assert.deepEqual(queuedIps(plain.log()), ['127.0.0.1'])
 
   const strict = await startMx(t, { SMTP_LISTEN: '127.0.0.1', SMTP_PORT: '0', PROXY_TRUSTED: '127.0.0.1' })
-  const bare = await swaks(['--server', `127.0.0.1:${strict.port}`, '--from', 'a@remote.example', '--to', 'alice@ours.example', '--timeout', '5'])
+  const bare = await swaks([
+    '--server',
+    `127.0.0.1:${strict.port}`,
+    '--from',
+    'a@remote.example',
+    '--to',
+    'alice@ours.example',
+    '--timeout',
+    '5',
+  ])
   assert.notEqual(bare.code, 0)
   assert.deepEqual(queuedIps(strict.log()), [])
 })
 
 test('PROXY_TRUSTED takes addresses, not networks', () => {
-  assert.throws(() => loadConfig({ MAIL_DOMAIN: 'ours.example', PROXY_TRUSTED: '10.0.0.0/8' }), /^ConfigError: PROXY_TRUSTED="10.0.0.0\/8" is not valid/)
+  assert.throws(
+    () => loadConfig({ MAIL_DOMAIN: 'ours.example', PROXY_TRUSTED: '10.0.0.0/8' }),
+    /^ConfigError: PROXY_TRUSTED="10.0.0.0\/8" is not valid/,
+  )
 })
 
 const ROUTE = [
@@ -79,7 +136,14 @@ const ROUTE = [
 
 test('reads the default gateway from /proc/net/route', () => {
   assert.deepEqual(parseDefaultRoute(ROUTE), { iface: 'eth0', gateway: '172.19.0.1' })
-  assert.equal(parseDefaultRoute(ROUTE.split('\n').filter((l) => !l.includes('\t00000000\t010013AC')).join('\n')), null)
+  assert.equal(
+    parseDefaultRoute(
+      ROUTE.split('\n')
+        .filter((l) => !l.includes('\t00000000\t010013AC'))
+        .join('\n'),
+    ),
+    null,
+  )
 })
 
 test('sees a bridge gateway only in a container whose default route leaves through a veth', async (t) => {
@@ -98,12 +162,15 @@ test('sees a bridge gateway only in a container whose default route leaves throu
 
 test('refuses to start when TRUSTED_NETWORKS contains the bridge gateway, naming the variable', () => {
   const config = loadConfig({ MAIL_DOMAIN: 'ours.example', TRUSTED_NETWORKS: '192.168.1.0/24, 172.16.0.0/12' })
-  assert.throws(() => refuseTrustedGateway(config, '172.19.0.1'), (err: unknown) => {
-    assert.ok(err instanceof ConfigError)
-    assert.equal(err.variable, 'TRUSTED_NETWORKS')
-    assert.match(err.message, /172\.19\.0\.1, the Docker bridge gateway/)
-    return true
-  })
+  assert.throws(
+    () => refuseTrustedGateway(config, '172.19.0.1'),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError)
+      assert.equal(err.variable, 'TRUSTED_NETWORKS')
+      assert.match(err.message, /172\.19\.0\.1, the Docker bridge gateway/)
+      return true
+    },
+  )
   assert.doesNotThrow(() => refuseTrustedGateway(config, '10.9.0.1'))
   assert.doesNotThrow(() => refuseTrustedGateway(config, null))
 })

@@ -42,7 +42,11 @@ export async function applianceHealth(input: {
   const { reports } = input
   const statuses = reports.map((r) => r.health.status)
   const status =
-    input.error || statuses.includes('fail') || reports.length === 0 ? 'fail' : statuses.some((s) => s === 'degraded' || s === 'starting') ? 'degraded' : 'ok'
+    input.error || statuses.includes('fail') || reports.length === 0
+      ? 'fail'
+      : statuses.some((s) => s === 'degraded' || s === 'starting')
+        ? 'degraded'
+        : 'ok'
   const families = await input.registry.getMetricsAsJSON()
   const sum = (name: string, match: Record<string, string> = {}): number =>
     (families.find((f) => f.name === name)?.values ?? [])

@@ -24,7 +24,10 @@ export function startDockerBackend(opts: { config: Config; logger: Logger; docke
   const ids = new Map<string, string>()
   // Found on the first refresh that reaches the Docker API (an unreachable API is retried every poll).
   let found: { project: string; self: Docker.ContainerInspectInfo | null; networks: Set<string> } | null = null
-  const where = 'socketPath' in config.supervisor.docker ? config.supervisor.docker.socketPath : `tcp://${config.supervisor.docker.host}:${config.supervisor.docker.port}`
+  const where =
+    'socketPath' in config.supervisor.docker
+      ? config.supervisor.docker.socketPath
+      : `tcp://${config.supervisor.docker.host}:${config.supervisor.docker.port}`
 
   const discover = async (): Promise<NonNullable<typeof found>> => {
     if (found) return found
@@ -36,7 +39,10 @@ export function startDockerBackend(opts: { config: Config; logger: Logger; docke
       throw new Error(`cannot reach the Docker API at ${where}: ${(err as Error).message}`, { cause: err })
     }
     const project = config.supervisor.composeProject ?? self?.Config.Labels?.[PROJECT]
-    if (!project) throw new Error('cannot tell which compose project to watch: the supervisor is not in a compose container; set SUPERVISOR_COMPOSE_PROJECT')
+    if (!project)
+      throw new Error(
+        'cannot tell which compose project to watch: the supervisor is not in a compose container; set SUPERVISOR_COMPOSE_PROJECT',
+      )
     // Health endpoints are reached at the container's address on a network we share with it.
     const networks = new Set(Object.values(self?.NetworkSettings.Networks ?? {}).map((n) => n.NetworkID))
     logger.info('watching compose project', { project, docker: where })
@@ -61,10 +67,20 @@ export function startDockerBackend(opts: { config: Config; logger: Logger; docke
         }
         ids.set(name, c.Id)
         const s = info.State
-        const state: ServiceState['state'] = s.Running ? (s.Restarting ? 'restarting' : 'running') : s.Restarting ? 'restarting' : s.Status === 'created' ? 'starting' : 'exited'
+        const state: ServiceState['state'] = s.Running
+          ? s.Restarting
+            ? 'restarting'
+            : 'running'
+          : s.Restarting
+            ? 'restarting'
+            : s.Status === 'created'
+              ? 'starting'
+              : 'exited'
         const health = s.Health?.Status
         const endpoint = healthEndpoint(config, service)
-        const address = Object.values(info.NetworkSettings.Networks ?? {}).find((n) => ownNetworks.has(n.NetworkID) && n.IPAddress)?.IPAddress
+        const address = Object.values(info.NetworkSettings.Networks ?? {}).find(
+          (n) => ownNetworks.has(n.NetworkID) && n.IPAddress,
+        )?.IPAddress
         return {
           name,
           state,

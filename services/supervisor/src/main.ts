@@ -24,8 +24,9 @@ const config = exitOnConfigError(SERVICE, () => loadConfig(process.env))
 const logger = createLogger({ service: SERVICE, level: config.log.level, format: config.log.format })
 if (config.supervisor.mode === 'docker') {
   const dropped = dropPrivileges(config)
-  if (dropped) logger.info('running as the mail user, in the Docker socket\'s group', dropped)
-  if (dropped && !dropped.socketAccess) logger.warn('the Docker socket is not readable and writable by its group: mount it, or use a socket proxy (DOCKER_HOST=tcp://...)')
+  if (dropped) logger.info("running as the mail user, in the Docker socket's group", dropped)
+  if (dropped && !dropped.socketAccess)
+    logger.warn('the Docker socket is not readable and writable by its group: mount it, or use a socket proxy (DOCKER_HOST=tcp://...)')
 }
 
 try {
@@ -35,9 +36,11 @@ try {
   const writePorts = (): void => {
     if (config.supervisor.mode === 'docker') return
     const table = { ...own, ...children }
-    writing = writing.then(() => writePortsFile(config.supervisor.portsFile, table)).catch((err: unknown) => {
-      logger.error('cannot write the ports file', { file: config.supervisor.portsFile, err: (err as Error).message })
-    })
+    writing = writing
+      .then(() => writePortsFile(config.supervisor.portsFile, table))
+      .catch((err: unknown) => {
+        logger.error('cannot write the ports file', { file: config.supervisor.portsFile, err: (err as Error).message })
+      })
   }
   const backend: Backend & { project?: string } =
     config.supervisor.mode === 'docker'
@@ -52,16 +55,25 @@ try {
         })
   const watchdog = startWatchdog({ backend, config: config.supervisor, logger })
   // The queue depth, from the spool itself (docker mode: the spool volume is mounted here too).
-  const spool: Spool | null = await openSpool(config.spoolDir, { uid: config.mailbox.uid, gid: config.mailbox.gid }).catch((err: unknown) => {
-    logger.warn('cannot open the spool: the queue depth is unknown', { spoolDir: config.spoolDir, err: (err as Error).message })
-    return null
-  })
+  const spool: Spool | null = await openSpool(config.spoolDir, { uid: config.mailbox.uid, gid: config.mailbox.gid }).catch(
+    (err: unknown) => {
+      logger.warn('cannot open the spool: the queue depth is unknown', { spoolDir: config.spoolDir, err: (err as Error).message })
+      return null
+    },
+  )
   const queueDepth = queueDepthGauge(spool)
 
   const health = async () => {
     const reports = await watchdog.look()
     const reach = watchdog.reachable()
-    return applianceHealth({ mode: backend.mode, project: backend.project, reports, queueDepth: await queueDepth(), registry, error: reach.ok ? undefined : reach.error })
+    return applianceHealth({
+      mode: backend.mode,
+      project: backend.project,
+      reports,
+      queueDepth: await queueDepth(),
+      registry,
+      error: reach.ok ? undefined : reach.error,
+    })
   }
   const status = await startHealthServer({
     service: SERVICE,

@@ -16,10 +16,18 @@ const PROVIDER_WAIT = 30_000
 
 export type ProcessBackend = Backend & { ports(): PortsTable }
 
-export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger: Logger; onPorts: (ports: PortsTable) => void; env?: NodeJS.ProcessEnv }): ProcessBackend {
+export function startProcessBackend(opts: {
+  defs: readonly ServiceDef[]
+  logger: Logger
+  onPorts: (ports: PortsTable) => void
+  env?: NodeJS.ProcessEnv
+}): ProcessBackend {
   const { logger } = opts
   let stopping = false
-  const children = new Map<string, { def: ServiceDef; child: ChildProcess | null; state: ServiceState; backoff: number; timer?: NodeJS.Timeout }>()
+  const children = new Map<
+    string,
+    { def: ServiceDef; child: ChildProcess | null; state: ServiceState; backoff: number; timer?: NodeJS.Timeout }
+  >()
 
   // Variables services give the ones started after them (FILTER_URL), and who waits for them.
   const provided: Record<string, string> = {}
@@ -80,7 +88,24 @@ export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger:
   }
 
   for (const def of opts.defs) {
-    children.set(def.name, { def, child: null, backoff: BACKOFF_MIN, state: { name: def.name, state: 'starting', running: false, pid: null, exitCode: null, engineHealth: null, restarts: 0, startedAt: null, hasHealthz: true, baseUrl: null, ports: {} } })
+    children.set(def.name, {
+      def,
+      child: null,
+      backoff: BACKOFF_MIN,
+      state: {
+        name: def.name,
+        state: 'starting',
+        running: false,
+        pid: null,
+        exitCode: null,
+        engineHealth: null,
+        restarts: 0,
+        startedAt: null,
+        hasHealthz: true,
+        baseUrl: null,
+        ports: {},
+      },
+    })
   }
   // In order: a service that provides a variable (the filter's URL) is waited for, within
   // PROVIDER_WAIT, before the services after it start; the others start at once.
@@ -93,7 +118,10 @@ export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger:
       let timer: NodeJS.Timeout | undefined
       const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), PROVIDER_WAIT)))
       if (await Promise.race([announced.then(() => false), late]))
-        logger.warn('service did not announce its listener in time, starting the others anyway', { child: def.name, listener: def.provides?.listener })
+        logger.warn('service did not announce its listener in time, starting the others anyway', {
+          child: def.name,
+          listener: def.provides?.listener,
+        })
       clearTimeout(timer)
       waiting.delete(def.name)
     }
@@ -104,7 +132,11 @@ export function startProcessBackend(opts: { defs: readonly ServiceDef[]; logger:
     refresh: async () =>
       [...children.values()].map((c) => {
         const health = c.state.ports.health
-        return { ...c.state, ports: { ...c.state.ports }, baseUrl: health && c.state.running ? `http://${loopbackFor(health.address)}:${health.port}` : null }
+        return {
+          ...c.state,
+          ports: { ...c.state.ports },
+          baseUrl: health && c.state.running ? `http://${loopbackFor(health.address)}:${health.port}` : null,
+        }
       }),
     ports: portsTable,
     // The exit handler above starts it again, with its backoff, and counts the restart.

@@ -28,7 +28,11 @@ export const SERVICES: readonly ServiceDef[] = [
   },
   { name: 'smtp-ingress', dir: 'smtp-ingress', ports: { smtp: 'SMTP_PORT', health: 'INGRESS_HEALTH_PORT' } },
   { name: 'delivery', dir: 'delivery', ports: { health: 'DELIVERY_HEALTH_PORT' } },
-  { name: 'submission', dir: 'submission', ports: { submission: 'SUBMISSION_PORT', submissions: 'SUBMISSIONS_PORT', alt: 'SUBMISSION_ALT_PORT', health: 'SUBMISSION_HEALTH_PORT' } },
+  {
+    name: 'submission',
+    dir: 'submission',
+    ports: { submission: 'SUBMISSION_PORT', submissions: 'SUBMISSIONS_PORT', alt: 'SUBMISSION_ALT_PORT', health: 'SUBMISSION_HEALTH_PORT' },
+  },
 ]
 
 /** A wildcard listener is reached on loopback; an IPv6 address goes in brackets (RFC 3986 §3.2.2). */

@@ -38,7 +38,7 @@ const BACKOFF_RESET = 600_000
 
 const restartsTotal = new Counter({
   name: 'facteur_restarts_total',
-  help: 'Restarts of each service: by the supervisor (died, or unhealthy too long), and by Docker\'s restart policy.',
+  help: "Restarts of each service: by the supervisor (died, or unhealthy too long), and by Docker's restart policy.",
   labelNames: ['service'],
   registers: [registry],
 })
@@ -49,7 +49,15 @@ const up = new Gauge({
   registers: [registry],
 })
 
-type Policy = { failures: number; backoff: number; nextAllowed: number; times: number[]; lastRestart: ServiceReport['lastRestart']; gaveUp: boolean; counted: number }
+type Policy = {
+  failures: number
+  backoff: number
+  nextAllowed: number
+  times: number[]
+  lastRestart: ServiceReport['lastRestart']
+  gaveUp: boolean
+  counted: number
+}
 
 export function startWatchdog(opts: {
   backend: Backend
@@ -67,7 +75,11 @@ export function startWatchdog(opts: {
   let reach: { ok: boolean; error?: string } = { ok: true }
   const policy = (name: string): Policy => {
     let p = policies.get(name)
-    if (!p) policies.set(name, (p = { failures: 0, backoff: BACKOFF_MIN, nextAllowed: 0, times: [], lastRestart: null, gaveUp: false, counted: -1 }))
+    if (!p)
+      policies.set(
+        name,
+        (p = { failures: 0, backoff: BACKOFF_MIN, nextAllowed: 0, times: [], lastRestart: null, gaveUp: false, counted: -1 }),
+      )
     return p
   }
 
@@ -77,7 +89,7 @@ export function startWatchdog(opts: {
       states = await backend.refresh()
       reach = { ok: true }
     } catch (err) {
-      if (reach.ok) logger.error('cannot read the services\' state', { mode: backend.mode, err: (err as Error).message })
+      if (reach.ok) logger.error("cannot read the services' state", { mode: backend.mode, err: (err as Error).message })
       reach = { ok: false, error: (err as Error).message }
       return []
     }
@@ -115,7 +127,13 @@ export function startWatchdog(opts: {
     if (!reason) return
     p.times = p.times.filter((x) => t - x < config.restartWindowMs)
     if (p.times.length >= config.restartLimit) {
-      if (!p.gaveUp) logger.error('giving up on service: too many restarts', { child: r.name, restarts: p.times.length, windowMs: config.restartWindowMs, reason })
+      if (!p.gaveUp)
+        logger.error('giving up on service: too many restarts', {
+          child: r.name,
+          restarts: p.times.length,
+          windowMs: config.restartWindowMs,
+          reason,
+        })
       p.gaveUp = true
       return
     }
@@ -139,7 +157,12 @@ export function startWatchdog(opts: {
     (running ??= (async () => {
       const reports = await look()
       for (const r of reports) await decide(r)
-      return reports.map((r) => ({ ...r, failures: policy(r.name).failures, lastRestart: policy(r.name).lastRestart, gaveUp: policy(r.name).gaveUp }))
+      return reports.map((r) => ({
+        ...r,
+        failures: policy(r.name).failures,
+        lastRestart: policy(r.name).lastRestart,
+        gaveUp: policy(r.name).gaveUp,
+      }))
     })().finally(() => (running = null)))
 
   let timer: NodeJS.Timeout | undefined

@@ -43,7 +43,11 @@ function harness(states: ServiceState[], limits = { unhealthyAfter: 3, restartLi
     },
     async stop() {},
   }
-  const logger = createLogger({ service: 'supervisor', format: 'json', stream: new PassThrough().on('data', (c: Buffer) => (log += c.toString())) })
+  const logger = createLogger({
+    service: 'supervisor',
+    format: 'json',
+    stream: new PassThrough().on('data', (c: Buffer) => (log += c.toString())),
+  })
   const watchdog = startWatchdog({
     backend,
     logger,
@@ -67,7 +71,11 @@ function harness(states: ServiceState[], limits = { unhealthyAfter: 3, restartLi
 }
 
 test('starts a container that died again at the next poll, and leaves one stopped on purpose or with a configuration error', async () => {
-  const states = [base('filter', { state: 'exited', running: false, exitCode: 137 }), base('delivery', { state: 'exited', running: false, exitCode: 0 }), base('submission', { state: 'exited', running: false, exitCode: 78 })]
+  const states = [
+    base('filter', { state: 'exited', running: false, exitCode: 137 }),
+    base('delivery', { state: 'exited', running: false, exitCode: 0 }),
+    base('submission', { state: 'exited', running: false, exitCode: 78 }),
+  ]
   const h = harness(states)
   const reports = await h.watchdog.tick()
   assert.deepEqual(h.restarted, ['filter'])
@@ -92,8 +100,12 @@ test('restarts a running service only after SUPERVISOR_UNHEALTHY_AFTER failed po
   assert.match(reports[0].lastRestart?.reason ?? '', /^unhealthy for 3 polls in a row: no answer/)
 })
 
-test('takes Docker\'s unhealthy verdict as a failure even when /healthz answers', async () => {
-  const h = harness([base('smtp-ingress', { engineHealth: 'unhealthy' })], { unhealthyAfter: 1, restartLimit: 5, restartWindowMs: 3_600_000 })
+test("takes Docker's unhealthy verdict as a failure even when /healthz answers", async () => {
+  const h = harness([base('smtp-ingress', { engineHealth: 'unhealthy' })], {
+    unhealthyAfter: 1,
+    restartLimit: 5,
+    restartWindowMs: 3_600_000,
+  })
   await h.watchdog.tick()
   assert.deepEqual(h.restarted, ['smtp-ingress'])
 })
@@ -136,7 +148,7 @@ test('counts every restart the backend reports in facteur_restarts_total', async
   assert.equal(family?.values.find((v) => v.labels.service === 'spamassassin')?.value, 2)
 })
 
-test('sums the services\' counters without ever going back: a restarted service starts from 0 again', () => {
+test("sums the services' counters without ever going back: a restarted service starts from 0 again", () => {
   const r = new Registry()
   const c = new Counter({ name: 'facteur_messages_received_total', help: 'h', labelNames: ['service'], registers: [r] })
   const agg = createAggregator(r)
@@ -157,7 +169,10 @@ test('sums the services\' counters without ever going back: a restarted service 
 
 test('/health is fail when one service fails, degraded when one is degraded, and the page shows every service', async () => {
   const h = harness([base('smtp-ingress'), base('delivery'), base('clamav', { hasHealthz: false, baseUrl: null })])
-  h.healthz.set('smtp-ingress', { code: 200, body: { status: 'degraded', checks: { tls: { status: 'degraded', detail: 'self-signed certificate' } } } })
+  h.healthz.set('smtp-ingress', {
+    code: 200,
+    body: { status: 'degraded', checks: { tls: { status: 'degraded', detail: 'self-signed certificate' } } },
+  })
   let health = await applianceHealth({ mode: 'docker', project: 'facteur', reports: await h.watchdog.look(), queueDepth: 2, registry })
   assert.equal(health.status, 'degraded')
   assert.equal(health.services.clamav.health.status, 'ok')

@@ -51,7 +51,9 @@ function request(
       res.on('error', reject)
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }))
     })
-    req.on('error', (err) => reject(new Error(`rspamd: ${err.name === 'AbortError' ? `no answer within ${opts.timeoutMs} ms` : err.message}`, { cause: err })))
+    req.on('error', (err) =>
+      reject(new Error(`rspamd: ${err.name === 'AbortError' ? `no answer within ${opts.timeoutMs} ms` : err.message}`, { cause: err })),
+    )
     req.end(body)
   })
 }

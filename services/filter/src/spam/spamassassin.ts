@@ -22,7 +22,8 @@ export function spamassassinClient(opts: { host: string; port: number; timeoutMs
     },
     async ping() {
       const reply = await exchange(opts, [Buffer.from('PING SPAMC/1.5\r\n\r\n', 'latin1')])
-      if (!/^SPAMD\/[\d.]+ 0 PONG/.test(reply.toString('latin1'))) throw new Error(`spamd: unexpected answer to PING: ${reply.toString('latin1').slice(0, 80)}`)
+      if (!/^SPAMD\/[\d.]+ 0 PONG/.test(reply.toString('latin1')))
+        throw new Error(`spamd: unexpected answer to PING: ${reply.toString('latin1').slice(0, 80)}`)
     },
   }
 }

@@ -9,7 +9,15 @@ declare module 'clamscan' {
     removeInfected?: boolean
     debugMode?: boolean
     clamscan?: { path?: string; active?: boolean }
-    clamdscan?: { host?: string; port?: number; timeout?: number; localFallback?: boolean; bypassTest?: boolean; path?: string; active?: boolean }
+    clamdscan?: {
+      host?: string
+      port?: number
+      timeout?: number
+      localFallback?: boolean
+      bypassTest?: boolean
+      path?: string
+      active?: boolean
+    }
   }
   class NodeClam {
     init(options?: Options): Promise<NodeClam>
