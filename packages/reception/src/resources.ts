@@ -1,0 +1,44 @@
+// What every receiving service (the MX, submission) opens at start, and the health checks they
+// share: the spool it queues into, the user and alias tables, the TLS certificate.
+import type { Config } from '@facteur/config'
+import { openSpool, type Spool } from '@facteur/spool'
+import { openAccounts, type Accounts } from '@facteur/accounts'
+import { openCertificates, type Certificates } from '@facteur/certs'
+import type { HealthCheck } from '@facteur/health'
+
+export type ReceivingResources = { spool: Spool; accounts: Accounts; certs: Certificates }
+
+export async function openReceiving(config: Config): Promise<ReceivingResources> {
+  const owner = { uid: config.mailbox.uid, gid: config.mailbox.gid }
+  const spool = await openSpool(config.spoolDir, owner)
+  const accounts = openAccounts({
+    configDir: config.configDir,
+    localDomains: config.localDomains,
+    postmaster: config.postmaster,
+    delimiter: config.recipientDelimiter,
+  })
+  await accounts.refresh()
+  const certs = await openCertificates({
+    configDir: config.configDir,
+    hostname: config.hostname,
+    certFile: config.tls.cert,
+    keyFile: config.tls.key,
+    owner,
+  })
+  return { spool, accounts, certs }
+}
+
+/** spool writable; certificate (self-signed: degraded); content filter configured or not. */
+export function receivingChecks(config: Config, r: ReceivingResources): Record<string, HealthCheck> {
+  return {
+    spool: async () => (await r.spool.check(), { status: 'ok' }),
+    tls: async () => {
+      await r.certs.reload()
+      return r.certs.current().selfSigned ? { status: 'degraded', detail: 'self-signed certificate' } : { status: 'ok' }
+    },
+    filter: () =>
+      config.filter.url
+        ? { status: 'ok', detail: config.filter.url }
+        : { status: 'degraded', detail: 'no content filter (FILTER_URL=off): mail is queued unscanned' },
+  }
+}
