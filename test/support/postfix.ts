@@ -17,6 +17,10 @@ export interface PostfixOptions {
   /** Files written into the config directory before start, e.g. { 'rcpt': 'gone@ours.example REJECT' }
    * with extraMain { smtpd_recipient_restrictions: 'check_recipient_access texthash:$config_directory/rcpt' }. */
   files?: Record<string, string>
+  /** Lists the config directory in `alternate_config_directories` of the default main.cf
+   * (/etc/postfix, created empty if absent) while it runs, as postfix(1) asks of a second
+   * instance; taken out again by close(). */
+  listInDefaultConfig?: boolean
 }
 
 /** One queued message, as `postqueue -j` prints it. */
@@ -64,8 +68,8 @@ process.once('exit', () => {
  * local delivery (mydestination is empty, local_transport = error:no local), no TLS either way
  * unless extraMain turns it on. Quick for tests: retries after 1 s (queue_run_delay,
  * minimal_backoff_time) and no 1 s pause after a rejected command (smtpd_error_sleep_time = 0).
- * Needs root. /etc/postfix is neither read nor changed: as root, `postfix -c` accepts any
- * config directory without alternate_config_directories and without a default main.cf.
+ * Needs root. /etc/postfix is neither read nor changed unless listInDefaultConfig asks: as root,
+ * `postfix -c` accepts any config directory without alternate_config_directories.
  */
 export async function startPostfix(options: PostfixOptions): Promise<Postfix> {
   const dir = await tempDir('postfix')
@@ -143,9 +147,11 @@ export async function startPostfix(options: PostfixOptions): Promise<Postfix> {
   const postqueue = (...args: string[]) => runOk('postqueue', ['-c', dir, ...args], { timeoutMs: 10_000 })
   const logTail = async () => (await readFile(logFile, 'utf8').catch(() => '')).split('\n').slice(-30).join('\n')
 
+  if (options.listInDefaultConfig) await alternateConfigDirectory(dir, 'add')
   const started = await postfix('start')
   if (started.code !== 0) {
     const log = await logTail()
+    if (options.listInDefaultConfig) await alternateConfigDirectory(dir, 'remove')
     await postfix('abort')
     await removeDir(dir)
     throw new Error(`postfix -c ${dir} start exited with ${started.code}\n${started.stdout}${started.stderr}${log}`)
@@ -157,6 +163,7 @@ export async function startPostfix(options: PostfixOptions): Promise<Postfix> {
     const log = await logTail()
     await postfix('abort')
     running.delete(dir)
+    if (options.listInDefaultConfig) await alternateConfigDirectory(dir, 'remove')
     await removeDir(dir)
     throw new Error(`${(err as Error).message}\n${log}`, { cause: err })
   }
@@ -196,6 +203,7 @@ export async function startPostfix(options: PostfixOptions): Promise<Postfix> {
       await postfix('abort')
       for (let i = 0; i < 250 && pid !== undefined && (await alive(pid)); i++) await sleep(20)
       if (pid !== undefined && (await alive(pid))) process.kill(pid, 'SIGKILL')
+      if (options.listInDefaultConfig) await alternateConfigDirectory(dir, 'remove')
       await removeDir(dir)
     },
   }
@@ -227,6 +235,19 @@ async function makeQueue(queueDir: string, dataDir: string): Promise<void> {
     await chown(path, owner.uid, gid)
   }
   await writeFile(join(queueDir, 'quick-start'), '')
+}
+
+/**
+ * Adds `dir` to (or removes it from) `alternate_config_directories` in the default main.cf with
+ * `postconf -e`, keeping the other entries: adding twice lists it once. Needs root.
+ */
+async function alternateConfigDirectory(dir: string, change: 'add' | 'remove'): Promise<void> {
+  const defaultDir = (await runOk('postconf', ['-d', '-h', 'config_directory'])).stdout.trim() || '/etc/postfix'
+  await writeFile(join(defaultDir, 'main.cf'), '', { flag: 'a' }) // postconf -e needs the file
+  const listed = (await runOk('postconf', ['-h', 'alternate_config_directories'])).stdout.split(/[\s,]+/).filter(Boolean)
+  const next = change === 'add' ? (listed.includes(dir) ? listed : [...listed, dir]) : listed.filter((d) => d !== dir)
+  if (next.length === listed.length && next.every((d, i) => d === listed[i])) return
+  await runOk('postconf', ['-e', `alternate_config_directories = ${next.join(', ')}`])
 }
 
 function masterPidFile(dir: string): string {
