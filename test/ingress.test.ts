@@ -113,7 +113,7 @@ test('answers 452 4.5.3 past MAX_RECIPIENTS', async () => {
   })
   assert.deepEqual(
     r.rcpt.map((x) => x.slice(0, 9)),
-    ['250 Accep', '250 Accep', '250 Accep', '452 4.5.3'],
+    ['250 2.1.5', '250 2.1.5', '250 2.1.5', '452 4.5.3'],
   )
   assert.match(r.message ?? '', /^250 2\.0\.0 Ok: queued as /)
 })

@@ -111,7 +111,7 @@ test('FALLBACK_RELAY: the MX accepts a local name nobody has here and forwards i
     to: ['nobody@ours.example', 'alice@ours.example'],
     data: body('someone@remote.example', 'nobody@ours.example', 'fallback'),
   })
-  assert.deepEqual(r.rcpt, ['250 Accepted', '250 Accepted'])
+  assert.deepEqual(r.rcpt, ['250 2.1.5 Accepted', '250 2.1.5 Accepted'])
   assert.match(r.message ?? '', /^250 /)
   const [m] = await sinkFor(fallback, 'nobody@ours.example')
   assert.equal(m.mailArgs.split(' ')[0], '<someone@remote.example>')

@@ -25,7 +25,10 @@ export type Config = Readonly<{
     port: number
     listen: string
     maxClients: number
+    /** A command line, or a message after 354 (plus minDataRate), must arrive within it. */
     timeoutMs: number
+    /** Bytes per second that extend the DATA deadline by one second (Postfix smtpd_min_data_rate). */
+    minDataRate: number
     /** Pause before the 220 greeting: a client that talks first is refused (early talker). */
     greetingDelayMs: number
     sizeLimit: number
@@ -101,6 +104,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   const key = r.optional('TLS_KEY')
   if (Boolean(cert) !== Boolean(key)) throw new ConfigError(cert ? 'TLS_KEY' : 'TLS_CERT', undefined, 'TLS_CERT and TLS_KEY set together')
 
+  const smtpTimeoutMs = r.duration('SMTP_TIMEOUT', '5m')
+  if (smtpTimeoutMs < 1000) throw new ConfigError('SMTP_TIMEOUT', r.raw('SMTP_TIMEOUT'), 'a duration of at least 1s, like 5m')
+
   const retryMinMs = r.duration('QUEUE_RETRY_MIN', '5m')
   const retryMaxMs = r.duration('QUEUE_RETRY_MAX', '1h')
   if (retryMaxMs < retryMinMs)
@@ -119,7 +125,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       port: r.port('SMTP_PORT', 25),
       listen: r.string('SMTP_LISTEN', '0.0.0.0'),
       maxClients: r.int('SMTP_MAX_CLIENTS', 200, 1, 100_000),
-      timeoutMs: r.duration('SMTP_TIMEOUT', '5m'),
+      timeoutMs: smtpTimeoutMs,
+      minDataRate: r.int('SMTP_MIN_DATA_RATE', 500, 1, 1_000_000_000),
       greetingDelayMs: r.duration('SMTP_GREETING_DELAY', '25ms'),
       sizeLimit: r.size('MESSAGE_SIZE_LIMIT', 25 * 1024 * 1024),
       maxRecipients: r.int('MAX_RECIPIENTS', 100, 1, 100_000),

@@ -24,6 +24,17 @@ test('a bad value names the variable, the value and what is expected', () => {
   assert.throws(() => loadConfig({ ...base, MESSAGE_SIZE_LIMIT: 'big' }), /MESSAGE_SIZE_LIMIT/)
   assert.throws(() => loadConfig({ ...base, TRUSTED_NETWORKS: '10.0.0.0/33' }), /TRUSTED_NETWORKS="10.0.0.0\/33"/)
   assert.throws(() => loadConfig({ ...base, UNKNOWN_RECIPIENT: 'bounce' }), /UNKNOWN_RECIPIENT/)
+  assert.throws(() => loadConfig({ ...base, SMTP_TIMEOUT: '0' }), {
+    message: 'SMTP_TIMEOUT="0" is not valid: expected a duration of at least 1s, like 5m',
+  })
+  assert.throws(() => loadConfig({ ...base, SMTP_MIN_DATA_RATE: '0' }), /SMTP_MIN_DATA_RATE="0" .* a whole number from 1 to/)
+})
+
+test('slow clients: SMTP_TIMEOUT 5 minutes and SMTP_MIN_DATA_RATE 500 bytes a second by default (Postfix smtpd_min_data_rate)', () => {
+  const c = loadConfig(base)
+  assert.equal(c.smtp.timeoutMs, 300_000)
+  assert.equal(c.smtp.minDataRate, 500)
+  assert.equal(loadConfig({ ...base, SMTP_TIMEOUT: '5s', SMTP_MIN_DATA_RATE: '2000' }).smtp.minDataRate, 2000)
 })
 
 test('a template without %d is refused when there are several local domains', () => {
@@ -43,6 +54,10 @@ test('mailbox paths expand and never leave their base directory', () => {
   assert.equal(expandMailboxPath('/var/mail/%u', 'a/../../etc', 'x'), null)
   assert.equal(expandMailboxPath('/var/mail/%u', 'a\0b', 'x'), null)
   assert.equal(expandMailboxPath('/var/mail/%e', 'a', '..'), null)
+  // RFC 5321 §4.1.2: no leading dot (hidden names: `.lock` files, Maildir++ folders).
+  assert.equal(expandMailboxPath('/var/mail/%u', '.hidden', 'x'), null)
+  assert.equal(expandMailboxPath('/var/mail/%u', '.', 'x'), null)
+  assert.equal(expandMailboxPath('/var/mail/%u', 'a.b', 'x'), '/var/mail/a.b')
 })
 
 test('trusted networks match IPv4, IPv6 and IPv4-mapped clients', () => {

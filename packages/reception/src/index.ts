@@ -1,7 +1,9 @@
 // The receiving half of SMTP that the MX and submission share: the DATA gate (size, bare
-// CR/LF, header limits, loop checks, stripped headers), our Received: field, queueing, and the
-// recipient checks both make (syntax, local expansion).
-// RFC 5321 §4.4 (trace), §4.5.3.1 (limits), §6.3 (loops); RFC 5322 §2.2 (header fields).
+// CR/LF, header limits, loop checks, stripped headers), our Received: field, queueing, the
+// recipient checks both make (syntax, local expansion), the mail transaction's handlers, and each
+// listener's guards (enhanced status codes on every reply, deadlines against slow clients).
+// RFC 5321 §3.3 (transaction), §4.4 (trace), §4.5.3.1 (limits), §4.5.3.2 (timeouts), §6.3 (loops);
+// RFC 5322 §2.2 (header fields); RFC 2034 and RFC 3463 (enhanced status codes).
 export { DataGate, type GateLimits, type HeaderEdit, type HeaderField } from './gate.js'
 export { receivedHeader, rfc5322Date } from './received.js'
 export { receiveMessage, type ReceiveResult } from './receive.js'
@@ -10,3 +12,5 @@ export { parseRecipient, RELAY_DENIED, type ParsedRecipient } from './address.js
 export { expandLocalRecipient } from './local-recipient.js'
 export { checkRemoteRecipient, expandOrForward, LOCAL_ONLY } from './outbound-rcpt.js'
 export { openReceiving, receivingChecks, type ReceivingResources } from './resources.js'
+export { mailTransactions, type Transaction, type TransactionPolicy, type MessagePolicy, type Transactions } from './transaction.js'
+export { listenerOptions, guardListener, type SessionTimeout } from './listener.js'

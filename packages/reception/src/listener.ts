@@ -1,0 +1,70 @@
+// What every receiving listener (the MX on SMTP_PORT, submission on 587, 465 and the alternate
+// port) sets up alike around smtp-server: the options they share, and the guards each connection
+// gets: one enhanced status code on every reply (replies.ts) and deadlines against slow clients
+// (deadline.ts), also before the session starts (the PROXY header, an implicit TLS handshake).
+import type { Socket } from 'node:net'
+import type { SMTPServer, SMTPServerOptions } from 'smtp-server'
+import type { Config } from '@facteur/config'
+import type { Certificates } from '@facteur/certs'
+import { onEachConnection } from './smtp-connection.js'
+import { enhancedReplies } from './replies.js'
+import { enforceDeadline, type DeadlineExceeded, type DeadlineLimits } from './deadline.js'
+
+export type SessionTimeout = {
+  cid?: string
+  remoteIp?: string
+  phase: DeadlineExceeded['phase'] | 'handshake'
+  elapsedMs: number
+  bytes: number
+}
+
+/** smtp-server options both services set alike; each adds its own (banner, AUTH, TLS mode, handlers). */
+export function listenerOptions(config: Config, certs: Certificates): SMTPServerOptions {
+  const tlsNow = certs.current()
+  return {
+    name: config.hostname,
+    key: tlsNow.key,
+    cert: tlsNow.cert,
+    SNICallback: (name, cb) => certs.SNICallback(name, cb),
+    // RFC 8996: TLS 1.0 and 1.1 are retired.
+    minVersion: 'TLSv1.2',
+    size: config.smtp.sizeLimit,
+    hideSMTPUTF8: true,
+    // RFC 2034: an enhanced status code on every reply, ENHANCEDSTATUSCODES in the EHLO reply (replies.ts).
+    hideENHANCEDSTATUSCODES: false,
+    maxClients: config.smtp.maxClients,
+    // The deadline (deadline.ts) bounds silence and trickling alike; smtp-server's idle timeout is a backstop.
+    socketTimeout: 2 * config.smtp.timeoutMs,
+    closeTimeout: 30_000,
+    disableReverseLookup: true,
+    logger: false,
+  }
+}
+
+/** Installs the reply and deadline guards on every connection of `server`; `onTimeout` logs a closed session. */
+export function guardListener(server: SMTPServer, limits: DeadlineLimits, onTimeout: (t: SessionTimeout) => void): void {
+  // Before the session: smtp-server times only the silence of a socket that has not sent its PROXY
+  // header or finished its implicit TLS handshake; a byte a second would keep it. One deadline here.
+  // During an implicit TLS handshake the TLS socket is destroyed, not the accepted one under it
+  // (that tears the TLS wrap down from below); smtp-server keeps it in `_pendingSockets`.
+  const pending = (server as unknown as { _pendingSockets: Map<Socket, Socket> })._pendingSockets
+  const before = new WeakMap<Socket, NodeJS.Timeout>()
+  server.server.on('connection', (socket: Socket) => {
+    const opened = Date.now()
+    const timer = setTimeout(() => {
+      const live = pending.get(socket) ?? socket
+      if (live.destroyed) return
+      onTimeout({ remoteIp: socket.remoteAddress, phase: 'handshake', elapsedMs: Date.now() - opened, bytes: socket.bytesRead })
+      live.destroy()
+    }, limits.timeoutMs).unref()
+    before.set(socket, timer)
+  })
+  onEachConnection(server, (connection) => {
+    // Implicit TLS: the session's socket is the TLS socket over the accepted one (node's `_parent`).
+    const accepted = (connection._socket as Socket & { _parent?: Socket })._parent ?? connection._socket
+    clearTimeout(before.get(accepted))
+    before.delete(accepted)
+    enhancedReplies(connection)
+    enforceDeadline(connection, limits, (what) => onTimeout({ cid: connection.id, remoteIp: connection.remoteAddress, ...what }))
+  })
+}

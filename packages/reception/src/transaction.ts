@@ -1,0 +1,169 @@
+// The mail transaction (RFC 5321 §3.3: MAIL, RCPT..., DATA) as both receiving services hold it on
+// smtp-server: what each session has gathered, the shape of the RCPT and DATA handlers (the "no
+// valid recipients" guard, the message through the gate and the content filter into the spool,
+// 250 only once committed), and the "refused" and "queued" log lines. Who may send, where a
+// recipient goes and what the message must look like are each service's policy.
+import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server'
+import type { Config } from '@facteur/config'
+import type { Logger } from '@facteur/logging'
+import type { Envelope, RecipientState, Spool } from '@facteur/spool'
+import { SmtpError, toSmtpError } from '@facteur/smtp-error'
+import { claimsAuthservId, filterInspector, type FilterOutcome } from '@facteur/filter-client'
+import { receiveMessage } from './receive.js'
+import { receivedHeader } from './received.js'
+import type { HeaderEdit, HeaderField } from './gate.js'
+
+/** What one transaction has gathered; a service may keep more (submission: the user). */
+export type Transaction = { recipients: Map<string, RecipientState>; rcptCount: number; started: number }
+
+/** How one message is received: the service's checks and edits, and what the envelope records. */
+export type MessagePolicy = {
+  /** Refuses the message on its header fields (loops, a From: the user does not own ...). */
+  check: (fields: HeaderField[]) => SmtpError | null
+  /** Header fields removed or added besides forged Authentication-Results (always dropped). */
+  edit?: Omit<HeaderEdit, 'drop'>
+  direction: 'inbound' | 'outbound'
+  source: string
+  /** The authenticated user (RFC 3848 ESMTPA; kept in the envelope). */
+  user?: string
+  /** The recipient the Received: field names (RFC 5321 §4.4 "for"), when there is one to name. */
+  traceFor?: string
+  dsn?: Envelope['dsn']
+}
+
+export type TransactionPolicy<T extends Transaction> = {
+  /** Log fields naming the session besides cid and remoteIp (listener, user). */
+  fields?: (session: SMTPServerSession) => Record<string, unknown>
+  /** The refusal of one more RCPT (RFC 5321 §4.5.3.1.8), or null. */
+  recipientLimit: (txn: T) => SmtpError | null
+  /** The recipients one RCPT TO adds; throws an SmtpError to refuse it. */
+  recipients: (address: SMTPServerAddress, session: SMTPServerSession, txn: T) => Promise<RecipientState[]>
+  message: (session: SMTPServerSession, txn: T) => MessagePolicy
+  /** Runs once a message of this transaction is queued (rate accounting). */
+  queued?: (txn: T) => void
+}
+
+type Callback = (err?: Error | null, message?: string) => void
+
+export type Transactions<T extends Transaction> = {
+  /** Starts the transaction of a session (after MAIL FROM was accepted). */
+  begin(session: SMTPServerSession, txn: T): void
+  /** Logs a refusal and returns what smtp-server's callbacks take. */
+  refuse(session: SMTPServerSession, cmd: string, err: SmtpError, extra?: Record<string, unknown>): Error
+  onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void
+  onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: Callback): void
+  onClose(session: SMTPServerSession): void
+}
+
+export function mailTransactions<T extends Transaction>(
+  deps: { config: Config; logger: Logger; spool: Spool },
+  policy: TransactionPolicy<T>,
+): Transactions<T> {
+  const { config, logger, spool } = deps
+  const txns = new Map<string, T>()
+  const fields = (session: SMTPServerSession): Record<string, unknown> => ({
+    cid: session.id,
+    remoteIp: session.remoteAddress,
+    ...policy.fields?.(session),
+  })
+
+  const refuse: Transactions<T>['refuse'] = (session, cmd, err, extra = {}) => {
+    logger.info('refused', { ...fields(session), cmd, code: err.code, enhanced: err.status, reason: err.message, ...extra })
+    if (err.cause) logger.warn('cause', { cid: session.id, err: String((err.cause as Error)?.message ?? err.cause) })
+    return err.toServerError()
+  }
+
+  const receive = (stream: SMTPServerDataStream, session: SMTPServerSession, txn: T, cb: Callback): void => {
+    const recipients = [...txn.recipients.values()]
+    const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : ''
+    const m = policy.message(session, txn)
+    const summary = (): Record<string, unknown> => ({ sender, recipients: recipients.map((r) => r.address) })
+    let filtered: FilterOutcome | undefined
+    receiveMessage({
+      stream,
+      spool,
+      limits: config.smtp,
+      check: m.check,
+      // RFC 8601 §5: Authentication-Results claiming our authserv-id were not written by us.
+      edit: { ...m.edit, drop: (f) => claimsAuthservId(f.name, f.raw, config.hostname) },
+      // The content filter sees the stored message before the commit: a refusal is our DATA reply.
+      inspect: filterInspector(config.filter, {
+        direction: m.direction,
+        onOutcome: (o) => {
+          filtered = o
+          if (o.error) logger.warn('filter unavailable', { cid: session.id, err: o.error, failure: config.filter.failure })
+        },
+      }),
+      envelope: (id) => ({
+        sender,
+        recipients,
+        receivedAt: Date.now(),
+        nextAttempt: 0,
+        client: { ip: session.remoteAddress, helo: session.hostNameAppearsAs ?? '', tls: session.secure, ...(m.user && { user: m.user }) },
+        source: m.source,
+        ...(m.dsn && { dsn: m.dsn }),
+        prepend: receivedHeader({
+          helo: session.hostNameAppearsAs ?? '',
+          ip: session.remoteAddress,
+          hostname: config.hostname,
+          queueId: id,
+          esmtp: session.openingCommand !== 'HELO',
+          tls: session.secure,
+          authenticated: m.user !== undefined,
+          recipient: m.traceFor,
+        }),
+      }),
+    }).then(
+      ({ envelope }) => {
+        policy.queued?.(txn)
+        logger.info('queued', {
+          ...fields(session),
+          queueId: envelope.id,
+          ...summary(),
+          size: envelope.size,
+          code: 250,
+          ...(filtered && { filter: filtered.action }),
+          durationMs: Date.now() - txn.started,
+        })
+        txns.delete(session.id)
+        cb(null, `2.0.0 Ok: queued as ${envelope.id}`)
+      },
+      (err: unknown) => {
+        txns.delete(session.id)
+        const extra = { ...summary(), ...(filtered && { filter: filtered.action }), durationMs: Date.now() - txn.started }
+        cb(refuse(session, 'DATA', toSmtpError(err), extra))
+      },
+    )
+  }
+
+  return {
+    begin: (session, txn) => void txns.set(session.id, txn),
+    refuse,
+    onRcptTo(address, session, cb) {
+      const txn = txns.get(session.id)
+      if (!txn) return cb(refuse(session, 'RCPT', new SmtpError(503, '5.1', 'Need MAIL command')))
+      const limited = policy.recipientLimit(txn)
+      if (limited) return cb(refuse(session, 'RCPT', limited, { rcpt: address.address }))
+      policy.recipients(address, session, txn).then(
+        (accepted) => {
+          txn.rcptCount++
+          for (const r of accepted) if (!txn.recipients.has(r.address)) txn.recipients.set(r.address, r)
+          cb()
+        },
+        (err: unknown) => cb(refuse(session, 'RCPT', toSmtpError(err), { rcpt: address.address })),
+      )
+    },
+    onData(stream, session, cb) {
+      const txn = txns.get(session.id)
+      if (!txn || txn.recipients.size === 0) {
+        stream.resume()
+        stream.once('end', () => cb(refuse(session, 'DATA', new SmtpError(554, '5.1', 'No valid recipients'))))
+        return
+      }
+      receive(stream, session, txn, cb)
+    },
+    onClose(session) {
+      txns.delete(session.id)
+    },
+  }
+}

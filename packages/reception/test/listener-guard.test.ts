@@ -1,0 +1,177 @@
+// The listener guards on a real smtp-server listener (loopback, port 0): deadlines against slow
+// clients (a trickled command, an idle session, a slow DATA, an implicit TLS handshake that never
+// ends), the clock stopped while the client waits for us, and exactly one enhanced status code on
+// every reply (RFC 2034, RFC 3463).
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { once } from 'node:events'
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server'
+import { SmtpError } from '@facteur/smtp-error'
+import { openCertificates } from '@facteur/certs'
+import { guardListener, type SessionTimeout } from '@facteur/reception'
+import { smtpSession } from '../../../test/support/smtp-session.js'
+
+const TIMEOUT_MS = 1000
+const TIMED_OUT = '421 4.4.2 mx.test.example Error: timeout exceeded'
+
+async function listen(
+  t: TestContext,
+  options: SMTPServerOptions = {},
+  limits = { timeoutMs: TIMEOUT_MS, minDataRate: 100 },
+): Promise<{ port: number; timeouts: SessionTimeout[] }> {
+  const timeouts: SessionTimeout[] = []
+  const server = new SMTPServer({
+    name: 'mx.test.example',
+    hideENHANCEDSTATUSCODES: false,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    socketTimeout: 60_000,
+    disableReverseLookup: true,
+    logger: false,
+    onRcptTo(address, _session, cb) {
+      if (address.address.startsWith('nobody@')) return cb(new SmtpError(550, '1.1', 'No such user here').toServerError())
+      cb()
+    },
+    onData(stream, _session, cb) {
+      stream.resume()
+      stream.once('end', () => cb(null, '2.0.0 Ok: queued as X'))
+    },
+    ...options,
+  })
+  server.on('error', () => undefined) // a handshake cut off is reported here; the services log it
+  guardListener(server, limits, (x) => timeouts.push(x))
+  server.listen(0, '127.0.0.1')
+  await once(server.server, 'listening')
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  return { port: (server.server.address() as net.AddressInfo).port, timeouts }
+}
+
+/** Writes `text` a byte every `everyMs` until the server closes; resolves with all it answered. */
+async function trickle(
+  port: number,
+  text: string,
+  everyMs: number,
+  maxMs = 30 * TIMEOUT_MS,
+): Promise<{ replies: string; closedByServer: boolean }> {
+  const socket = net.connect({ host: '127.0.0.1', port })
+  let replies = ''
+  socket.on('data', (d: Buffer) => (replies += d.toString('latin1')))
+  socket.on('error', () => undefined)
+  const closed = once(socket, 'close').then(() => true)
+  let i = 0
+  const timer = setInterval(() => socket.write(text[i++ % text.length]), everyMs)
+  const gaveUp = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), maxMs).unref())
+  const closedByServer = await Promise.race([closed, gaveUp])
+  clearInterval(timer)
+  socket.destroy()
+  return { replies, closedByServer }
+}
+
+test('a command trickled a byte at a time is closed with 421 4.4.2 once SMTP_TIMEOUT has passed', async (t) => {
+  const { port, timeouts } = await listen(t)
+  const r = await trickle(port, 'EHLO trickle.example and on and on ', 100)
+  assert.ok(r.closedByServer, 'the server closed the connection')
+  assert.match(r.replies, /^220 /)
+  assert.equal(r.replies.trimEnd().split('\r\n').at(-1), TIMED_OUT)
+  assert.equal(timeouts.length, 1)
+  assert.equal(timeouts[0].phase, 'command')
+})
+
+test('an idle session is closed with the same 421 4.4.2', async (t) => {
+  const { port } = await listen(t)
+  const s = await smtpSession(port, { timeoutMs: 30 * TIMEOUT_MS })
+  assert.match(await s.send('EHLO idle.example'), /^250-mx\.test\.example/)
+  assert.equal(await s.read(), TIMED_OUT)
+  await s.closed
+})
+
+test('a message trickled below SMTP_MIN_DATA_RATE is closed in DATA; one sent above it is accepted after the timeout', async (t) => {
+  const { port, timeouts } = await listen(t)
+  const slow = await smtpSession(port, { timeoutMs: 30 * TIMEOUT_MS })
+  await slow.send('EHLO slow.example')
+  await slow.send('MAIL FROM:<a@remote.example>')
+  await slow.send('RCPT TO:<b@ours.example>')
+  assert.match(await slow.send('DATA'), /^354 /)
+  // 10 bytes a second against a minimum of 100.
+  const timer = setInterval(() => slow.write('x'), 100)
+  t.after(() => clearInterval(timer))
+  assert.equal(await slow.read(), TIMED_OUT)
+  clearInterval(timer)
+  assert.equal(timeouts.at(-1)?.phase, 'data')
+
+  const steady = await smtpSession(port, { timeoutMs: 30 * TIMEOUT_MS })
+  await steady.send('EHLO steady.example')
+  await steady.send('MAIL FROM:<a@remote.example>')
+  await steady.send('RCPT TO:<b@ours.example>')
+  assert.match(await steady.send('DATA'), /^354 /)
+  // 500 bytes a second, for three timeouts' worth: each byte buys 1/100 s.
+  steady.write('Subject: steady\r\n\r\n')
+  for (let i = 0; i < 15; i++) {
+    steady.write('y'.repeat(98) + '\r\n')
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  assert.equal(await steady.sendRaw('.\r\n'), '250 2.0.0 Ok: queued as X')
+  await steady.close()
+})
+
+test('the clock stops while the client waits for a handler', async (t) => {
+  const { port, timeouts } = await listen(t, {
+    onMailFrom(_address, _session, cb) {
+      setTimeout(() => cb(), 3 * TIMEOUT_MS)
+    },
+  })
+  const s = await smtpSession(port, { timeoutMs: 30 * TIMEOUT_MS })
+  await s.send('EHLO patient.example')
+  assert.equal(await s.send('MAIL FROM:<a@remote.example>'), '250 2.1.0 Accepted')
+  assert.equal(await s.send('QUIT'), '221 2.0.0 Bye')
+  assert.deepEqual(timeouts, [])
+})
+
+test('an implicit TLS handshake trickled a byte at a time is cut off', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'facteur-guard-'))
+  t.after(() => fs.rm(dir, { recursive: true, force: true }))
+  const certs = await openCertificates({ configDir: dir, hostname: 'mx.test.example' })
+  const { key, cert } = certs.current()
+  const { port, timeouts } = await listen(t, { secure: true, key, cert })
+  // The start of a TLS record (handshake, TLS 1.0 framing), never finished.
+  const r = await trickle(port, '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03' + 'r'.repeat(200), 100)
+  assert.ok(r.closedByServer, 'the server closed the connection')
+  assert.equal(timeouts[0]?.phase, 'handshake')
+})
+
+test('every reply but the greeting and EHLO carries one enhanced status code, ours and smtp-server’s alike', async (t) => {
+  const { port } = await listen(t)
+  const s = await smtpSession(port)
+  assert.match(s.greeting, /^220 mx\.test\.example ESMTP/)
+  assert.match(await s.send('EHLO codes.example'), /^250[ -]ENHANCEDSTATUSCODES$/m)
+  const replies = [
+    await s.send('FROB'),
+    await s.send('MAIL FROM:<bad'),
+    await s.send('MAIL FROM:<a@remote.example>'),
+    await s.send('RCPT TO:<nobody@ours.example>'),
+    await s.send('RCPT TO:<b@ours.example>'),
+    await s.send('VRFY b'),
+    await s.send('RSET'),
+    await s.send('NOOP'),
+  ]
+  assert.deepEqual(
+    replies.map((r) => r.slice(0, 10)),
+    ['500 5.5.2 ', '501 5.1.7 ', '250 2.1.0 ', '550 5.1.1 ', '250 2.1.5 ', '252 2.1.5 ', '250 2.0.0 ', '250 2.0.0 '],
+  )
+  assert.equal(replies[3], '550 5.1.1 No such user here')
+  await s.close()
+})
+
+test('the 421 at the client limit carries 4.3.2', async (t) => {
+  const { port } = await listen(t, { maxClients: 1 })
+  const first = await smtpSession(port)
+  const second = await smtpSession(port).then(
+    (s) => s.greeting,
+    (e: Error) => e.message,
+  )
+  assert.match(second, /^421 4\.3\.2 mx\.test\.example Too many connected clients/)
+  await first.close()
+})
