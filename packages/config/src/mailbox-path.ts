@@ -16,7 +16,9 @@ export function expandMailboxPath(template: string, local: string, domain: strin
   const u = local.toLowerCase()
   const d = domain.toLowerCase()
   for (const part of [u, d]) {
-    if (part === '' || part === '.' || part === '..' || /[/\\\x00-\x1f\x7f]/.test(part)) return null
+    // RFC 5321 §4.1.2: a Dot-string never starts with a dot; a leading dot would also reach hidden
+    // names (`.lock` files, Maildir++ `.Folder`s, `.` and `..`).
+    if (part === '' || part.startsWith('.') || /[/\\\x00-\x1f\x7f]/.test(part)) return null
   }
   const expanded = template.replace(/%([ude%])/g, (_, c: string) => (c === 'u' ? u : c === 'd' ? d : c === 'e' ? `${u}@${d}` : '%'))
   const resolved = path.resolve(expanded)

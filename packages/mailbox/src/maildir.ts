@@ -2,6 +2,7 @@
 // fsync'd (the Maildir specification's protocol, with the fsyncs it leaves implicit); the
 // fsync of new/ is shared by deliveries renaming into it at the same time (dirsync.ts).
 import fs from 'node:fs/promises'
+import { constants } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -23,13 +24,13 @@ export async function deliverMaildir(opts: {
   head: string
   message: Readable | AsyncIterable<Buffer>
 }): Promise<string> {
+  // Maildir++: a folder is `.NAME` inside the Maildir, one name (dots separate levels): no `/`,
+  // and no leading dot (`.` + `.` would be the Maildir's parent).
+  if (opts.folder !== undefined && opts.folder !== '' && !/^[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*$/.test(opts.folder))
+    throw new MailboxError(`folder name not allowed: ${JSON.stringify(opts.folder)}`, false)
   const root = opts.folder ? path.join(opts.dir, `.${opts.folder}`) : opts.dir
   await Promise.all(['tmp', 'new', 'cur'].map((sub) => ensureDir(path.join(root, sub), opts.base, opts.owner)))
-  if (opts.folder) {
-    const marker = path.join(root, 'maildirfolder')
-    await fs.writeFile(marker, '', { flag: 'a' })
-    await chownIfRoot(marker, opts.owner)
-  }
+  if (opts.folder) await folderMarker(path.join(root, 'maildirfolder'), opts.owner)
   const now = process.hrtime.bigint()
   const sec = Math.floor(Date.now() / 1000)
   const usec = Number((now / 1000n) % 1_000_000n)
@@ -62,5 +63,24 @@ export async function deliverMaildir(opts: {
     await fh.close().catch(() => undefined)
     await fs.rm(tmp, { force: true })
     throw err instanceof MailboxError ? err : new MailboxError(`write to ${root} failed: ${(err as Error).message}`, true, { cause: err })
+  }
+}
+
+/** The empty `maildirfolder` file of a Maildir++ folder: O_NOFOLLOW (a symlink planted there is
+ * refused, never followed nor chowned), O_NONBLOCK (a FIFO there cannot hang delivery). */
+async function folderMarker(marker: string, owner: Owner): Promise<void> {
+  let fh: fs.FileHandle
+  try {
+    fh = await fs.open(marker, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new MailboxError(`cannot open ${marker}: ${(err as Error).message}`, code !== 'ELOOP' && code !== 'ENXIO', { cause: err })
+  }
+  try {
+    const st = await fh.stat()
+    if (!st.isFile()) throw new MailboxError(`${marker} is not a regular file`, false)
+    if (owner.uid !== undefined && process.getuid?.() === 0 && st.uid !== owner.uid) await fh.chown(owner.uid, owner.gid ?? owner.uid)
+  } finally {
+    await fh.close()
   }
 }

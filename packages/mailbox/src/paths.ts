@@ -1,5 +1,5 @@
 // Directories on the way to a mailbox: made as needed, owned by the mail user, never through a
-// symlink that leads outside the mailbox base.
+// symlink below the mailbox base (one out of it, or into another user's mailbox).
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { MailboxError } from './errors.js'
@@ -11,30 +11,61 @@ export async function chownIfRoot(file: string, owner: Owner): Promise<void> {
   await fs.chown(file, owner.uid, owner.gid ?? owner.uid)
 }
 
-/** Makes `dir` (and parents below `base`) and checks that its real path stays below `base`. */
+/**
+ * Makes `dir` (and parents below `base`) and checks that no component below `base` is a symlink:
+ * its real path must be `base`'s real path joined with the same names (a link to another user's
+ * mailbox, inside `base`, is refused too). Missing components are made one by one after an
+ * lstat, so mkdir never follows a planted symlink (a dangling one included) out of `base`.
+ */
 export async function ensureDir(dir: string, base: string, owner: Owner, mode = 0o700): Promise<void> {
   const rel = path.relative(base, dir)
   if (rel.startsWith('..') || path.isAbsolute(rel)) throw new MailboxError(`${dir} is outside ${base}`, false)
   // Almost always the directory exists: two realpath calls settle it, without the mkdir calls
   // (each failing with EEXIST, an exception apiece) that making it takes.
   const known = await Promise.all([fs.realpath(base), fs.realpath(dir)]).catch(() => null)
-  if (known) return inside(dir, known[0], known[1])
+  if (known) return unlinked(dir, rel, known[0], known[1])
   let cur = base
   for (const part of rel.split(path.sep).filter(Boolean)) {
     cur = path.join(cur, part)
-    try {
-      await fs.mkdir(cur, { mode })
-      await chownIfRoot(cur, owner)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
-        throw new MailboxError(`cannot create ${cur}: ${(err as Error).message}`, true, { cause: err })
-    }
+    await makeOne(cur, owner, mode)
   }
-  const [realBase, realDir] = await Promise.all([fs.realpath(base), fs.realpath(dir)])
-  inside(dir, realBase, realDir)
+  const [realBase, realDir] = await Promise.all([fs.realpath(base), fs.realpath(dir)]).catch((err: unknown) => {
+    throw new MailboxError(`cannot resolve ${dir}: ${(err as Error).message}`, true, { cause: err })
+  })
+  unlinked(dir, rel, realBase, realDir)
 }
 
-function inside(dir: string, realBase: string, realDir: string): void {
-  if (realDir !== realBase && !realDir.startsWith(realBase + path.sep))
-    throw new MailboxError(`${dir} resolves to ${realDir}, outside ${realBase} (a symlink?)`, false)
+/** One directory below the base: made when missing; a symlink or a file there is refused. */
+async function makeOne(cur: string, owner: Owner, mode: number): Promise<void> {
+  for (let tries = 0; ; tries++) {
+    let st
+    try {
+      st = await fs.lstat(cur)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code !== 'ENOENT' || tries > 0) throw failure(cur, err)
+      try {
+        await fs.mkdir(cur, { mode })
+        await chownIfRoot(cur, owner)
+        return
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw failure(cur, e)
+        continue // made meanwhile (another delivery) or planted: look again
+      }
+    }
+    if (st.isSymbolicLink()) throw new MailboxError(`${cur} is a symlink`, false)
+    if (!st.isDirectory()) throw new MailboxError(`${cur} is not a directory`, true)
+    return
+  }
+}
+
+/** A name too long for the file system never fits; other failures may pass (full disk, EIO). */
+function failure(cur: string, err: unknown): MailboxError {
+  const code = (err as NodeJS.ErrnoException).code
+  return new MailboxError(`cannot create ${cur}: ${(err as Error).message}`, code !== 'ENAMETOOLONG', { cause: err })
+}
+
+function unlinked(dir: string, rel: string, realBase: string, realDir: string): void {
+  if (realDir !== path.join(realBase, rel))
+    throw new MailboxError(`${dir} resolves to ${realDir}, not below ${realBase} by its own names (a symlink?)`, false)
 }
