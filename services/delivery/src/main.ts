@@ -1,5 +1,4 @@
 // delivery: read config, recover the spool, run the queue, serve health.
-import fs from 'node:fs/promises'
 import { loadConfig, loadDotenv, exitOnConfigError } from '@facteur/config'
 import { createLogger } from '@facteur/logging'
 import { openSpool } from '@facteur/spool'
@@ -9,6 +8,7 @@ import { openAccounts } from '@facteur/accounts'
 import { startRunner } from './runner.js'
 import { createNotices } from './bounce.js'
 import { createOutbound } from './outbound/index.js'
+import { checkMailboxDir } from './mailbox-dir.js'
 
 const SERVICE = 'delivery'
 loadDotenv()
@@ -42,10 +42,7 @@ try {
     host: config.health.listen,
     checks: {
       spool: async () => (await spool.check(), { status: 'ok' }),
-      mailboxes: async () => {
-        await fs.access(config.mailbox.base, fs.constants.W_OK | fs.constants.X_OK)
-        return { status: 'ok' }
-      },
+      mailboxes: () => checkMailboxDir(config.mailbox.base),
       queue: async () => ({ status: 'ok', detail: `${await spool.depth()} queued, ${runner.inFlight} in flight` }),
     },
   })

@@ -96,9 +96,12 @@ export function startWatchdog(opts: {
     const seen = await observe(states, { probe: opts.probe ?? httpProbe, aggregator, now: now() })
     return seen.map((o) => {
       const p = policy(o.name)
-      // Restarts the backend reports (also Docker's own, and process mode's after an exit).
+      // Restarts the backend reports (also Docker's own, and process mode's after an exit). At the
+      // first look, process mode's children were all started by this supervisor: their restarts
+      // so far are its own (a child that died while the others started); a container's earlier
+      // restarts are not.
       if (p.counted >= 0 && o.restarts > p.counted) restartsTotal.inc({ service: o.name }, o.restarts - p.counted)
-      else if (p.counted < 0) restartsTotal.inc({ service: o.name }, 0)
+      else if (p.counted < 0) restartsTotal.inc({ service: o.name }, backend.mode === 'process' ? o.restarts : 0)
       p.counted = o.restarts
       up.set({ service: o.name }, o.health.status === 'ok' || o.health.status === 'degraded' ? 1 : 0)
       return { ...o, failures: p.failures, lastRestart: p.lastRestart, gaveUp: p.gaveUp }
@@ -119,10 +122,17 @@ export function startWatchdog(opts: {
     // exit 0: stopped on purpose (docker compose stop); 78: a configuration error.
     const died = r.state === 'exited' && r.exitCode !== 0 && r.exitCode !== 78
     if (r.state === 'running' && r.health.status === 'fail') p.failures++
+    // Why, for the log and the status page: the health detail, else the failing checks.
+    const why =
+      r.health.detail ??
+      Object.entries(r.health.checks ?? {})
+        .filter(([, c]) => c.status === 'fail')
+        .map(([name, c]) => `${name}${c.detail ? `: ${c.detail}` : ''}`)
+        .join('; ')
     const reason = died
       ? `exited with code ${r.exitCode}`
       : p.failures >= config.unhealthyAfter
-        ? `unhealthy for ${p.failures} polls in a row${r.health.detail ? `: ${r.health.detail}` : ''}`
+        ? `unhealthy for ${p.failures} polls in a row${why ? `: ${why}` : ''}`
         : null
     if (!reason) return
     p.times = p.times.filter((x) => t - x < config.restartWindowMs)

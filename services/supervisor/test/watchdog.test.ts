@@ -28,13 +28,17 @@ const base = (name: string, over: Partial<ServiceState> = {}): ServiceState => (
   ...over,
 })
 
-function harness(states: ServiceState[], limits = { unhealthyAfter: 3, restartLimit: 3, restartWindowMs: 3_600_000 }) {
+function harness(
+  states: ServiceState[],
+  limits = { unhealthyAfter: 3, restartLimit: 3, restartWindowMs: 3_600_000 },
+  mode: Backend['mode'] = 'docker',
+) {
   let clock = 1_000_000
   const healthz = new Map<string, { code: number; body: unknown } | Error>()
   const restarted: string[] = []
   let log = ''
   const backend: Backend = {
-    mode: 'docker',
+    mode,
     refresh: async () => states.map((s) => ({ ...s })),
     async restart(name) {
       restarted.push(name)
@@ -100,6 +104,19 @@ test('restarts a running service only after SUPERVISOR_UNHEALTHY_AFTER failed po
   assert.match(reports[0].lastRestart?.reason ?? '', /^unhealthy for 3 polls in a row: no answer/)
 })
 
+test('the restart reason names the failing checks of /healthz', async () => {
+  const h = harness([base('delivery')])
+  const detail = 'mailbox directory /var/mail is not writable by uid 5000 (EACCES)'
+  h.healthz.set('delivery', {
+    code: 503,
+    body: { status: 'fail', checks: { spool: { status: 'ok' }, mailboxes: { status: 'fail', detail } } },
+  })
+  for (let i = 0; i < 3; i++) await h.watchdog.tick()
+  const reports = await h.watchdog.look()
+  assert.deepEqual(h.restarted, ['delivery'])
+  assert.equal(reports[0].lastRestart?.reason, `unhealthy for 3 polls in a row: mailboxes: ${detail}`)
+})
+
 test("takes Docker's unhealthy verdict as a failure even when /healthz answers", async () => {
   const h = harness([base('smtp-ingress', { engineHealth: 'unhealthy' })], {
     unhealthyAfter: 1,
@@ -146,6 +163,15 @@ test('counts every restart the backend reports in facteur_restarts_total', async
   await h.watchdog.tick()
   const family = (await registry.getMetricsAsJSON()).find((f) => f.name === 'facteur_restarts_total')
   assert.equal(family?.values.find((v) => v.labels.service === 'spamassassin')?.value, 2)
+})
+
+test("counts a child's restarts before the first look in process mode (its own), not a container's earlier ones", async () => {
+  const limits = { unhealthyAfter: 3, restartLimit: 3, restartWindowMs: 3_600_000 }
+  await harness([base('child-before-first-look', { restarts: 1 })], limits, 'process').watchdog.tick()
+  await harness([base('container-before-first-look', { restarts: 3 })], limits, 'docker').watchdog.tick()
+  const values = (await registry.getMetricsAsJSON()).find((f) => f.name === 'facteur_restarts_total')?.values ?? []
+  assert.equal(values.find((v) => v.labels.service === 'child-before-first-look')?.value, 1)
+  assert.equal(values.find((v) => v.labels.service === 'container-before-first-look')?.value, 0)
 })
 
 test("sums the services' counters without ever going back: a restarted service starts from 0 again", () => {
