@@ -1,12 +1,13 @@
 // The appliance as users run it: `docker compose up` of the repository's docker-compose.yml
 // (with test/docker-compose.test.yml: ports on 127.0.0.1, quick health checks, restart: "no"),
-// real clamd and spamd sidecars, mail sent with swaks, the supervisor restarting what dies or
-// hangs. Needs a Docker engine: before() runs ../shared/sandbox/docker-up when it exists, and
-// every test is skipped, saying why, when no engine answers.
+// real clamd and spamd sidecars, mail sent with swaks (also through the PROXY protocol), the
+// supervisor restarting what dies or turns unhealthy, its status page in headless chromium.
+// Needs a Docker engine: before() runs ../shared/sandbox/docker-up when it exists, and every
+// test is skipped, saying why, when no engine answers.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
-import { isIP } from 'node:net'
+import net, { isIP } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { ROOT } from './support/appliance.js'
@@ -14,6 +15,7 @@ import { run, type RunResult } from './support/process.js'
 import { swaks, lastReply } from './support/swaks.js'
 import { httpGet } from './support/supervisor.js'
 import { EICAR } from './support/clamd.js'
+import { browserUnavailable, renderStatusPage } from './support/browser.js'
 
 // Per run: two runs on one engine (a developer's and CI's) must not tear down each other's stack
 // or swap each other's images. A run that died leaves its project; the next run removes it.
@@ -31,8 +33,11 @@ let up = false
 const started = Date.now()
 const ports = { smtp: 0, submission: 0, status: 0 }
 let dir = ''
+/** The bridge gateway the ingress logged at start: what every client of a published port looks like to it here. */
+let gateway = ''
 
-const compose = (args: string[], options: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> =>
+type ComposeOptions = { timeoutMs?: number; input?: string; env?: Record<string, string> }
+const compose = (args: string[], options: ComposeOptions = {}): Promise<RunResult> =>
   run(
     'docker',
     [
@@ -49,13 +54,13 @@ const compose = (args: string[], options: { timeoutMs?: number; input?: string }
     ],
     {
       cwd: ROOT,
-      env: ENV,
+      env: { ...ENV, ...options.env },
       timeoutMs: options.timeoutMs ?? 60_000,
       input: options.input,
     },
   )
 
-async function composeOk(args: string[], options: { timeoutMs?: number; input?: string } = {}): Promise<string> {
+async function composeOk(args: string[], options: ComposeOptions = {}): Promise<string> {
   const r = await compose(args, options)
   if (r.code !== 0)
     throw new Error(`docker compose ${args.join(' ')}: ${r.timedOut ? 'timed out' : `exit ${r.code}`}\n${r.stdout}${r.stderr}`)
@@ -64,7 +69,12 @@ async function composeOk(args: string[], options: { timeoutMs?: number; input?: 
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | null | false>): Promise<T> {
+async function until<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined | null | false>,
+  intervalMs = 1000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   for (;;) {
@@ -75,7 +85,7 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
       last = err
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`)
-    await new Promise((r) => setTimeout(r, 1000))
+    await new Promise((r) => setTimeout(r, intervalMs))
   }
 }
 
@@ -83,7 +93,10 @@ type Health = {
   status: string
   restarts: number
   queue: { depth: number | null }
-  services: Record<string, { state: string; restarts: number; health: { status: string }; lastRestart: { reason: string } | null }>
+  services: Record<
+    string,
+    { state: string; restarts: number; engineHealth: string | null; health: { status: string }; lastRestart: { reason: string } | null }
+  >
 }
 const health = async (): Promise<Health> => JSON.parse((await httpGet(ports.status, '/health')).body) as Health
 
@@ -92,6 +105,24 @@ async function publishedPort(service: string, port: number): Promise<number> {
   const p = Number(out.slice(out.lastIndexOf(':') + 1))
   assert.ok(p > 0, `no published port for ${service}:${port} (${out})`)
   return p
+}
+
+/** Docker's HEALTHCHECK state of a container: its verdict and the last probes' exit codes and output. */
+async function engineHealth(container: string): Promise<{ Status: string; Log: { ExitCode: number; Output: string }[] } | null> {
+  const r = await run('docker', ['inspect', '--format', '{{json .State.Health}}', container], { timeoutMs: 30_000 })
+  return r.code === 0 ? (JSON.parse(r.stdout) as { Status: string; Log: { ExitCode: number; Output: string }[] }) : null
+}
+
+/** The first bytes the ingress answers to `line` sent as the first thing on a new connection. */
+function firstAnswer(port: number, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = ''
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(line))
+    socket.setTimeout(30_000, () => socket.destroy(new Error(`no answer on ${port} within 30 s (got ${JSON.stringify(text)})`)))
+    socket.on('data', (c: Buffer) => (text += c.toString('latin1')))
+    socket.on('error', reject)
+    socket.on('close', () => resolve(text))
+  })
 }
 
 /** Stacks of earlier runs whose test process is gone (killed mid-run): down -v, images untagged. */
@@ -226,8 +257,22 @@ after(async () => {
 test('docker compose config is valid, and the services do not run as root', async (t) => {
   if (unavailable) return t.skip(unavailable)
   assert.equal((await compose(['config', '-q'])).code, 0)
-  for (const service of ['smtp-ingress', 'submission', 'filter', 'delivery'])
-    assert.equal((await composeOk(['exec', '-T', service, 'id', '-u'])).trim(), '5000', service)
+  // The file as users run it, without any .env: valid on its own too.
+  const noEnv = path.join(dir, 'empty.env')
+  await fs.writeFile(noEnv, '')
+  const plain = await run('docker', ['compose', '--env-file', noEnv, '-f', 'docker-compose.yml', 'config', '-q'], {
+    cwd: ROOT,
+    env: ENV,
+    timeoutMs: 60_000,
+  })
+  assert.equal(plain.code, 0, plain.stderr)
+  const uids = await Promise.all(
+    ['smtp-ingress', 'submission', 'filter', 'delivery'].map(async (service) => [
+      service,
+      (await composeOk(['exec', '-T', service, 'id', '-u'])).trim(),
+    ]),
+  )
+  assert.deepEqual(Object.fromEntries(uids), { 'smtp-ingress': '5000', submission: '5000', filter: '5000', delivery: '5000' })
   // The supervisor's container starts as root to join the Docker socket's group, then drops.
   const supervisor = await logLines('supervisor')
   assert.ok(
@@ -260,9 +305,9 @@ test('a message to :25 lands in the mail volume; the ingress logs the client add
   const queued = lines.find((l) => l.message === 'queued' && (l.recipients as string[]).includes(USER))
   const remoteIp = String(queued?.remoteIp)
   assert.ok(isIP(remoteIp), `queued line with remoteIp: ${JSON.stringify(queued)}`)
-  const gateway = lines.find((l) => typeof l.gateway === 'string')?.gateway
-  t.diagnostic(`the ingress logged the client 127.0.0.1 as ${remoteIp} (its bridge gateway: ${String(gateway)})`)
-  console.log(`# swaks on 127.0.0.1 reached the ingress as ${remoteIp}; the bridge gateway is ${String(gateway)}`)
+  gateway = String(lines.find((l) => typeof l.gateway === 'string')?.gateway ?? '')
+  t.diagnostic(`the ingress logged the client 127.0.0.1 as ${remoteIp} (its bridge gateway: ${gateway})`)
+  console.log(`# swaks on 127.0.0.1 reached the ingress as ${remoteIp}; the bridge gateway is ${gateway}`)
 })
 
 test('a message through 587 with STARTTLS and AUTH is delivered too', async (t) => {
@@ -327,7 +372,89 @@ test('EICAR is refused 554 5.7.1 by the real clamd, GTUBE 550 5.7.1 by the real 
   assert.match(lastReply(spam, '.') ?? '', /^550 5\.7\.1 /, spam.stdout)
 })
 
-test('the supervisor brings back a killed filter and a hung delivery; /health and /metrics count the restarts', async (t) => {
+test('behind a front proxy (PROXY_TRUSTED: the bridge gateway) the ingress logs, filters and relays by the address in the PROXY header', async (t) => {
+  if (unavailable) return t.skip(unavailable)
+  assert.ok(isIP(gateway), `the ingress logged its bridge gateway (${gateway})`)
+  const quote = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
+  // TRUSTED_NETWORKS holding the gateway would let every client of the published port relay: a
+  // one-off ingress told so exits 78. Meanwhile, as a user would: the gateway the ingress logged
+  // into .env, then `docker compose up -d`, which recreates the ingress only. TRUSTED_NETWORKS is
+  // there to show whose address the policy sees (a client in it may relay, and its mail counts
+  // as outbound: no SPF check then).
+  const t0 = Date.now()
+  const [refused] = await Promise.all([
+    compose(['run', '--rm', '--no-deps', '-T', '-e', `TRUSTED_NETWORKS=${gateway}/32`, 'smtp-ingress'], { timeoutMs: 120_000 }),
+    composeOk(['up', '-d', '--no-deps', '--no-build', 'smtp-ingress'], {
+      env: { PROXY_TRUSTED: gateway, TRUSTED_NETWORKS: '198.51.100.0/24' },
+      timeoutMs: 180_000,
+    }),
+  ])
+  assert.equal(refused.code, 78, `${refused.stdout}${refused.stderr}`)
+  assert.match(
+    `${refused.stdout}${refused.stderr}`,
+    new RegExp(
+      `configuration error: TRUSTED_NETWORKS="${quote(gateway)}/32" is not valid: expected networks without ${quote(gateway)}, the Docker bridge gateway`,
+    ),
+  )
+  await until('the recreated ingress to be healthy', 180_000, async () => (await composeOk(['ps', 'smtp-ingress'])).includes('(healthy)'))
+  ports.smtp = await publishedPort('smtp-ingress', 25)
+  console.log(`# ingress recreated with PROXY_TRUSTED=${gateway}, healthy in ${seconds(Date.now() - t0)}`)
+
+  // Documentation addresses (RFC 5737): only in the header, no traffic goes there.
+  const proxied = (source: string, args: string[]) =>
+    swaks([
+      '--server',
+      `127.0.0.1:${ports.smtp}`,
+      '--proxy-version',
+      '1',
+      '--proxy-family',
+      'TCP4',
+      '--proxy-source',
+      source,
+      '--proxy-source-port',
+      '40000',
+      '--proxy-dest',
+      '127.0.0.1',
+      '--proxy-dest-port',
+      '25',
+      '--from',
+      'bob@remote.example',
+      '--timeout',
+      '30',
+      ...args,
+    ])
+  const out = await proxied('192.0.2.10', ['--to', USER, '--header', 'Subject: through a front proxy'])
+  const queuedReply = lastReply(out, '.') ?? ''
+  assert.match(queuedReply, /^250 2\.0\.0 Ok: queued as /, out.stdout)
+  const queueId = queuedReply.split(' ').pop()
+  const mbox = await until('the proxied message in /var/mail/alice', 30_000, async () => {
+    const r = await compose(['exec', '-T', 'delivery', 'cat', '/var/mail/alice'])
+    return r.code === 0 && r.stdout.includes('Subject: through a front proxy') ? r.stdout : null
+  })
+  const message = mbox.slice(Math.max(0, mbox.lastIndexOf('\nFrom ', mbox.indexOf('Subject: through a front proxy'))))
+  assert.match(message, /^Received: from \S+ \(\S* ?\[192\.0\.2\.10\]\)/m, message)
+  const queued = (await logLines('smtp-ingress')).find((l) => l.message === 'queued' && l.queueId === queueId)
+  assert.equal(queued?.remoteIp, '192.0.2.10', JSON.stringify(queued))
+  // The filter checked SPF, DKIM and DMARC for that address (no DNS here: SPF says temperror or none).
+  const verdict = (await logLines('filter')).find((l) => l.message === 'verdict' && l.queueId === queueId)
+  assert.equal(verdict?.remoteIp, '192.0.2.10', JSON.stringify(verdict))
+  assert.equal(verdict?.direction, 'inbound', JSON.stringify(verdict))
+  assert.equal(typeof verdict?.spf, 'string', JSON.stringify(verdict))
+
+  // TRUSTED_NETWORKS is decided on the header's address: 198.51.100.7 may relay, 192.0.2.10 may not.
+  const relay = ['--to', 'carol@elsewhere.example', '--quit-after', 'RCPT']
+  assert.match(lastReply(await proxied('198.51.100.7', relay), 'RCPT') ?? '', /^250 /)
+  assert.match(lastReply(await proxied('192.0.2.10', relay), 'RCPT') ?? '', /^554 5\.7\.1 Relay access denied/)
+  // From the gateway, a connection without the header is not served.
+  assert.match(await firstAnswer(ports.smtp, 'EHLO client.example\r\n'), /Invalid PROXY header/)
+  console.log(
+    `# a client sending "PROXY TCP4 192.0.2.10 ..." through ${gateway} was logged as ${String(queued?.remoteIp)}, filtered as ${String(verdict?.remoteIp)} (spf=${String(verdict?.spf)})`,
+  )
+})
+
+// A hung service (SIGSTOP: /healthz never answers) is restarted the same way: process mode in
+// test/durability.test.ts, the supervisor's "no answer" path in services/supervisor/test.
+test('the supervisor brings back a killed filter and a delivery made unhealthy by an unwritable mail directory; /health and /metrics count the restarts', async (t) => {
   if (unavailable) return t.skip(unavailable)
   const before = await health()
   assert.notEqual(before.status, 'fail', JSON.stringify(before))
@@ -346,18 +473,48 @@ test('the supervisor brings back a killed filter and a hung delivery; /health an
   assert.match(filter.lastRestart?.reason ?? '', /exited with code 137/)
   console.log(`# killed filter back in ${seconds(Date.now() - t0)}: ${filter.lastRestart?.reason}`)
 
-  // SIGSTOP every process of the delivery container but its init: it still runs, answers nothing.
+  // The mail volume made unwritable for the mail user: delivery's /healthz answers 503 naming it,
+  // Docker's HEALTHCHECK calls the container unhealthy (and leaves it so), the supervisor restarts it.
   t0 = Date.now()
-  await composeOk(['exec', '-T', 'delivery', 'sh', '-c', 'kill -STOP -1'])
-  const delivery = await until('delivery restarted and healthy', 120_000, async () => {
+  const container = (await composeOk(['ps', '-q', 'delivery'])).trim()
+  await composeOk(['exec', '-T', '-u', '0', 'delivery', 'chmod', '0555', '/var/mail'])
+  const docker = await until(
+    "Docker's health check of delivery to fail",
+    60_000,
+    async () => {
+      const h = await engineHealth(container)
+      const failed = h?.Log.find((l) => l.ExitCode !== 0 && l.Output.includes('/var/mail'))
+      return h && failed ? { status: h.Status, output: failed.Output.trim() } : null
+    },
+    250,
+  )
+  // test/docker-compose.test.yml: delivery's health check has retries: 1, so one failure decides.
+  assert.equal(docker.status, 'unhealthy', docker.output)
+  assert.match(docker.output, /^503 .*mailbox directory \/var\/mail is not writable by uid 5000 \(EACCES\)/)
+  const unwritable = await until('delivery restarted for its mail directory', 90_000, async () => {
     const s = (await health()).services.delivery
-    return s?.restarts > before.services.delivery.restarts && s.state === 'running' && s.health.status === 'ok' ? s : null
+    return s?.restarts > before.services.delivery.restarts ? s : null
   })
-  assert.match(delivery.lastRestart?.reason ?? '', /^unhealthy for 3 polls in a row/)
-  console.log(`# hung delivery back in ${seconds(Date.now() - t0)}: ${delivery.lastRestart?.reason}`)
+  assert.equal(
+    unwritable.lastRestart?.reason,
+    'unhealthy for 3 polls in a row: mailboxes: mailbox directory /var/mail is not writable by uid 5000 (EACCES)',
+  )
+  console.log(
+    `# Docker said ${docker.status}; the supervisor restarted delivery after ${seconds(Date.now() - t0)}: ${unwritable.lastRestart?.reason}`,
+  )
+  // Writable again (the container may be restarting: exec until it runs): healthy for both again.
+  await until('the mail directory writable again', 60_000, async () => {
+    const r = await compose(['exec', '-T', '-u', '0', 'delivery', 'chmod', '0755', '/var/mail'])
+    return r.code === 0
+  })
+  const restored = await until('delivery healthy again', 120_000, async () => {
+    const s = (await health()).services.delivery
+    return s?.state === 'running' && s.health.status === 'ok' && s.engineHealth === 'healthy' ? s : null
+  })
+  console.log(`# delivery healthy again ${seconds(Date.now() - t0)} after the chmod (Docker: ${String(restored.engineHealth)})`)
 
   const after = await health()
-  assert.ok(after.restarts >= before.restarts + 2)
+  assert.ok(after.restarts >= before.restarts + 2, JSON.stringify(after))
   assert.equal(typeof after.queue.depth, 'number')
   const metrics = (await httpGet(ports.status, '/metrics')).body
   const value = (re: RegExp): number => Number(re.exec(metrics)?.[1] ?? NaN)
@@ -370,10 +527,26 @@ test('the supervisor brings back a killed filter and a hung delivery; /health an
   assert.match(metrics, /^facteur_queue_depth \d+$/m)
 })
 
-test('the status page shows every service at a glance', async (t) => {
+test('the status page shows every service with its status in a real browser (chromium); a screenshot is kept', async (t) => {
   if (unavailable) return t.skip(unavailable)
   const page = await httpGet(ports.status, '/')
   assert.equal(page.code, 200)
-  for (const service of SERVICES.filter((s) => s !== 'supervisor'))
-    assert.match(page.body, new RegExp(`data-service="${service}"`), service)
+  for (const service of SERVICES) assert.match(page.body, new RegExp(`data-service="${service}"`), service)
+  const why = await browserUnavailable()
+  if (why) return t.skip(why)
+
+  const shown = await renderStatusPage(`http://127.0.0.1:${ports.status}/`, 'status-page')
+  console.log(`# screenshot of the compose stack's status page: ${shown.screenshot}`)
+  assert.match(shown.title, /^Facteur .*: (ok|degraded)$/)
+  assert.deepEqual(shown.rows.map((r) => r.service).sort(), [...SERVICES].sort())
+  for (const row of shown.rows) {
+    assert.ok(row.visible, `${row.service} row on screen`)
+    assert.match(row.state, /^running/, JSON.stringify(row))
+    assert.match(row.badge, /^(ok|degraded)$/, JSON.stringify(row))
+  }
+  // The restarts of the test above, as a person reads them.
+  for (const service of ['filter', 'delivery']) {
+    const row = shown.rows.find((r) => r.service === service)!
+    assert.ok(Number(row.restarts.split(/\s/)[0]) >= 1, JSON.stringify(row))
+  }
 })
