@@ -59,6 +59,21 @@ export function openAccounts(opts: {
     }
   }
 
+  /** Re-reads each file whose stamp changed. */
+  const look = async (): Promise<void> => {
+    const [u, a] = await Promise.all([stamp(usersFile), stamp(aliasesFile)])
+    if (u !== usersStamp) {
+      users = parseUsers(await read(usersFile))
+      usersStamp = u
+    }
+    if (a !== aliasesStamp) {
+      aliases = parseAliases(await read(aliasesFile))
+      aliasesStamp = a
+    }
+  }
+  let looking: Promise<void> | null = null
+  let nextLook: Promise<void> | null = null
+
   /** The name as the tables know it, with the sub-address removed if only the base exists. */
   const known = (address: string): string | null => {
     const a = normalizeAddress(address)
@@ -112,16 +127,18 @@ export function openAccounts(opts: {
   return {
     usersFile,
     aliasesFile,
-    async refresh() {
-      const [u, a] = await Promise.all([stamp(usersFile), stamp(aliasesFile)])
-      if (u !== usersStamp) {
-        users = parseUsers(await read(usersFile))
-        usersStamp = u
-      }
-      if (a !== aliasesStamp) {
-        aliases = parseAliases(await read(aliasesFile))
-        aliasesStamp = a
-      }
+    refresh() {
+      // Callers at the same time (one per RCPT under load) share a look at the files: a call
+      // waits for a look that began after it, so a file renamed into place before the call is
+      // always seen; calls arriving while one runs share the next.
+      if (nextLook) return nextLook
+      if (!looking) return (looking = look().finally(() => (looking = null)))
+      return (nextLook = looking
+        .catch(() => undefined)
+        .then(() => {
+          nextLook = null
+          return (looking = look().finally(() => (looking = null)))
+        }))
     },
     user: (address) => users.get(normalizeAddress(address)),
     aliases: (address) => aliases.get(normalizeAddress(address)),

@@ -25,6 +25,7 @@ export function parseNetworks(variable: string, entries: readonly string[]): Net
 
 /** True when `ip` (IPv4, IPv6 or IPv4-mapped IPv6) is in the networks. */
 export function inNetworks(networks: Network, ip: string): boolean {
+  if (networks.text === '') return false // the usual TRUSTED_NETWORKS: no BlockList lookup per command
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)
   const addr = mapped ? mapped[1] : ip
   const family = isIP(addr)

@@ -24,12 +24,16 @@ export function createLogger(opts: {
       )
   // Every line, whatever LOG_LEVEL lets through, feeds the outcome counters served at /metrics.
   const counted = winston.format((info) => (countLogEvent(info), info))()
-  return winston.createLogger({
+  // The transport drops the lines below LOG_LEVEL, but only after the formats ran: dropped here,
+  // a debug line per connection costs no timestamp and no printf.
+  const shown = winston.format((info) => logger.isLevelEnabled(info.level) && info)()
+  const logger = winston.createLogger({
     level: opts.level ?? 'info',
     defaultMeta: { service: opts.service },
-    format: winston.format.combine(counted, format),
+    format: winston.format.combine(counted, shown, format),
     transports: [
       opts.stream ? new winston.transports.Stream({ stream: opts.stream }) : new winston.transports.Console({ stderrLevels: [] }),
     ],
   })
+  return logger
 }

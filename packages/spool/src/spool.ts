@@ -34,6 +34,8 @@ export type ActiveMessage = {
   readonly envelope: Envelope
   /** The message as delivered: the envelope's prepended headers, then the stored bytes. */
   open(): Readable
+  /** The same bytes in one buffer (one read of the data file, kept for the attempt's later calls). */
+  read(): Promise<Buffer>
   /** Rewrites the envelope durably (after each recipient's outcome); concurrent calls share writes. */
   save(): Promise<void>
   /** Every recipient is final: the message leaves the spool (the envelope's removal is fsync'd). */
@@ -59,7 +61,7 @@ export type Spool = {
   remove(id: string): Promise<boolean>
   /** Makes every queued message due now, and asks delivery to retry hosts it marked down. */
   flush(): Promise<number>
-  /** True once per flush() since the last call (delivery forgets its down hosts then). */
+  /** True once per flush() since the last call (delivery forgets its down hosts then); call after due(). */
   takeFlushRequest(): Promise<boolean>
   /** Messages queued or active (the queue depth). */
   depth(): Promise<number>
@@ -76,6 +78,10 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
   }
   const syncers = Object.fromEntries(DIRS.map((d) => [d, new DirSyncer(p(d))])) as Record<Dir, DirSyncer>
   const nextAttemptCache = new Map<string, number>()
+  /** Envelopes due() read for messages due now, for the claim() that follows (a read less each). */
+  const dueEnvelopes = new Map<string, Envelope>()
+  /** Whether the last listing of queue/ held the flush marker (true until there is a listing). */
+  let flushSeen = true
 
   async function chown(file: string): Promise<void> {
     if (owner.uid === undefined || process.getuid?.() !== 0) return
@@ -176,6 +182,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     // change); callers arriving meanwhile share that write.
     let saving: Promise<void> | null = null
     let nextSave: Promise<void> | null = null
+    let content: Promise<Buffer> | null = null
     const save = (): Promise<void> => {
       if (nextSave) return nextSave
       const start = (): Promise<void> => (saving = writeEnvelope(envelope, 'active').finally(() => (saving = null)))
@@ -200,6 +207,13 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
             for await (const chunk of data) yield chunk as Buffer
           })(),
         )
+      },
+      read() {
+        content ??= fs
+          .readFile(p('data', id))
+          .then((data) => (envelope.prepend ? Buffer.concat([Buffer.from(envelope.prepend), data]) : data))
+        content.catch(() => (content = null)) // a failed read is tried again by the next call
+        return content
       },
       save,
       async finish() {
@@ -226,12 +240,13 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       if (err.code !== 'ENOENT') throw err
     })
 
-  const ids = async (d: Dir): Promise<string[]> =>
-    (await fs.readdir(p(d)))
+  const queueIds = (names: string[]): string[] =>
+    names
       .filter((f) => f.endsWith('.json'))
       .map((f) => f.slice(0, -5))
       .filter((id) => QUEUE_ID.test(id))
       .sort()
+  const ids = async (d: Dir): Promise<string[]> => queueIds(await fs.readdir(p(d)))
 
   async function move(id: string, from: Dir, to: Dir): Promise<boolean> {
     try {
@@ -258,19 +273,25 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       }
     },
     async due(now = Date.now()) {
-      const queued = await ids('queue')
+      const names = await fs.readdir(p('queue'))
+      flushSeen = names.includes(FLUSH_MARKER)
+      const queued = queueIds(names)
       const present = new Set(queued)
       for (const id of nextAttemptCache.keys()) if (!present.has(id)) nextAttemptCache.delete(id)
+      dueEnvelopes.clear()
       const out: string[] = []
       for (const id of queued) {
         let next = nextAttemptCache.get(id)
         if (next === undefined) {
+          let e: Envelope
           try {
-            next = (await readEnvelope(p('queue', `${id}.json`))).nextAttempt
+            e = await readEnvelope(p('queue', `${id}.json`))
           } catch {
             continue // claimed or removed meanwhile
           }
+          next = e.nextAttempt
           nextAttemptCache.set(id, next)
+          if (next <= now) dueEnvelopes.set(id, e)
         }
         if (next <= now) out.push(id)
       }
@@ -284,7 +305,11 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         throw err
       }
       nextAttemptCache.delete(id)
-      return active(await readEnvelope(p('active', `${id}.json`)))
+      // The envelope due() just read, unless that listing is gone: only this service moves
+      // envelopes out of queue/ (mailctl's flush and release rewrite nothing but nextAttempt).
+      const seen = dueEnvelopes.get(id)
+      dueEnvelopes.delete(id)
+      return active(seen ?? (await readEnvelope(p('active', `${id}.json`))))
     },
     async recover() {
       let requeued = 0
@@ -364,8 +389,12 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       return n
     },
     async takeFlushRequest() {
+      // Call after due(): its listing of queue/ tells whether there is a marker to take, so a
+      // scan without one costs no failing unlink (an exception apiece).
+      if (!flushSeen) return false
+      flushSeen = false
       try {
-        await fs.rm(p('queue', FLUSH_MARKER))
+        await fs.unlink(p('queue', FLUSH_MARKER))
         return true
       } catch {
         return false

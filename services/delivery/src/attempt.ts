@@ -1,9 +1,10 @@
-// One delivery attempt of one claimed message: every recipient still open is tried once, its
-// outcome saved as soon as it is known (so a retry never repeats a saved recipient), then the
-// message leaves the spool or goes back to the queue for its next retry.
+// One delivery attempt of one claimed message: every recipient still open is tried once, the
+// outcomes saved together at the end of the attempt (so a retry never repeats a saved
+// recipient), then the message leaves the spool or goes back to the queue for its next retry.
 import type { Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
 import type { ActiveMessage, RecipientState } from '@facteur/spool'
+import { HeldMessage } from '@facteur/mailbox'
 import { deliverLocal } from './local.js'
 import { expired, nextRetry } from './retry.js'
 import type { Outcome } from './outcome.js'
@@ -21,6 +22,8 @@ export type IsLocal = (r: RecipientState) => Promise<boolean>
 
 /** Local copies of one message written at once (a message may have up to MAX_RECIPIENTS). */
 const LOCAL_PARALLEL = 16
+/** Messages up to this size are read into memory once for all their local copies; larger ones stream per copy. */
+const HELD_MAX = 1024 * 1024
 
 export type AttemptDeps = {
   config: Config
@@ -40,19 +43,12 @@ export async function attempt(message: ActiveMessage, deps: AttemptDeps): Promis
     config.localDomains.includes(r.address.slice(r.address.lastIndexOf('@') + 1).toLowerCase())
   const isLocal = deps.isLocal ?? inLocalDomain
   const delivered: { rcpt: RecipientState; outcome: Outcome }[] = []
-  const record = async (r: RecipientState, o: Outcome, started: number): Promise<void> => {
+  const record = (r: RecipientState, o: Outcome, started: number): void => {
     if (o.status === 'delivered') delivered.push({ rcpt: r, outcome: o })
     r.attempts++
     r.status = o.status
     if (o.status === 'delivered' || o.status === 'failed') r.doneAt = Date.now()
     if (o.status !== 'delivered') r.lastError = o.reply
-    // Once every recipient has its copy the message leaves the spool: finish() removes the
-    // envelope durably (a grouped fsync of active/), which records this last outcome as well as
-    // a rewrite would (a file fsync and a rename more). A crash before either re-delivers it.
-    // Kept when a success report (RFC 3461 NOTIFY=SUCCESS) is still to be queued.
-    const everyoneDelivered = env.recipients.every((x) => x.status === 'delivered')
-    const reportsSuccess = env.recipients.some((x) => x.notify?.some((n) => n.toUpperCase() === 'SUCCESS'))
-    if (!everyoneDelivered || reportsSuccess) await message.save()
     logger.info(o.status, {
       queueId: env.id,
       sender: env.sender,
@@ -66,16 +62,16 @@ export async function attempt(message: ActiveMessage, deps: AttemptDeps): Promis
   const local: RecipientState[] = []
   const remote: RecipientState[] = []
   for (const r of open) ((await isLocal(r)) ? local : remote).push(r)
-  // Local copies are written side by side (each its own mailbox): their fsyncs overlap and
-  // their envelope rewrites are grouped (ActiveMessage.save). Each outcome is still saved
-  // before the attempt ends; a crash can now re-deliver every copy in flight, not just one.
+  // Local copies are written side by side (each its own mailbox): their fsyncs overlap. A
+  // small message is read once and converted once for all of them (HeldMessage).
+  const content = local.length && env.size <= HELD_MAX ? new HeldMessage(await message.read()) : undefined
   let nextLocal = 0
   await Promise.all(
     Array.from({ length: Math.min(LOCAL_PARALLEL, local.length) }, async () => {
       while (nextLocal < local.length) {
         const r = local[nextLocal++]
         const started = Date.now()
-        await record(r, await deliverLocal(config, message, r), started)
+        record(r, await deliverLocal(config, message, r, { content }), started)
       }
     }),
   )
@@ -84,8 +80,16 @@ export async function attempt(message: ActiveMessage, deps: AttemptDeps): Promis
     const outcomes = deps.remote
       ? await deps.remote(message, remote)
       : new Map(remote.map((r) => [r, { status: 'deferred' as const, reply: '451 4.4.0 No outbound transport configured' }]))
-    for (const r of remote) await record(r, outcomes.get(r) ?? { status: 'deferred', reply: '451 4.4.0 Not attempted' }, started)
+    for (const r of remote) record(r, outcomes.get(r) ?? { status: 'deferred', reply: '451 4.4.0 Not attempted' }, started)
   }
+  // The outcomes are saved once, before anything is reported or the message moves on (a crash
+  // before the save re-delivers this attempt's copies: a duplicate, never a loss). Once every
+  // recipient has its copy the message leaves the spool: finish() removes the envelope durably
+  // (a grouped fsync of active/), which records the outcomes as well as a rewrite would. Saved
+  // when a success report (RFC 3461 NOTIFY=SUCCESS) is still to be queued.
+  const everyoneDelivered = env.recipients.every((x) => x.status === 'delivered')
+  const reportsSuccess = env.recipients.some((x) => x.notify?.some((n) => n.toUpperCase() === 'SUCCESS'))
+  if (open.length && (!everyoneDelivered || reportsSuccess)) await message.save()
 
   if (delivered.length && deps.onDelivered) await notice(logger, env.id, () => deps.onDelivered!(message, delivered))
 

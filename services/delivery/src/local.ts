@@ -2,11 +2,17 @@
 // MAIL_UID. Temporary failures (locked mailbox, full disk) are retried; a path that would leave
 // the mailbox base, or a symlink, is a permanent failure.
 import { expandMailboxPath, type Config } from '@facteur/config'
-import { deliverToMailbox, MailboxError } from '@facteur/mailbox'
+import { deliverToMailbox, MailboxError, type HeldMessage } from '@facteur/mailbox'
 import type { ActiveMessage, RecipientState } from '@facteur/spool'
 import type { Outcome } from './outcome.js'
 
-export async function deliverLocal(config: Config, message: ActiveMessage, rcpt: RecipientState, folder?: string): Promise<Outcome> {
+/** `content`: the message already in memory (shared by the attempt's local copies); else streamed from the spool. */
+export async function deliverLocal(
+  config: Config,
+  message: ActiveMessage,
+  rcpt: RecipientState,
+  opts: { folder?: string; content?: HeldMessage } = {},
+): Promise<Outcome> {
   const at = rcpt.address.lastIndexOf('@')
   const path = expandMailboxPath(config.mailbox.pathTemplate, rcpt.address.slice(0, at), rcpt.address.slice(at + 1))
   if (!path) return { status: 'failed', reply: '550 5.1.3 Mailbox name not allowed' }
@@ -17,10 +23,10 @@ export async function deliverLocal(config: Config, message: ActiveMessage, rcpt:
         path,
         base: config.mailbox.base,
         owner: { uid: config.mailbox.uid, gid: config.mailbox.gid },
-        folder: folder ?? message.envelope.folder,
+        folder: opts.folder ?? message.envelope.folder,
       },
       { sender: message.envelope.sender, recipient: rcpt.address, receivedAt: new Date(message.envelope.receivedAt) },
-      message.open(),
+      opts.content ?? message.open(),
     )
     return { status: 'delivered', reply: `250 2.0.0 Delivered to ${config.mailbox.format}` }
   } catch (err) {

@@ -32,8 +32,8 @@ export function startRunner(deps: AttemptDeps & { spool: Spool; onFlush?: () => 
     try {
       do {
         again = false
-        if (await spool.takeFlushRequest()) deps.onFlush?.()
         const due = await spool.due()
+        if (await spool.takeFlushRequest()) deps.onFlush?.()
         for (const id of due) {
           if (stopped || inFlight.size >= config.queue.workers) break
           if (inFlight.has(id)) continue
