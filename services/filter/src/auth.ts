@@ -36,8 +36,27 @@ export function authenticator(opts: { hostname: string; dnsServers: readonly str
     try {
       return await withTimeout(check(message, envelope, forged), opts.timeoutMs, 'authentication')
     } catch (err) {
-      return { check: { status: 'error', detail: (err as Error).message, forged }, header: '' }
+      // DNS did not answer in time (our resolver hangs): the message goes on like one whose
+      // lookups failed at once, labelled temperror, never as if it had not been checked at all.
+      const detail = (err as Error).message
+      return { check: { status: 'error', detail, forged }, header: temperrorHeader(message, envelope, detail) }
     }
+  }
+
+  /**
+   * RFC 8601 §2.7: temperror for each method that could not finish (a DKIM signature only if
+   * there is one: RFC 8601 §2.7.1 "none" otherwise), in the form mailauth writes its results.
+   */
+  function temperrorHeader(message: Buffer, envelope: FilterEnvelope, why: string): string {
+    const mailfrom = envelope.sender || `postmaster@${envelope.helo}`
+    const comment = `(${mta}: ${why.replace(/[()\\]/g, '')})`
+    const signed = /^DKIM-Signature:/im.test(message.subarray(0, headerEnd(message)).toString('latin1'))
+    const lines = [
+      signed ? `dkim=temperror ${comment}` : 'dkim=none (message not signed)',
+      `spf=temperror ${comment} smtp.mailfrom=${mailfrom}`,
+      `dmarc=temperror ${comment}`,
+    ]
+    return `Authentication-Results: ${mta};\r\n ${lines.map(fold).join(';\r\n ')}\r\n`
   }
 
   async function check(message: Buffer, envelope: FilterEnvelope, forged: number): Promise<AuthOutcome> {
@@ -92,10 +111,15 @@ export function authenticator(opts: { hostname: string; dnsServers: readonly str
   }
 }
 
+/** Where the header block ends (after its last CRLF), or the message's length when it has no body. */
+function headerEnd(message: Buffer): number {
+  const end = message.indexOf('\r\n\r\n')
+  return end < 0 ? message.length : end + 2
+}
+
 /** Authentication-Results fields in the message's header block that claim `ourId`. */
 export function countForged(message: Buffer, ourId: string): number {
-  const end = message.indexOf('\r\n\r\n')
-  const head = message.subarray(0, end < 0 ? message.length : end + 2).toString('latin1')
+  const head = message.subarray(0, headerEnd(message)).toString('latin1')
   return parseHeaderBlock(head).filter((f) => claimsAuthservId(f.name, f.raw, ourId)).length
 }
 

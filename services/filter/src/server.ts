@@ -12,8 +12,12 @@ import { rspamdClient } from './spam/rspamd.js'
 import { authenticator } from './auth.js'
 import { scanMessage, type Engines } from './scan.js'
 import { BadRequest, parseEnvelope } from './envelope.js'
+import { withTimeout } from './timeout.js'
 
 export type FilterServer = { port: number; address: string; close(): Promise<void>; health: HealthServer }
+
+/** The longest an engine's PING may take in /healthz. */
+const HEALTH_PING_MS = 2000
 
 /** Room for our Received: and the filter's own request overhead above the largest message. */
 const BODY_SLACK = 1024 * 1024
@@ -33,11 +37,13 @@ export async function startFilter(deps: { config: Config; logger: Logger }): Pro
     auth: authenticator({ hostname: config.hostname, dnsServers: config.outbound.dnsServers, timeoutMs }),
   }
 
-  // An engine that cannot answer stops mail (503) only when FILTER_FAILURE=tempfail.
+  // An engine that cannot answer stops mail (503) only when FILTER_FAILURE=tempfail. A hung
+  // engine must not hang /healthz too: the supervisor (3 s) and Docker (5 s) would take the
+  // filter itself for hung and restart it, which cures nothing.
   const engineHealth = async (what: string, ping: (() => Promise<void>) | null, off: string): Promise<CheckResult> => {
     if (!ping) return { status: 'degraded', detail: off }
     try {
-      await ping()
+      await withTimeout(ping(), HEALTH_PING_MS, what)
       return { status: 'ok' }
     } catch (err) {
       return { status: f.failure === 'tempfail' ? 'fail' : 'degraded', detail: `${what} unreachable: ${(err as Error).message}` }

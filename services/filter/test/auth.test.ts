@@ -1,6 +1,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
+import dgram from 'node:dgram'
 import { promises as dnsPromises } from 'node:dns'
 import { authenticate } from 'mailauth'
 import { dkimSign } from 'mailauth/lib/dkim/sign.js'
@@ -183,4 +184,31 @@ test('verifies the ARC chain of a message a mailing list changed and then sealed
   assert.match(ar, /dkim=neutral \(body hash did not verify\)/)
   assert.match(ar, /arc=pass /)
   assert.ok(verdict.checks.auth.status === 'checked' && verdict.checks.auth.arc === 'pass')
+})
+
+test('with DNS down or hanging, mail is accepted labelled temperror (never unlabelled), within FILTER_SCAN_TIMEOUT', async (t) => {
+  // Hanging: a UDP socket that reads queries and never answers. Down: a port nobody listens on.
+  const hung = dgram.createSocket('udp4')
+  await new Promise<void>((resolve) => hung.bind(0, '127.0.0.1', () => resolve()))
+  t.after(() => hung.close())
+  const down = dgram.createSocket('udp4')
+  await new Promise<void>((resolve) => down.bind(0, '127.0.0.1', () => resolve()))
+  const downPort = down.address().port
+  await new Promise<void>((resolve) => down.close(() => resolve()))
+  for (const [what, server] of [
+    ['hanging', `127.0.0.1:${hung.address().port}`],
+    ['down', `127.0.0.1:${downPort}`],
+  ]) {
+    const filter = await startTestFilter({ CLAMAV_ENABLED: 'false', SPAM_ENGINE: 'off', DNS_SERVERS: server, FILTER_SCAN_TIMEOUT: '2s' })
+    t.after(() => filter.close())
+    const started = Date.now()
+    const { verdict } = await check(filter.port, await signed(message({ from: 'Alice <alice@pass.example>' })), from('pass.example'))
+    const ar = verdict.headers.replace(/\r\n[ \t]+/g, ' ')
+    assert.equal(verdict.action, 'accept', what)
+    assert.match(ar, /^Authentication-Results: mx\.ours\.example; /, what)
+    assert.match(ar, /dkim=temperror /, what)
+    assert.match(ar, /spf=temperror .*smtp\.mailfrom=alice@pass\.example/, what)
+    assert.match(ar, /dmarc=temperror/, what)
+    t.diagnostic(`${what}: ${Date.now() - started} ms, ${verdict.checks.auth.status}`)
+  }
 })

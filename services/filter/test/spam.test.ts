@@ -143,5 +143,8 @@ test('with spamd down the filter follows FILTER_FAILURE and health reports the e
   } finally {
     await spamd.start()
   }
+  // A freshly started spamd may take longer than the health check's PING bound (2 s) to answer.
+  const deadline = Date.now() + 30_000
+  while ((await health(filter.port)).status !== 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500))
   assert.equal((await health(filter.port)).status, 200)
 })

@@ -28,19 +28,32 @@ export function spamassassinClient(opts: { host: string; port: number; timeoutMs
   }
 }
 
-/** Sends the request, half-closes, and collects the whole reply (spamd closes when done). */
+/** A SYMBOLS reply is a status line, two headers and a list of rule names: a few KiB at most. */
+const MAX_REPLY = 256 * 1024
+
+/**
+ * Sends the request, half-closes, and collects the whole reply (spamd closes when done). The
+ * whole exchange is bounded by timeoutMs, not just each silence: a peer that trickles bytes
+ * forever must not hold the scan (and the SMTP client waiting for it) past FILTER_SCAN_TIMEOUT.
+ */
 function exchange(opts: { host: string; port: number; timeoutMs: number }, request: Buffer[]): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
+    let size = 0
     const socket = net.connect({ host: opts.host, port: opts.port })
-    socket.setTimeout(opts.timeoutMs, () => socket.destroy(new Error(`spamd: no answer within ${opts.timeoutMs} ms`)))
+    const timer = setTimeout(() => socket.destroy(new Error(`no whole answer within ${opts.timeoutMs} ms`)), opts.timeoutMs)
     socket.on('connect', () => {
       for (const part of request) socket.write(part)
       socket.end()
     })
-    socket.on('data', (c: Buffer) => chunks.push(c))
+    socket.on('data', (c: Buffer) => {
+      size += c.length
+      if (size > MAX_REPLY) return void socket.destroy(new Error(`a reply of more than ${MAX_REPLY} bytes`))
+      chunks.push(c)
+    })
     socket.on('error', (err) => reject(new Error(`spamd: ${err.message}`, { cause: err })))
     socket.on('close', (hadError) => {
+      clearTimeout(timer)
       if (!hadError) resolve(Buffer.concat(chunks))
     })
   })
