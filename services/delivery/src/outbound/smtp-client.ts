@@ -56,9 +56,11 @@ export async function sendVia(pools: Pools, hop: Hop, session: Session, tx: Tran
       const r = e.recipient ? byAddress.get(e.recipient) : undefined
       if (r) outcomes.set(r, fromReply(e.response, where))
     }
+    // nodemailer takes any reply starting with 2 as success; only a real 2xx is one.
+    const final = fromReply(info.response, where)
     for (const a of info.accepted) {
       const r = byAddress.get(String(a))
-      if (r) outcomes.set(r, { status: 'delivered', reply: `${oneLine(info.response)} (${where})`, remote: remote(info2.ehlo) })
+      if (r) outcomes.set(r, final.status === 'delivered' ? { ...final, remote: remote(info2.ehlo) } : final)
     }
     return { kind: 'done', outcomes }
   } catch (caught) {
@@ -96,8 +98,15 @@ function done(recipients: RecipientState[], o: Outcome): HopResult {
   return { kind: 'done', outcomes: new Map(recipients.map((r) => [r, o])) }
 }
 
+/** RFC 5321 §4.2: a reply starts with three digits, the first 2 to 5 and the second 0 to 5. */
+const REPLY_CODE = /^[2-5][0-5]\d(?:[ -]|\r?\n|$)/
+
 /** A server reply as one line with an enhanced code (RFC 3463), and the status it means. */
 export function fromReply(response: string | undefined, where: string): Outcome {
+  // Anything else is no answer (RFC 5321 §4.2.1 gives meaning to those codes only): whether the
+  // host took the message is unknown, so it is sent again later, never bounced on a garble.
+  if (response !== undefined && !REPLY_CODE.test(response))
+    return { status: 'deferred', reply: `451 4.5.0 Unreadable reply: ${printable(response).slice(0, 200)} (${where})` }
   const line = oneLine(response)
   const code = Number(line.slice(0, 3))
   const reply = `${line} (${where})`
@@ -111,10 +120,19 @@ export function oneLine(response: string | undefined): string {
     .split(/\r?\n/)
     .filter(Boolean)
   const code = /^\d{3}/.exec(lines[0] ?? '')?.[0] ?? '451'
-  const text = lines
-    .map((l) => l.replace(/^\d{3}[ -]?/, ''))
-    .map((l, i) => (i === 0 ? l : l.replace(/^\d\.\d{1,3}\.\d{1,3} /, '')))
-    .join(' ')
-    .trim()
+  const text = printable(
+    lines
+      .map((l) => l.replace(/^\d{3}[ -]?/, ''))
+      .map((l, i) => (i === 0 ? l : l.replace(/^\d\.\d{1,3}\.\d{1,3} /, '')))
+      .join(' '),
+  )
   return /^\d\.\d{1,3}\.\d{1,3}\b/.test(text) ? `${code} ${text}` : `${code} ${code[0]}.0.0 ${text}`.trimEnd()
+}
+
+/** A reply ends up in logs and DSNs (RFC 3464 §2.3.6 Diagnostic-Code): one line of printable ASCII. */
+function printable(text: string): string {
+  return text
+    .replace(/\s+/g, ' ')
+    .replace(/[^\x20-\x7e]/g, '?')
+    .trim()
 }
