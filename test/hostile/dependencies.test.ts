@@ -1,6 +1,7 @@
 // Dependencies failing: the real clamd stops in the middle of a stream of clean and infected
-// (EICAR) messages. With FILTER_FAILURE=tempfail, mail is answered 451 while clamd is away, never
-// accepted unscanned, and everything recovers once clamd is back.
+// (EICAR) messages, comes back, then hangs (SIGSTOP: connections accepted, never answered). With
+// FILTER_FAILURE=tempfail, mail is answered 451 while clamd is away or hung (within
+// FILTER_SCAN_TIMEOUT), never accepted unscanned, and everything recovers once clamd is back.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
@@ -43,7 +44,7 @@ async function send(port: number, subject: string, body: string): Promise<string
 }
 
 test(
-  'with clamd stopped mid-stream mail is tempfailed 451, never accepted unscanned, and recovers when clamd returns',
+  'with clamd stopped or hung mid-stream mail is tempfailed 451, never accepted unscanned, and recovers when clamd returns',
   { timeout: 120_000 },
   async (t) => {
     const started = Date.now()
@@ -59,8 +60,8 @@ test(
     const mem = sampleMemory(app)
     const port = app.port('smtp-ingress', 'smtp')
 
-    type Phase = 'before' | 'down' | 'after'
-    const tally: Record<Phase, Record<string, number>> = { before: {}, down: {}, after: {} }
+    type Phase = 'before' | 'down' | 'after' | 'hung' | 'resumed'
+    const tally: Record<Phase, Record<string, number>> = { before: {}, down: {}, after: {}, hung: {}, resumed: {} }
     const eicarAccepted: string[] = []
     let phase: Phase = 'before'
     let n = 0
@@ -83,24 +84,34 @@ test(
       const end = Date.now() + ms
       return () => Date.now() > end
     }
+    // Recovery: the first clean message accepted after clamd is back, then a few more.
+    const recover = async (p: Phase): Promise<number> => {
+      const back = Date.now()
+      while (Date.now() - back < 20_000) {
+        await stream(until(0))
+        if ((tally[p]['clean 250 2.0.0'] ?? 0) > 0) {
+          await stream(until(2000))
+          return Date.now() - back
+        }
+        await new Promise((r) => setTimeout(r, 200))
+      }
+      return -1
+    }
     await stream(until(2000))
     await clamd.stop()
     phase = 'down'
     await stream(until(4000))
     await clamd.start()
     phase = 'after'
-    // Recovery: the first clean message accepted after clamd is back, then a few more.
-    const back = Date.now()
-    let recoveredMs = -1
-    while (Date.now() - back < 20_000) {
-      await stream(until(0))
-      if ((tally.after['clean 250 2.0.0'] ?? 0) > 0) {
-        recoveredMs = Date.now() - back
-        break
-      }
-      await new Promise((r) => setTimeout(r, 200))
-    }
-    await stream(until(2000))
+    const recoveredMs = await recover('after')
+    await clamd.pause()
+    phase = 'hung'
+    const hungAt = Date.now()
+    await stream(until(8000)) // FILTER_SCAN_TIMEOUT is 5 s: one or two messages
+    const slowestHungMs = Date.now() - hungAt
+    await clamd.resume()
+    phase = 'resumed'
+    const resumedMs = await recover('resumed')
 
     // Nothing delivered went unscanned; every accepted clean message arrives.
     const mbox = path.join(app.mailDir, 'alice')
@@ -121,21 +132,25 @@ test(
     record({
       test: 'clamd stopped mid-load (dependencies.test.ts)',
       load: `${sent} messages in sequence to :25 (1 in 3 EICAR), filter on, FILTER_FAILURE=tempfail`,
-      injected: 'real clamd stopped (SIGTERM) for 4 s, then started again',
+      injected: 'real clamd stopped (SIGTERM) for 4 s, then started again; later hung (SIGSTOP) for 8 s, then continued',
       sent,
       accepted: acceptedClean + eicarAccepted.length,
       delivered: msgs.length,
       lost: Math.max(0, acceptedClean - msgs.length),
       restarts,
       peakRssMiB: mem.max(),
-      result: `before: ${show('before')}; clamd down: ${show('down')}; back: ${show('after')}; first clean 250 ${recoveredMs} ms after clamd returned; ${unscanned} delivered unscanned, ${eicarDelivered} EICAR delivered`,
+      result: `before: ${show('before')}; clamd down: ${show('down')}; back: ${show('after')}; first clean 250 ${recoveredMs} ms after clamd returned; clamd hung: ${show('hung')} (${((slowestHungMs - 8000) / 1000).toFixed(1)} s past the 8 s of the hang for the last reply); continued: ${show('resumed')}, first clean 250 after ${resumedMs} ms; ${unscanned} delivered unscanned, ${eicarDelivered} EICAR delivered`,
       durationS: Math.round((Date.now() - started) / 1000),
     })
     assert.deepEqual(eicarAccepted, [])
     assert.ok(Object.keys(tally.down).length > 0, 'mail was sent while clamd was down')
     for (const k of Object.keys(tally.down)) assert.match(k, /^(clean|eicar) 451 4\.\d\.\d/, `while clamd is down: ${k}`)
     assert.ok(recoveredMs >= 0, 'clean mail accepted again after clamd returned')
-    for (const k of Object.keys(tally.after)) if (k.startsWith('eicar')) assert.match(k, /^eicar (554 5\.7\.1|451 4)/)
+    assert.ok(Object.keys(tally.hung).length > 0, 'mail was sent while clamd was hung')
+    for (const k of Object.keys(tally.hung)) assert.match(k, /^(clean|eicar) 451 4\.\d\.\d/, `while clamd is hung: ${k}`)
+    assert.ok(resumedMs >= 0, 'clean mail accepted again after clamd continued')
+    for (const k of [...Object.keys(tally.after), ...Object.keys(tally.resumed)])
+      if (k.startsWith('eicar')) assert.match(k, /^eicar (554 5\.7\.1|451 4)/)
     assert.equal(unscanned, 0)
     assert.equal(eicarDelivered, 0)
     assert.equal(msgs.length, acceptedClean)

@@ -12,11 +12,16 @@ export type LoadOptions = {
   recipients: string[]
   from?: string
   mode?: Mode
+  /** The client's source address (127.0.0.2 ... for TRUSTED_NETWORKS). */
+  localAddress?: string
   /** AUTH PLAIN credentials (submission). */
   auth?: { user: string; pass: string }
-  /** Stop sending new messages after this many ms. */
+  /** Stop sending new messages after this many ms, or once `signal` aborts, whichever comes first. */
   budgetMs: number
+  signal?: AbortSignal
   runId?: string
+  /** Hears every reply with the time it took (`closed: ...` when none came), e.g. to tally by phase. */
+  onReply?: (r: { id: string; command: 'MAIL' | 'RCPT' | 'DATA' | 'dot'; reply: string; ms: number }) => void
 }
 
 export type LoadResult = {
@@ -36,7 +41,7 @@ export type LoadResult = {
   replies: Record<string, number>
 }
 
-export function loadMessage(id: string, size: number): string {
+export function loadMessage(id: string, size: number, from = 'load@remote.example'): string {
   const lines: string[] = []
   let n = 0
   while (n < size) {
@@ -45,7 +50,8 @@ export function loadMessage(id: string, size: number): string {
     n += line.length + 2
   }
   const body = lines.join('\r\n') + '\r\n'
-  return `Message-ID: <${id}@load.test>\r\nX-Load-Id: ${id}\r\nX-Body-Sha256: ${bodySum(body)}\r\nSubject: load ${id}\r\n\r\n${body}`
+  // RFC 5322 §3.6: From: is required (DMARC reads its domain).
+  return `From: <${from}>\r\nMessage-ID: <${id}@load.test>\r\nX-Load-Id: ${id}\r\nX-Body-Sha256: ${bodySum(body)}\r\nSubject: load ${id}\r\n\r\n${body}`
 }
 
 /** The checksum of a body, independent of line ends (CRLF on the wire, LF in an mbox) and trailing blank lines. */
@@ -77,12 +83,12 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const worker = async (): Promise<void> => {
     let w: Wire | null = null
     let retry: number | null = null
-    while ((retry !== null || next < o.count) && Date.now() < deadline) {
+    while ((retry !== null || next < o.count) && Date.now() < deadline && !o.signal?.aborted) {
       if (!w || w.closed) {
         w?.close()
         w = null
         try {
-          w = await Wire.open(o.port, { mode: o.mode ?? 'plain', timeoutMs: 30_000 })
+          w = await Wire.open(o.port, { mode: o.mode ?? 'plain', localAddress: o.localAddress, timeoutMs: 30_000 })
           if (!w.greeting.startsWith('220')) throw new Error(w.greeting)
           if (!(await w.send('EHLO load.example')).startsWith('250')) throw new Error('EHLO')
           if (
@@ -116,8 +122,19 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
         if (reply.startsWith('4')) await new Promise((res) => setTimeout(res, 250))
         if (!reply.startsWith('closed')) await w!.trySend('RSET')
       }
-      const stage = async (line: string, expect: RegExp): Promise<boolean> => {
+      const timed = async (command: 'MAIL' | 'RCPT' | 'DATA' | 'dot', line: string): Promise<string> => {
+        const t = Date.now()
         const reply = await w!.trySend(line)
+        o.onReply?.({ id, command, reply, ms: Date.now() - t })
+        // No reply in time: a late one would answer the next command; start on a new connection.
+        if (reply.startsWith('closed')) {
+          w!.close()
+          w = null
+        }
+        return reply
+      }
+      const stage = async (line: string, expect: RegExp): Promise<boolean> => {
+        const reply = await timed(line.slice(0, 4) as 'MAIL' | 'RCPT' | 'DATA', line)
         if (expect.test(reply)) return true
         await again(reply)
         return false
@@ -125,8 +142,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       if (!(await stage(`MAIL FROM:<${o.from ?? 'load@remote.example'}>`, /^250/))) continue
       if (!(await stage(`RCPT TO:<${rcpt}>`, /^250/))) continue
       if (!(await stage('DATA', /^354/))) continue
-      const data = loadMessage(id, size).replace(/^\./gm, '..') + '.'
-      const reply = await w.trySend(data)
+      const data = loadMessage(id, size, o.from).replace(/^\./gm, '..') + '.'
+      const reply = await timed('dot', data)
       const queued = /^250 .*queued as (\w+)/.exec(reply)
       if (queued) {
         count(reply)
@@ -140,4 +157,16 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   }
   await Promise.all(Array.from({ length: o.concurrency }, worker))
   return r
+}
+
+/** Delivered messages grouped by load id (copies of one id: duplicates); `broken` counts truncated or unidentifiable ones. */
+export function deliveredCopies(messages: string[]): { byId: Map<string, string[]>; broken: number } {
+  const byId = new Map<string, string[]>()
+  let broken = 0
+  for (const m of messages) {
+    const c = checkDelivered(m)
+    if (!c.id || !c.whole) broken++
+    if (c.id) byId.set(c.id, [...(byId.get(c.id) ?? []), m])
+  }
+  return { byId, broken }
 }

@@ -5,20 +5,17 @@ import { createHash } from 'node:crypto'
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { freePort } from './ports.js'
-import { isRoot, removeDir, spawnDaemon, tempDir, type Daemon } from './process.js'
+import { isRoot, removeDir, startOutage, tempDir, type Outage } from './process.js'
 
 /** The 68-byte EICAR anti-virus test file (eicar.org): harmless, detected by every scanner. */
 export const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
 /** The name clamd reports for it: our signature's name, marked as from an unofficial database. */
 export const EICAR_SIGNATURE = 'Eicar-Test-Signature.UNOFFICIAL'
 
-export interface Clamd {
+/** stop()/start() (a scanner outage, back on the same port) and pause()/resume() (hung) from Outage. */
+export interface Clamd extends Outage {
   port: number
   host: string
-  output(): string
-  /** Stops clamd (a scanner outage); start() brings it back on the same port. */
-  stop(): Promise<void>
-  start(): Promise<void>
   close(): Promise<void>
 }
 
@@ -48,22 +45,13 @@ export async function startClamd(): Promise<Clamd> {
   )
   await chmod(dir, 0o755)
 
-  let daemon: Daemon | null = null
-  const start = async (): Promise<void> => {
-    daemon = spawnDaemon('/usr/sbin/clamd', ['-c', conf])
-    await daemon.ready(port, 20_000)
-  }
-  await start()
+  const daemon = await startOutage('/usr/sbin/clamd', ['-c', conf], port, 20_000)
   return {
     port,
     host: '127.0.0.1',
-    output: () => daemon?.output() ?? '',
-    stop: async () => {
-      await daemon?.stop()
-    },
-    start,
+    ...daemon,
     async close() {
-      await daemon?.stop()
+      await daemon.stop()
       await removeDir(dir)
     },
   }

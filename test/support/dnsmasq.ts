@@ -4,7 +4,7 @@ import { isIP } from 'node:net'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { freePort } from './ports.js'
-import { removeDir, spawnDaemon, tempDir } from './process.js'
+import { removeDir, startOutage, tempDir, type Outage } from './process.js'
 
 export interface DnsOptions {
   /** MX records; a domain may have several. pref defaults to 10. */
@@ -24,7 +24,8 @@ export interface DnsOptions {
   extraArgs?: string[]
 }
 
-export interface Dns {
+/** From Outage: stop() (queries refused: ECONNREFUSED), start() on the same port, pause() (queries never answered: timeouts), resume(). */
+export interface Dns extends Outage {
   port: number
   /** '127.0.0.1:PORT', for Resolver#setServers() or a service's resolver config. */
   server: string
@@ -79,11 +80,10 @@ export async function startDns(options: DnsOptions = {}): Promise<Dns> {
   await writeFile(confFile, conf.map((line) => `${line}\n`).join(''))
   if (conf.some((line) => line.length > 990)) throw new Error('startDns: a TXT record with a comma is longer than dnsmasq reads')
 
-  const daemon = spawnDaemon('/usr/sbin/dnsmasq', args)
+  let daemon: Outage
   try {
-    await daemon.ready(port)
+    daemon = await startOutage('/usr/sbin/dnsmasq', args, port)
   } catch (err) {
-    await daemon.stop()
     await removeDir(dir)
     throw err
   }
@@ -96,7 +96,7 @@ export async function startDns(options: DnsOptions = {}): Promise<Dns> {
       resolver.setServers([server])
       return resolver
     },
-    output: () => daemon.output(),
+    ...daemon,
     async close() {
       await daemon.stop()
       await removeDir(dir)

@@ -1,6 +1,6 @@
 // Child processes for test daemons and clients: bounded in time, killed when the test run exits.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { waitForPort } from './ports.js'
@@ -75,8 +75,14 @@ export interface Daemon {
   output(): string
   /** Resolves when the port accepts connections; rejects with the daemon's output if it exits first. */
   ready(port: number, timeoutMs?: number): Promise<void>
-  /** SIGTERM, then SIGKILL after timeoutMs. */
+  /** SIGTERM, then SIGKILL after timeoutMs (a paused daemon is continued first). */
   stop(timeoutMs?: number): Promise<void>
+  /**
+   * SIGSTOP to the daemon and every process it forked (spamd's children accept connections too):
+   * the kernel still accepts connections on its port, nobody answers them. resume() is SIGCONT.
+   */
+  pause(): Promise<void>
+  resume(): Promise<void>
 }
 
 export function spawnDaemon(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Daemon {
@@ -117,10 +123,68 @@ export function spawnDaemon(command: string, args: readonly string[], options: {
     async stop(timeoutMs = 5000) {
       if (child.exitCode !== null || child.signalCode !== null || !live.has(child)) return
       child.kill('SIGTERM')
+      await signalTree(child.pid, 'SIGCONT') // a stopped process acts on SIGTERM once continued
       const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
       await exited
       clearTimeout(timer)
     },
+    pause: () => signalTree(child.pid, 'SIGSTOP'),
+    resume: () => signalTree(child.pid, 'SIGCONT'),
+  }
+}
+
+/** A daemon a test can take away and bring back on the same port: the outage cases. */
+export interface Outage {
+  output(): string
+  /** SIGTERM: connections refused; start() runs it again with the same arguments. */
+  stop(): Promise<void>
+  start(): Promise<void>
+  /** SIGSTOP (it and its children): connections accepted by the kernel, never answered; resume() continues it. */
+  pause(): Promise<void>
+  resume(): Promise<void>
+}
+
+/** spawnDaemon, started and ready on `port`, as an Outage; a daemon that does not come up is stopped and the error thrown. */
+export async function startOutage(command: string, args: readonly string[], port: number, readyMs?: number): Promise<Outage> {
+  let daemon: Daemon
+  const start = async (): Promise<void> => {
+    daemon = spawnDaemon(command, args)
+    try {
+      await daemon.ready(port, readyMs)
+    } catch (err) {
+      await daemon.stop()
+      throw err
+    }
+  }
+  await start()
+  return {
+    output: () => daemon.output(),
+    stop: () => daemon.stop(),
+    start,
+    pause: () => daemon.pause(),
+    resume: () => daemon.resume(),
+  }
+}
+
+/** Sends a signal to a process and its descendants (from /proc/PID/stat), parents first. */
+async function signalTree(pid: number | undefined, signal: NodeJS.Signals): Promise<void> {
+  if (pid === undefined) return
+  const parents = new Map<number, number[]>()
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue
+    // proc(5): "pid (comm) state ppid ...", comm may hold spaces and parentheses.
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '')
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    if (ppid) parents.set(ppid, [...(parents.get(ppid) ?? []), Number(name)])
+  }
+  const order = [pid]
+  for (let i = 0; i < order.length; i++) order.push(...(parents.get(order[i]) ?? []))
+  for (const p of order) {
+    try {
+      process.kill(p, signal)
+    } catch {
+      // exited meanwhile
+    }
   }
 }
 

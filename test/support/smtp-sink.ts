@@ -3,7 +3,7 @@ import { chown, mkdir, readdir, readFile, stat, chmod } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort } from './ports.js'
-import { isRoot, removeDir, spawnDaemon, systemUser, tempDir } from './process.js'
+import { isRoot, removeDir, startOutage, systemUser, tempDir, type Outage } from './process.js'
 
 /** Command names as smtp-sink knows them: CONNECT, HELO, EHLO, LHLO, MAIL, RCPT, VRFY, DATA, '.', RSET, NOOP, QUIT. */
 export type SinkCommand = 'CONNECT' | 'HELO' | 'EHLO' | 'LHLO' | 'MAIL' | 'RCPT' | 'VRFY' | 'DATA' | '.' | 'RSET' | 'NOOP' | 'QUIT'
@@ -46,7 +46,8 @@ export interface SinkMessage {
   raw: string
 }
 
-export interface SmtpSink {
+/** From Outage: stop() (connections refused; what it received is kept), start() on the same port, pause() (never greets), resume(). */
+export interface SmtpSink extends Outage {
   port: number
   /** Raw dump files, oldest first. */
   messages(): Promise<string[]>
@@ -91,11 +92,10 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   const port = await freePort()
   args.push(`127.0.0.1:${port}`, '64')
 
-  const daemon = spawnDaemon('/usr/sbin/smtp-sink', args)
+  let daemon: Outage
   try {
-    await daemon.ready(port)
+    daemon = await startOutage('/usr/sbin/smtp-sink', args, port)
   } catch (err) {
-    await daemon.stop()
     await removeDir(dir)
     throw err
   }
@@ -126,7 +126,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
         await sleep(50)
       }
     },
-    output: () => daemon.output(),
+    ...daemon,
     async close() {
       await daemon.stop()
       await removeDir(dir)

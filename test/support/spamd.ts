@@ -4,17 +4,15 @@
 import { chmod, mkdir, copyFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { freePort } from './ports.js'
-import { isRoot, removeDir, spawnDaemon, tempDir, type Daemon } from './process.js'
+import { isRoot, removeDir, startOutage, tempDir, type Outage } from './process.js'
 
 /** SpamAssassin's GTUBE test string: its rule scores 1000. */
 export const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X'
 
-export interface Spamd {
+/** stop()/start() (back on the same port) and pause()/resume() (hung: SIGSTOP of spamd and its children) from Outage. */
+export interface Spamd extends Outage {
   port: number
   host: string
-  output(): string
-  stop(): Promise<void>
-  start(): Promise<void>
   close(): Promise<void>
 }
 
@@ -41,22 +39,13 @@ export async function startSpamd(options: { rules?: string } = {}): Promise<Spam
     '--syslog=stderr',
     ...(isRoot() ? ['--username=nobody'] : []),
   ]
-  let daemon: Daemon | null = null
-  const start = async (): Promise<void> => {
-    daemon = spawnDaemon('/usr/sbin/spamd', args)
-    await daemon.ready(port, 30_000)
-  }
-  await start()
+  const daemon = await startOutage('/usr/sbin/spamd', args, port, 30_000)
   return {
     port,
     host: '127.0.0.1',
-    output: () => daemon?.output() ?? '',
-    stop: async () => {
-      await daemon?.stop()
-    },
-    start,
+    ...daemon,
     async close() {
-      await daemon?.stop()
+      await daemon.stop()
       await removeDir(dir)
     },
   }
