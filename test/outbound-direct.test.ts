@@ -6,13 +6,14 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { openSpool, type Spool, type QueueEntry } from '@facteur/spool'
+import { sendPlain, queuedFor, waitFor } from './support/queue.js'
 import { startAppliance, ROOT, type Appliance } from './support/appliance.js'
 import { startDns, type Dns } from './support/dnsmasq.js'
 import { startSmtpSink, type SmtpSink } from './support/smtp-sink.js'
 import { startScriptedMx, type ScriptedMx } from './support/scripted-mx.js'
 import { startForwarder, type Forwarder } from './support/forwarder.js'
 import { freePort } from './support/ports.js'
-import { sendMail } from './support/smtp-session.js'
+
 import { readMbox, waitForCount } from './support/mbox.js'
 import { run } from './support/process.js'
 
@@ -89,33 +90,15 @@ after(async () => {
 
 const mbox = (user: string): Promise<string[]> => readMbox(path.join(a.mailDir, user))
 
-async function send(from: string, to: string[], subject: string): Promise<void> {
-  const r = await sendMail(a.port('smtp-ingress', 'smtp'), {
-    from,
-    to,
-    data: `From: <${from}>\nTo: ${to.map((t) => `<${t}>`).join(', ')}\nSubject: ${subject}\nMessage-ID: <${subject.replace(/\W/g, '')}@ours.example>\n\nHello.\n`,
-  })
-  assert.match(r.message ?? r.error ?? '', /^250 /, JSON.stringify(r))
-}
-
 /** Sink messages whose recipients include `rcpt`. */
 async function sinkFor(sink: SmtpSink, rcpt: string, count = 1, timeoutMs = 15_000) {
   return waitForCount(async () => (await sink.received()).filter((m) => m.rcptArgs.some((x) => x.includes(`<${rcpt}>`))), count, timeoutMs)
 }
 
-async function queued(rcpt: string): Promise<QueueEntry | undefined> {
-  return (await spool.list()).find((e) => e.envelope.recipients.some((r) => r.address === rcpt))
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await probe()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${a.output().slice(-3000)}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
+const send = (from: string, to: string[], subject: string): Promise<void> => sendPlain(a.port('smtp-ingress', 'smtp'), from, to, subject)
+const queued = (rcpt: string): Promise<QueueEntry | undefined> => queuedFor(spool, rcpt)
+const until = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> =>
+  waitFor(what, probe, { timeoutMs, context: () => a.output().slice(-3000) })
 
 test('delivers to the MX of the recipient domain, greeting with EHLO MAIL_HOSTNAME', async () => {
   await send('alice@ours.example', ['rcpt@ok.example'], 'direct one')

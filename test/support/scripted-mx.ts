@@ -18,6 +18,8 @@ export interface ScriptedMxOptions {
   requireTls?: boolean
   /** Greeting and certificate name, default 'mx.remote.example'. */
   hostname?: string
+  /** Announce DSN (RFC 3461) in the EHLO reply, so clients pass NOTIFY, ORCPT, RET and ENVID. */
+  dsn?: boolean
 }
 
 /** One message the MX accepted. */
@@ -30,12 +32,24 @@ export interface MxMessage {
   data: Buffer
   /** STARTTLS was in effect. */
   tls: boolean
+  /** The client's address as this server saw it. */
+  remoteAddress: string
+  /** smtp-server's id of the connection that carried the message (several messages: a reused connection). */
+  session: string
+  /** RFC 3461 parameters of each accepted recipient, in `to` order (with `dsn: true`). */
+  rcptDsn: ({ notify?: string[]; orcpt?: string } | undefined)[]
 }
 
 export interface ScriptedMx {
   port: number
   /** Messages accepted so far, in arrival order (a live array). */
   messages: MxMessage[]
+  /** Recipients refused so far (scripted 4xx/5xx replies), in order, with the sender of the transaction. */
+  refused: { from: string; to: string; reply: string }[]
+  /** Connections accepted so far. */
+  readonly connections: number
+  /** The most connections that were open at once. */
+  readonly maxOpen: number
   close(): Promise<void>
 }
 
@@ -47,6 +61,10 @@ export async function startScriptedMx(options: ScriptedMxOptions = {}): Promise<
   const hostname = options.hostname ?? 'mx.remote.example'
   const rcpt = new Map(Object.entries(options.rcpt ?? {}).map(([address, reply]) => [address.toLowerCase(), reply]))
   const messages: MxMessage[] = []
+  const refused: ScriptedMx['refused'] = []
+  let connections = 0
+  let open = 0
+  let maxOpen = 0
   const pems = options.tls ? await generate([{ name: 'commonName', value: hostname }], { keySize: 2048 }) : undefined
 
   const server = new SMTPServer({
@@ -59,15 +77,29 @@ export async function startScriptedMx(options: ScriptedMxOptions = {}): Promise<
     disabledCommands: ['AUTH', ...(options.tls ? [] : ['STARTTLS'])],
     // Replies carry their own enhanced status codes (RFC 3463), so smtp-server must not add one.
     hideENHANCEDSTATUSCODES: true,
+    hideDSN: !options.dsn,
     key: pems?.private,
     cert: pems?.cert,
+    onConnect(_session, callback) {
+      connections++
+      maxOpen = Math.max(maxOpen, ++open)
+      callback()
+    },
+    onClose() {
+      open--
+    },
     onMailFrom(_address, session, callback) {
       if (options.requireTls && !session.secure) return callback(replyError('530 5.7.0 Must issue a STARTTLS command first'))
       callback(options.mail && !options.mail.startsWith('2') ? replyError(options.mail) : null)
     },
-    onRcptTo(address, _session, callback) {
+    onRcptTo(address, session, callback) {
       const reply = rcpt.get(address.address.toLowerCase())
-      callback(reply && !reply.startsWith('2') ? replyError(reply) : null)
+      if (reply && !reply.startsWith('2')) {
+        const from = session.envelope.mailFrom
+        refused.push({ from: from ? from.address : '', to: address.address, reply })
+        return callback(replyError(reply))
+      }
+      callback(null)
     },
     onData(stream, session, callback) {
       const chunks: Buffer[] = []
@@ -87,6 +119,13 @@ export async function startScriptedMx(options: ScriptedMxOptions = {}): Promise<
   return {
     port,
     messages,
+    refused,
+    get connections() {
+      return connections
+    },
+    get maxOpen() {
+      return maxOpen
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }
 }
@@ -99,6 +138,9 @@ function record(session: SMTPServerSession, data: Buffer): MxMessage {
     to: session.envelope.rcptTo.map((address) => address.address),
     data,
     tls: session.secure,
+    remoteAddress: session.remoteAddress,
+    session: session.id,
+    rcptDsn: session.envelope.rcptTo.map((address) => address.dsn && { notify: address.dsn.notify, orcpt: address.dsn.orcpt ?? undefined }),
   }
 }
 

@@ -16,6 +16,8 @@ export type RecipientState = {
   doneAt?: number
   /** RFC 3461 §4.1 NOTIFY, when the client gave it. */
   notify?: string[]
+  /** RFC 3461 §4.2 ORCPT as the client gave it (`rfc822;bob@example.org`), passed to the next hop. */
+  orcpt?: string
 }
 
 export type Envelope = {

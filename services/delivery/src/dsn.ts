@@ -44,10 +44,11 @@ export function dsnStatus(action: DsnAction, reply: string | undefined): string 
   return `5.${m[3]}.${m[4]}`
 }
 
-/** `550 5.1.1 Unknown (mx.example[192.0.2.1]:25)` -> the reply, and the host that gave it. */
+/** `550 5.1.1 Unknown (mx.example[192.0.2.1]:25)` -> the reply, and the host that gave it; an
+ * expired message's last reply ends with attempt.ts's `(gave up: ...)` note, kept in the text. */
 function splitReply(reply: string): { text: string; mta?: string } {
-  const m = /^(.*) \(([^()\s[]+)\[[^\]]+\]:\d+\)$/.exec(reply)
-  return m ? { text: m[1], mta: m[2] } : { text: reply }
+  const m = /^(.*) \(([^()\s[]+)\[[^\]]+\]:\d+\)( \(gave up[^()]*\))?$/.exec(reply)
+  return m ? { text: m[1] + (m[3] ?? ''), mta: m[2] } : { text: reply }
 }
 
 /** RFC 3461 §4: xtext is for parameters; a header field value only needs to stay on one line. */

@@ -108,3 +108,20 @@ test('8-bit content comes back declared as 8bit', () => {
     /Content-Type: message\/rfc822\r\nContent-Description: Undelivered Message\r\nContent-Transfer-Encoding: 8bit\r\n/,
   )
 })
+
+test('an expired recipient keeps its last host as Remote-MTA and says it gave up (5.4.7)', () => {
+  const env = envelope()
+  const rcpt = {
+    ...env.recipients[0],
+    lastError: '451 4.7.1 Try again later (mx.remote.example[192.0.2.1]:25) (gave up: message too old, RFC 3463 4.4.7)',
+  }
+  const text = buildDsn({
+    envelope: env,
+    recipients: [{ rcpt, action: 'failed' }],
+    message,
+    to: env.sender,
+    hostname: 'mx.ours.example',
+  }).toString()
+  assert.match(text, /\r\nStatus: 5\.4\.7\r\nRemote-MTA: dns; mx\.remote\.example\r\n/)
+  assert.match(text, /\r\nDiagnostic-Code: smtp; 451 4\.7\.1 Try again later \(gave up: message too old, RFC 3463 4\.4\.7\)\r\n/)
+})

@@ -21,3 +21,8 @@ export function originalRecipient(address: SMTPServerAddress): string {
   const m = /^rfc822;(.+)$/i.exec(address.dsn?.orcpt ?? '')
   return m ? m[1].trim() : address.address
 }
+
+/** RFC 3461 §4.2 ORCPT as given (`addr-type;address`, xtext undone by smtp-server), for the next hop. */
+export function orcptOf(address: SMTPServerAddress): string | undefined {
+  return address.dsn?.orcpt || undefined
+}

@@ -15,7 +15,7 @@ import { checkFromHeader, ownsAddress, SENDER_NOT_OWNED } from './policy/sender.
 import { RATE_LIMITED, TOO_MANY_RECIPIENTS, type SendingLimits } from './policy/rate.js'
 import { decideRecipient } from './policy/rcpt.js'
 import { submissionHeaderEdit } from './headers.js'
-import { envelopeDsn, notifyOf, originalRecipient } from './dsn.js'
+import { envelopeDsn, notifyOf, orcptOf, originalRecipient } from './dsn.js'
 
 export type SubmissionContext = {
   config: Config
@@ -43,7 +43,15 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
         const targets = await decideRecipient(address.address, { config, accounts })
         const original = originalRecipient(address)
         const notify = notifyOf(address)
-        return targets.map((target) => ({ address: target, original, status: 'pending' as const, attempts: 0, ...(notify && { notify }) }))
+        const orcpt = orcptOf(address)
+        return targets.map((target) => ({
+          address: target,
+          original,
+          status: 'pending' as const,
+          attempts: 0,
+          ...(notify && { notify }),
+          ...(orcpt && { orcpt }),
+        }))
       },
       message: (session, txn) => ({
         check: (fields) => checkFromHeader(fields, ownedBy(txn.user)),

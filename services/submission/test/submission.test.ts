@@ -61,10 +61,10 @@ test('the envelope keeps the user and the DSN parameters; Received says ESMTPSA 
   assert.equal(env.client.tls, true)
   assert.deepEqual(env.dsn, { ret: 'HDRS', envid: 'QQ+314' })
   assert.deepEqual(
-    env.recipients.map((r) => [r.address, r.original, r.notify]),
+    env.recipients.map((r) => [r.address, r.original, r.notify, r.orcpt]),
     [
-      ['bob@remote.example', 'Bob+x@remote.example', ['SUCCESS', 'FAILURE']],
-      ['carol@remote.example', 'carol@remote.example', undefined],
+      ['bob@remote.example', 'Bob+x@remote.example', ['SUCCESS', 'FAILURE'], 'rfc822;Bob+x@remote.example'],
+      ['carol@remote.example', 'carol@remote.example', undefined, undefined],
     ],
   )
   assert.match(

@@ -12,7 +12,7 @@ export type Transaction = {
   recipients: RecipientState[]
   message: Buffer
   /** RFC 3461 parameters to pass on when the server offers DSN. */
-  dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string; notify?: string[] }
+  dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string; notify?: string[]; orcpt?: string }
 }
 
 /** Either every recipient has its outcome, or this host could not take the message at all. */
@@ -45,7 +45,8 @@ export async function sendVia(pools: Pools, hop: Hop, session: Session, tx: Tran
         size: tx.message.length,
         // RFC 6152: declare 8-bit content when there is some.
         use8BitMime: tx.message.some((b) => b > 0x7f),
-        dsn: tx.dsn ? { ret: tx.dsn.ret, envid: tx.dsn.envid, notify: tx.dsn.notify } : undefined,
+        // RFC 3461 §4.2: ORCPT as `addr-type;xtext`, encoded by nodemailer; sent only if the host offers DSN.
+        dsn: tx.dsn ? { ret: tx.dsn.ret, envid: tx.dsn.envid, notify: tx.dsn.notify, orcpt: tx.dsn.orcpt } : undefined,
       },
       raw: tx.message,
       signal: pools.signal(hop),
@@ -80,15 +81,18 @@ export async function sendVia(pools: Pools, hop: Hop, session: Session, tx: Tran
       return { kind: 'done', outcomes }
     }
     // The host itself failed us: unreachable, silent, a TLS failure, a 421 or an error greeting.
-    const reply = err.responseCode
-      ? `${oneLine(err.response)
-          .replace(/^5/, '4')
-          .replace(/^(\d{3}) 5\./, '$1 4.')} (${where})`
-      : err.code === 'ETLS' || /STARTTLS/i.test(err.message)
-        ? `451 4.7.10 ${where}: ${err.message}`
-        : err.timeoutType === 'GREETING_TIMEOUT'
-          ? `451 4.4.2 ${where}: no greeting (timed out)`
-          : `451 4.4.1 ${where}: ${err.message}`
+    // STARTTLS first (RFC 3207 §4.1): not offered or refused is the host's reply to STARTTLS, and
+    // the reason must say TLS (RFC 3463 X.7.10, encryption needed), not show that reply alone.
+    const reply =
+      err.code === 'ETLS' || err.command === 'STARTTLS' || /STARTTLS/i.test(err.message)
+        ? `451 4.7.10 ${where}: ${err.message}${err.response ? `: ${oneLine(err.response)}` : ''}${session.tls === 'require' ? ' (TLS is required on this route)' : ''}`
+        : err.responseCode
+          ? `${oneLine(err.response)
+              .replace(/^5/, '4')
+              .replace(/^(\d{3}) 5\./, '$1 4.')} (${where})`
+          : err.timeoutType === 'GREETING_TIMEOUT'
+            ? `451 4.4.2 ${where}: no greeting (timed out)`
+            : `451 4.4.1 ${where}: ${err.message}`
     if (!err.responseCode && err.code !== 'ETLS') pools.markDown(hop, reply)
     return { kind: 'next', reply }
   }

@@ -45,16 +45,22 @@ export function createRemoteTransport(deps: { logger: Logger; router: Router; po
           for (const r of group) outcomes.set(r, { status: err.permanent ? 'failed' : 'deferred', reply: err.reply })
           return
         }
-        // RFC 3461 §4.1: NOTIFY is per recipient, nodemailer's is per transaction: one per value.
-        const byNotify = new Map<string, RecipientState[]>()
-        for (const r of group) byNotify.set(r.notify?.join(',') ?? '', [...(byNotify.get(r.notify?.join(',') ?? '') ?? []), r])
-        for (const [notify, rcpts] of byNotify) {
+        // RFC 3461 §4.1, §4.2: NOTIFY and ORCPT are per recipient, nodemailer's per transaction:
+        // one transaction per pair of values (recipients without either share one).
+        const byDsn = new Map<string, { notify?: string[]; orcpt?: string; rcpts: RecipientState[] }>()
+        for (const r of group) {
+          const orcpt = orcptOf(r)
+          const key = `${r.notify?.join(',') ?? ''} ${orcpt ?? ''}`
+          const g = byDsn.get(key) ?? { notify: r.notify, orcpt, rcpts: [] }
+          g.rcpts.push(r)
+          byDsn.set(key, g)
+        }
+        for (const { notify, orcpt, rcpts } of byDsn.values()) {
           const tx: Transaction = {
             sender: env.sender,
             recipients: rcpts,
             message: signed,
-            dsn:
-              env.dsn || notify ? { ret: env.dsn?.ret, envid: env.dsn?.envid, notify: notify ? notify.split(',') : undefined } : undefined,
+            dsn: env.dsn || notify || orcpt ? { ret: env.dsn?.ret, envid: env.dsn?.envid, notify, orcpt } : undefined,
           }
           let last = '451 4.4.1 No host to try'
           let delivered = false
@@ -76,6 +82,17 @@ export function createRemoteTransport(deps: { logger: Logger; router: Router; po
     )
     return outcomes
   }
+}
+
+/**
+ * RFC 3461 §5.2.1 (d): the ORCPT the client gave goes on to a next hop that offers DSN. Without
+ * one, the address the client named in RCPT TO goes on when it is not the one we send to (an
+ * alias was expanded), as the RFC lets a relay add it; the same address would tell the next hop
+ * nothing, and would cost a transaction of its own per recipient.
+ */
+function orcptOf(r: RecipientState): string | undefined {
+  if (r.orcpt) return r.orcpt
+  return r.original && r.original.toLowerCase() !== r.address.toLowerCase() ? `rfc822;${r.original}` : undefined
 }
 
 async function readAll(message: ActiveMessage): Promise<Buffer> {
