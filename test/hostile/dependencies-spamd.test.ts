@@ -18,18 +18,19 @@ import { deliveredCopies, runLoad, type LoadResult } from './load.js'
 import { Phases, eventually, sleep } from './phases.js'
 import { record, sampleMemory, totalRestarts } from './figures.js'
 
-// spamd scans about 2 messages a second on a busy 2-CPU machine: room for that, and for a first
-// scan after a restart (rules compiled again).
-const SCAN_TIMEOUT_S = 10
+// spamd scans about 2 messages a second on a quiet 2-CPU machine and far fewer on a busy one: room
+// for that, and for a first scan after a restart (rules compiled again).
+const SCAN_TIMEOUT_S = 15
 const FILTER_TIMEOUT_S = 20
-const HUNG_S = 10
+// Longer than a scan timeout with room: a reply to a scan started in the hang must land in it.
+const HUNG_S = 20
 const STOPPED_S = 4
 const OUTAGE = ['hung', 'stopped', 'garbage'] as const
 type Phase = 'before' | (typeof OUTAGE)[number] | 'restarting' | 'back'
 
 test(
   'spamd hung, stopped and answering garbage mid-load: 451 4.7.1 with FILTER_FAILURE=tempfail, tagged not scanned with accept, the filter never outlasts its scan timeout, and both recover',
-  { timeout: 240_000 },
+  { timeout: 360_000 },
   async (t) => {
     const started = Date.now()
     const spamd = await startSpamd()
@@ -75,7 +76,7 @@ test(
 
     // Scanned mail flows through both (the first scans are slow: spamd compiles its rules).
     const scanned = (p: Phase, n: number) => modes.every((m) => phases.count(p, new RegExp(`^${m} 250`)) >= n)
-    assert.ok(await eventually(() => scanned('before', 2), 90_000), `no mail accepted before the outage: ${phases.summary()}`)
+    assert.ok(await eventually(() => scanned('before', 1), 120_000), `no mail accepted before the outage: ${phases.summary()}`)
     // The outage, each part long enough for a scan to time out more than once.
     phases.enter('hung')
     await spamd.pause()
@@ -97,7 +98,7 @@ test(
     await spamd.start()
     phases.enter('back')
     // Recovery: scanned mail accepted again by both appliances.
-    const recovered = await eventually(() => scanned('back', 2), 60_000)
+    const recovered = await eventually(() => scanned('back', 1), 90_000)
     const recoveredMs = phases.elapsed('back')
     await sleep(2000)
     stop.abort()
@@ -152,7 +153,7 @@ test(
         duplicated: v.dup,
         restarts: restarts[mode],
         peakRssMiB: mems[i].max(),
-        result: `${v.scanned} delivered scanned, ${v.unscanned} tagged not scanned, ${v.neither} neither; ${load.tempfailed} 4xx retried by the client; filter calls the caller gave up on (FILTER_TIMEOUT): ${callerTimeouts[mode]}; ${recovered ? `scanned mail accepted again ${(recoveredMs / 1000).toFixed(1)} s after spamd returned` : 'NOT recovered within 60 s'}. Replies by phase (both appliances): ${summary}`,
+        result: `${v.scanned} delivered scanned, ${v.unscanned} tagged not scanned, ${v.neither} neither; ${load.tempfailed} 4xx retried by the client; filter calls the caller gave up on (FILTER_TIMEOUT): ${callerTimeouts[mode]}; ${recovered ? `scanned mail accepted again ${(recoveredMs / 1000).toFixed(1)} s after spamd returned` : 'NOT recovered within 90 s'}. Replies by phase (both appliances): ${summary}`,
         durationS: Math.round((Date.now() - started) / 1000),
       })
     }
