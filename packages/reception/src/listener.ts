@@ -49,7 +49,8 @@ export function guardListener(server: SMTPServer, limits: DeadlineLimits, onTime
   // (that tears the TLS wrap down from below); smtp-server keeps it in `_pendingSockets`.
   const pending = (server as unknown as { _pendingSockets: Map<Socket, Socket> })._pendingSockets
   const before = new WeakMap<Socket, NodeJS.Timeout>()
-  server.server.on('connection', (socket: Socket) => {
+  // Prepended: armed before smtp-server's own listener can hand the socket to its session.
+  server.server.prependListener('connection', (socket: Socket) => {
     const opened = Date.now()
     const timer = setTimeout(() => {
       const live = pending.get(socket) ?? socket

@@ -6,6 +6,7 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import net from 'node:net'
+import tls from 'node:tls'
 import os from 'node:os'
 import path from 'node:path'
 import { once } from 'node:events'
@@ -140,6 +141,48 @@ test('an implicit TLS handshake trickled a byte at a time is cut off', async (t)
   const r = await trickle(port, '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03' + 'r'.repeat(200), 100)
   assert.ok(r.closedByServer, 'the server closed the connection')
   assert.equal(timeouts[0]?.phase, 'handshake')
+})
+
+test('a STARTTLS handshake that never completes is cut off', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'facteur-guard-'))
+  t.after(() => fs.rm(dir, { recursive: true, force: true }))
+  const certs = await openCertificates({ configDir: dir, hostname: 'mx.test.example' })
+  const { key, cert } = certs.current()
+  const { port, timeouts } = await listen(t, { disabledCommands: ['AUTH'], key, cert })
+  const s = await smtpSession(port, { timeoutMs: 30 * TIMEOUT_MS })
+  await s.send('EHLO tls.example')
+  assert.equal(await s.send('STARTTLS'), '220 2.0.0 Ready to start TLS')
+  // The start of a ClientHello, a byte every 100 ms, never finished.
+  const hello = '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03'
+  let i = 0
+  const timer = setInterval(() => s.write(Buffer.from([hello.charCodeAt(i++ % hello.length)])), 100)
+  t.after(() => clearInterval(timer))
+  await s.closed
+  clearInterval(timer)
+  assert.equal(timeouts.length, 1)
+})
+
+test('a session that keeps talking outlives SMTP_TIMEOUT, on an implicit TLS listener too', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'facteur-guard-'))
+  t.after(() => fs.rm(dir, { recursive: true, force: true }))
+  const certs = await openCertificates({ configDir: dir, hostname: 'mx.test.example' })
+  const { key, cert } = certs.current()
+  for (const secure of [false, true]) {
+    const { port, timeouts } = await listen(t, { secure, key, cert })
+    const socket = secure ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }) : net.connect({ host: '127.0.0.1', port })
+    let got = ''
+    socket.on('data', (d: Buffer) => (got += d.toString('latin1')))
+    socket.on('error', () => undefined)
+    // A NOOP every half timeout, for three timeouts.
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, TIMEOUT_MS / 2))
+      socket.write('NOOP\r\n')
+    }
+    socket.write('QUIT\r\n')
+    await once(socket, 'close')
+    assert.match(got, /\r\n221 2\.0\.0 Bye\r\n$/, `secure: ${secure}`)
+    assert.deepEqual(timeouts, [])
+  }
 })
 
 test('every reply but the greeting and EHLO carries one enhanced status code, ours and smtp-server’s alike', async (t) => {
