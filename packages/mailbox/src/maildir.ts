@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import { toLocalLines } from './lines.js'
 import { MailboxError } from './errors.js'
-import { chownIfRoot, ensureDir, type Owner } from './paths.js'
+import { chownIfRoot, ensureDirs, type Owner } from './paths.js'
 import { syncDir } from './dirsync.js'
 
 let seq = 0
@@ -29,7 +29,11 @@ export async function deliverMaildir(opts: {
   if (opts.folder !== undefined && opts.folder !== '' && !/^[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*$/.test(opts.folder))
     throw new MailboxError(`folder name not allowed: ${JSON.stringify(opts.folder)}`, false)
   const root = opts.folder ? path.join(opts.dir, `.${opts.folder}`) : opts.dir
-  await Promise.all(['tmp', 'new', 'cur'].map((sub) => ensureDir(path.join(root, sub), opts.base, opts.owner)))
+  await ensureDirs(
+    ['tmp', 'new', 'cur'].map((sub) => path.join(root, sub)),
+    opts.base,
+    opts.owner,
+  )
   if (opts.folder) await folderMarker(path.join(root, 'maildirfolder'), opts.owner)
   const now = process.hrtime.bigint()
   const sec = Math.floor(Date.now() / 1000)
@@ -44,14 +48,18 @@ export async function deliverMaildir(opts: {
   }
   let size = 0
   try {
-    const head = Buffer.from(opts.head.replace(/\r\n/g, '\n'), 'latin1')
-    // writeFile() loops until all is written (write() may stop short on a full disk).
-    await fh.writeFile(head)
-    size += head.length
-    for await (const chunk of toLocalLines(opts.message, false)) {
-      await fh.writeFile(chunk)
-      size += chunk.length
+    // The head goes out with the first chunk (a message held in memory is one write in all).
+    let head: Buffer | null = Buffer.from(opts.head.replace(/\r\n/g, '\n'), 'latin1')
+    const write = async (bytes: Buffer): Promise<void> => {
+      // writeFile() loops until all is written (write() may stop short on a full disk).
+      await fh.writeFile(bytes)
+      size += bytes.length
     }
+    for await (const chunk of toLocalLines(opts.message, false)) {
+      await write(head ? Buffer.concat([head, chunk]) : chunk)
+      head = null
+    }
+    if (head) await write(head)
     await fh.sync()
     await fh.close()
     await chownIfRoot(tmp, opts.owner)

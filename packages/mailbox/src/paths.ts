@@ -18,12 +18,27 @@ export async function chownIfRoot(file: string, owner: Owner): Promise<void> {
  * lstat, so mkdir never follows a planted symlink (a dangling one included) out of `base`.
  */
 export async function ensureDir(dir: string, base: string, owner: Owner, mode = 0o700): Promise<void> {
+  await ensureDirs([dir], base, owner, mode)
+}
+
+/** ensureDir for several directories below one base, whose real path is then looked up once. */
+export async function ensureDirs(dirs: string[], base: string, owner: Owner, mode = 0o700): Promise<void> {
+  for (const dir of dirs) {
+    const rel = path.relative(base, dir)
+    if (rel.startsWith('..') || path.isAbsolute(rel)) throw new MailboxError(`${dir} is outside ${base}`, false)
+  }
+  // Almost always the directories exist: realpath calls settle it, without the mkdir calls
+  // (each failing with EEXIST, an exception apiece) that making them takes.
+  const known = await Promise.all([base, ...dirs].map((d) => fs.realpath(d))).catch(() => null)
+  if (known) {
+    for (const [i, dir] of dirs.entries()) unlinked(dir, path.relative(base, dir), known[0], known[i + 1])
+    return
+  }
+  for (const dir of dirs) await makeChecked(dir, base, owner, mode)
+}
+
+async function makeChecked(dir: string, base: string, owner: Owner, mode: number): Promise<void> {
   const rel = path.relative(base, dir)
-  if (rel.startsWith('..') || path.isAbsolute(rel)) throw new MailboxError(`${dir} is outside ${base}`, false)
-  // Almost always the directory exists: two realpath calls settle it, without the mkdir calls
-  // (each failing with EEXIST, an exception apiece) that making it takes.
-  const known = await Promise.all([fs.realpath(base), fs.realpath(dir)]).catch(() => null)
-  if (known) return unlinked(dir, rel, known[0], known[1])
   let cur = base
   for (const part of rel.split(path.sep).filter(Boolean)) {
     cur = path.join(cur, part)
