@@ -48,7 +48,7 @@ export async function filterBench(opts: {
       recipients: [to],
     }
     // spamd (4 children) scans a few messages a second here: small runs, low concurrency.
-    const total = opts.quick ? 30 : 60
+    const total = opts.quick ? 30 : 40
     out.push('## Filters on (clamd + spamd): Facteur against the engines called directly')
     out.push('')
     out.push(

@@ -27,7 +27,7 @@ export interface LocalPostfix extends Postfix {
  * - virtual_destination_concurrency_limit 50: parallel virtual(8) deliveries into the one
  *   domain (default 20); max_use 1000: fewer process re-spawns (default 100 uses).
  */
-const BENCHMARK_TUNING: Record<string, string> = {
+export const BENCHMARK_TUNING: Readonly<Record<string, string>> = {
   default_process_limit: '600',
   in_flow_delay: '0s',
   smtpd_client_connection_count_limit: '0',
