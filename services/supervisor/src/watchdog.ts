@@ -148,14 +148,18 @@ export function startWatchdog(opts: {
       return
     }
     if (t < p.nextAllowed) return
+    // Recorded before the restart is done (docker restart waits for the old process to stop):
+    // /health shows the reason from the moment the backend counts the restart.
+    const previous = p.lastRestart
+    p.lastRestart = { at: new Date(t).toISOString(), reason }
     try {
       await backend.restart(r.name, reason)
     } catch (err) {
+      p.lastRestart = previous
       logger.error('restart failed', { child: r.name, reason, err: (err as Error).message })
       return
     }
     p.times.push(t)
-    p.lastRestart = { at: new Date(t).toISOString(), reason }
     p.nextAllowed = t + p.backoff
     logger.warn('restarted service', { child: r.name, reason, restartsInWindow: p.times.length, nextRestartNotBeforeMs: p.backoff })
     p.backoff = Math.min(BACKOFF_MAX, p.backoff * 2)

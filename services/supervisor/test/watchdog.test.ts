@@ -67,6 +67,7 @@ function harness(
   })
   return {
     watchdog,
+    backend,
     healthz,
     restarted,
     log: () => log,
@@ -163,6 +164,25 @@ test('counts every restart the backend reports in facteur_restarts_total', async
   await h.watchdog.tick()
   const family = (await registry.getMetricsAsJSON()).find((f) => f.name === 'facteur_restarts_total')
   assert.equal(family?.values.find((v) => v.labels.service === 'spamassassin')?.value, 2)
+})
+
+test('/health shows why a service is restarting while the restart is still under way', async () => {
+  const h = harness([base('delivery')], { unhealthyAfter: 1, restartLimit: 3, restartWindowMs: 3_600_000 })
+  let done!: () => void
+  const pending = new Promise<void>((resolve) => (done = resolve))
+  const restart = h.backend.restart
+  h.backend.restart = async (name, reason) => {
+    await restart(name, reason) // counts it, as the Docker backend does before `docker restart`
+    await pending
+  }
+  h.healthz.set('delivery', { code: 503, body: { status: 'fail', checks: { mailboxes: { status: 'fail', detail: 'EACCES' } } } })
+  const ticking = h.watchdog.tick()
+  await new Promise((r) => setImmediate(r))
+  const during = (await h.watchdog.look())[0]
+  assert.equal(during.restarts, 1)
+  assert.equal(during.lastRestart?.reason, 'unhealthy for 1 polls in a row: mailboxes: EACCES')
+  done()
+  await ticking
 })
 
 test("counts a child's restarts before the first look in process mode (its own), not a container's earlier ones", async () => {
