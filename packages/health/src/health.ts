@@ -2,8 +2,13 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { registry } from '@facteur/metrics'
 
-/** ok: working; degraded: working without an optional part (say which in detail); fail: cannot work. */
-export type CheckResult = { status: 'ok' | 'degraded' | 'fail'; detail?: string }
+/**
+ * ok: working; degraded: working without an optional part (say which in detail); fail: cannot work.
+ * `dependency` names another component whose failure this check reports (a sidecar such as clamd,
+ * a resolver): the service still answers 503, but the supervisor does not restart it, since a
+ * restart of this service cures nothing there.
+ */
+export type CheckResult = { status: 'ok' | 'degraded' | 'fail'; detail?: string; dependency?: string }
 export type HealthCheck = () => CheckResult | Promise<CheckResult>
 
 export type HealthServer = { port: number; close(): Promise<void>; evaluate(): Promise<HealthReport> }

@@ -39,14 +39,19 @@ export async function startFilter(deps: { config: Config; logger: Logger }): Pro
 
   // An engine that cannot answer stops mail (503) only when FILTER_FAILURE=tempfail. A hung
   // engine must not hang /healthz too: the supervisor (3 s) and Docker (5 s) would take the
-  // filter itself for hung and restart it, which cures nothing.
+  // filter itself for hung and restart it, which cures nothing. For the same reason the check
+  // names the engine as a dependency: the supervisor waits for it instead of restarting us.
   const engineHealth = async (what: string, ping: (() => Promise<void>) | null, off: string): Promise<CheckResult> => {
     if (!ping) return { status: 'degraded', detail: off }
     try {
       await withTimeout(ping(), HEALTH_PING_MS, what)
       return { status: 'ok' }
     } catch (err) {
-      return { status: f.failure === 'tempfail' ? 'fail' : 'degraded', detail: `${what} unreachable: ${(err as Error).message}` }
+      return {
+        status: f.failure === 'tempfail' ? 'fail' : 'degraded',
+        detail: `${what} unreachable: ${(err as Error).message}`,
+        dependency: what,
+      }
     }
   }
 

@@ -56,6 +56,8 @@ type Policy = {
   times: number[]
   lastRestart: ServiceReport['lastRestart']
   gaveUp: boolean
+  /** Failing only because of a dependency (logged once, not restarted). */
+  waiting: boolean
   counted: number
 }
 
@@ -78,7 +80,16 @@ export function startWatchdog(opts: {
     if (!p)
       policies.set(
         name,
-        (p = { failures: 0, backoff: BACKOFF_MIN, nextAllowed: 0, times: [], lastRestart: null, gaveUp: false, counted: -1 }),
+        (p = {
+          failures: 0,
+          backoff: BACKOFF_MIN,
+          nextAllowed: 0,
+          times: [],
+          lastRestart: null,
+          gaveUp: false,
+          waiting: false,
+          counted: -1,
+        }),
       )
     return p
   }
@@ -114,6 +125,7 @@ export function startWatchdog(opts: {
     const healthy = r.health.status === 'ok' || r.health.status === 'degraded'
     if (healthy) {
       p.failures = 0
+      p.waiting = false
       if (p.gaveUp) logger.info('service is healthy again', { child: r.name })
       p.gaveUp = false
       if (p.lastRestart && t - Date.parse(p.lastRestart.at) > BACKOFF_RESET) p.backoff = BACKOFF_MIN
@@ -121,7 +133,20 @@ export function startWatchdog(opts: {
     }
     // exit 0: stopped on purpose (docker compose stop); 78: a configuration error.
     const died = r.state === 'exited' && r.exitCode !== 0 && r.exitCode !== 78
-    if (r.state === 'running' && r.health.status === 'fail') p.failures++
+    // A failure that lies only in a dependency (clamd, spamd: checks naming one) is waited out:
+    // restarting this service would cure nothing and drop the work it has in hand.
+    const failing = Object.values(r.health.checks ?? {}).filter((c) => c.status === 'fail')
+    const onlyDependencies = r.health.detail === undefined && failing.length > 0 && failing.every((c) => c.dependency)
+    if (r.state === 'running' && r.health.status === 'fail') {
+      if (onlyDependencies) {
+        if (!p.waiting) logger.warn('service waits for a dependency', { child: r.name, dependencies: failing.map((c) => c.dependency) })
+        p.failures = 0
+        p.waiting = true
+        return
+      }
+      p.failures++
+    }
+    p.waiting = false
     // Why, for the log and the status page: the health detail, else the failing checks.
     const why =
       r.health.detail ??

@@ -118,6 +118,19 @@ test('the restart reason names the failing checks of /healthz', async () => {
   assert.equal(reports[0].lastRestart?.reason, `unhealthy for 3 polls in a row: mailboxes: ${detail}`)
 })
 
+test('a service failing only because of a dependency (clamd down) is waited for, not restarted', async () => {
+  const h = harness([base('filter', { engineHealth: 'unhealthy' })], { unhealthyAfter: 1, restartLimit: 5, restartWindowMs: 3_600_000 })
+  const clamd = { status: 'fail', detail: 'clamd unreachable: ECONNREFUSED', dependency: 'clamd' }
+  h.healthz.set('filter', { code: 503, body: { status: 'fail', checks: { clamd, spam: { status: 'ok' } } } })
+  for (let i = 0; i < 3; i++) await h.watchdog.tick()
+  assert.deepEqual(h.restarted, [])
+  assert.equal((h.log().match(/service waits for a dependency/g) ?? []).length, 1)
+  // A failure of its own besides is restarted as usual.
+  h.healthz.set('filter', { code: 503, body: { status: 'fail', checks: { clamd, api: { status: 'fail', detail: 'stuck' } } } })
+  await h.watchdog.tick()
+  assert.deepEqual(h.restarted, ['filter'])
+})
+
 test("takes Docker's unhealthy verdict as a failure even when /healthz answers", async () => {
   const h = harness([base('smtp-ingress', { engineHealth: 'unhealthy' })], {
     unhealthyAfter: 1,
