@@ -284,6 +284,7 @@ try {
   say('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
   let postfixTotal = 0
   const notes: string[] = []
+  const measured: { p: Side; f: Side }[] = []
   for (const r of rows) {
     const label = `| ${r.reuse ? 'reused (-d)' : 'one per message'} | ${r.sessions} | ${r.size >= 1024 ? `${r.size / 1024} KB` : r.size} | ${r.rcpts}`
     if (only.length && !only.some((o) => `${label} |`.includes(o))) continue
@@ -294,6 +295,7 @@ try {
     const p = await measure(theirs, r)
     const f = await measure(ours, r)
     postfixTotal += p.delivered
+    measured.push({ p, f })
     const drained = (s: Side): string => (s.drained ? '' : ' (not drained)')
     say(
       `${label} | ${fmt(p.accepted)} | ${fmt(f.accepted)} | ${fmt(p.delivered)}${drained(p)} | ${fmt(f.delivered)}${drained(f)} | **${fmt(f.delivered / p.delivered, 2)}** | ${fmt(p.p50, 1)} / ${fmt(p.p99, 1)} | ${fmt(f.p50, 1)} / ${fmt(f.p99, 1)} | ${fmt(p.cpuMs, 1)} / ${fmt(f.cpuMs, 1)} | ${fmt(f.rssMB)} |`,
@@ -307,6 +309,14 @@ try {
   if (notes.length) {
     say()
     for (const n of notes) say(`- ${n}`)
+  }
+  if (measured.length) {
+    const range = (xs: number[]): string => `${fmt(Math.min(...xs), 2)}-${fmt(Math.max(...xs), 2)}`
+    const p99ok = measured.filter(({ p, f }) => f.p99 <= p.p99).length
+    say()
+    say(
+      `Against the targets, in ${measured.length} rows: delivered msg/s ${range(measured.map(({ p, f }) => f.delivered / p.delivered))}x Postfix's (target: at least 2x in every row); p99 time to 250 no worse than Postfix's in ${p99ok} (target: all); our CPU per message ${range(measured.map(({ p, f }) => f.cpuMs / p.cpuMs))}x Postfix's.`,
+    )
   }
   for (const l of memoryLines) say(l)
   if (!(postfixTotal > 0)) {
