@@ -54,6 +54,7 @@ export async function attempt(message: ActiveMessage, deps: AttemptDeps): Promis
       sender: env.sender,
       rcpt: r.address,
       reply: o.reply,
+      ...(o.detail ? { detail: o.detail } : {}),
       attempt: r.attempts,
       durationMs: Date.now() - started,
     })

@@ -31,7 +31,9 @@ export async function deliverLocal(
     return { status: 'delivered', reply: `250 2.0.0 Delivered to ${config.mailbox.format}` }
   } catch (err) {
     const temporary = err instanceof MailboxError ? err.temporary : true
-    const text = (err as Error).message
-    return temporary ? { status: 'deferred', reply: `451 4.2.0 ${text}` } : { status: 'failed', reply: `550 5.2.0 ${text}` }
+    const detail = (err as Error).message
+    // The reply reaches the sender in a DSN: the server's file names stay in our log.
+    const text = `mailbox unavailable: ${detail.replace(/'?\/[^\s':,]*'?/g, '<path>')}`
+    return temporary ? { status: 'deferred', reply: `451 4.2.0 ${text}`, detail } : { status: 'failed', reply: `550 5.2.0 ${text}`, detail }
   }
 }
