@@ -17,7 +17,7 @@ import { startSmtpSink } from '../support/smtp-sink.js'
 import { readMbox } from '../support/mbox.js'
 import { deliveredCopies, runLoad, checkDelivered } from './load.js'
 import { Phases, eventually, sleep } from './phases.js'
-import { record, sampleMemory, spoolEnvelopes, totalRestarts } from './figures.js'
+import { record, sampleMemory, spoolEnvelopes, spoolSettled, totalRestarts } from './figures.js'
 
 const SCAN_TIMEOUT_S = 5
 const HUNG_S = 15
@@ -115,6 +115,9 @@ test(
       )
     }, 60_000)
     const drainS = Math.round((Date.now() - loadDone) / 1000)
+    await spoolSettled(app.spoolDir) // then no dump file or mailbox is read half-written
+    atMx = deliveredCopies((await sink.received()).map((m) => m.message))
+    inMbox = deliveredCopies(await readMbox(path.join(app.mailDir, 'alice')))
     const left = await spoolEnvelopes(app.spoolDir)
     const bounces = await readMbox(path.join(app.mailDir, 'sender'))
     const failedLines = app.output().match(/^.*\bfailed\b.*far\.example.*$/gm) ?? []

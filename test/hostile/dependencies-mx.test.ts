@@ -16,7 +16,7 @@ import { binaryThenSilence, nonsense, sayAndClose, smtpGarbled, startGarbageServ
 import { readMbox } from '../support/mbox.js'
 import { deliveredCopies, runLoad } from './load.js'
 import { Phases, eventually, sleep } from './phases.js'
-import { record, sampleMemory, spoolEnvelopes, totalRestarts } from './figures.js'
+import { record, sampleMemory, spoolEnvelopes, spoolSettled, totalRestarts } from './figures.js'
 
 const HUNG_S = 10
 const STOPPED_S = 6
@@ -104,6 +104,8 @@ test(
     }, 90_000)
     const drainS = Math.round((Date.now() - loadDone) / 1000)
     const firstBackS = Math.round((Date.now() - backAt) / 1000)
+    await spoolSettled(app.spoolDir) // then no dump file is read half-written
+    copies = await atMx()
     const left = await spoolEnvelopes(app.spoolDir)
     const bounces = await readMbox(path.join(app.mailDir, 'sender'))
     const out = app.output()

@@ -75,6 +75,17 @@ export async function totalRestarts(a: Appliance): Promise<number> {
 }
 
 /** Every envelope in the spool (queue/, active/, hold/), parsed. */
+/**
+ * Waits (at most timeoutMs) until the spool holds no message, then a second more: what reads the
+ * mailboxes or the MX's dump files afterwards sees no file half-written (smtp-sink creates its
+ * dump at DATA and fills it as the data comes).
+ */
+export async function spoolSettled(spoolDir: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while ((await spoolEnvelopes(spoolDir)).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250))
+  await new Promise((r) => setTimeout(r, 1000))
+}
+
 export async function spoolEnvelopes(
   spoolDir: string,
 ): Promise<{ id: string; sender: string; recipients: { address: string; status: string }[] }[]> {
