@@ -14,3 +14,4 @@ export { checkRemoteRecipient, expandOrForward, LOCAL_ONLY } from './outbound-rc
 export { openReceiving, receivingChecks, type ReceivingResources } from './resources.js'
 export { mailTransactions, type Transaction, type TransactionPolicy, type MessagePolicy, type Transactions } from './transaction.js'
 export { listenerOptions, guardListener, type SessionTimeout } from './listener.js'
+export { onEachConnection, type SmtpConnection } from './smtp-connection.js'

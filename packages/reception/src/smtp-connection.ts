@@ -1,5 +1,5 @@
 // The parts of smtp-server's per-connection object (SMTPConnection, not in its typings) that the
-// reply and deadline guards use, and the one place they reach it: every connection as SMTPServer
+// reply and deadline guards and the ingress's greeting delay use, and the one place they reach it: every connection as SMTPServer
 // adds it to its `connections` set, before `init()` runs. Checked against smtp-server 3.21
 // (dist/esm/smtp-connection.js); packages/reception/test/listener-guard.test.ts pins the behaviour.
 import type { Socket } from 'node:net'
@@ -26,6 +26,12 @@ export type SmtpConnection = {
   _dataStream: unknown
   _parser: { _dataMode: boolean; dataBytes: number } | null
   _onClose(): void
+  /** Starts the session: sets the socket's listeners, then greets after smtp-server's fixed pause. */
+  init(): void
+  /** Sends the greeting; from then on the client may speak. */
+  connectionReady(): void
+  _setListeners(callback: () => void): void
+  _server: { options: { maxClients?: number }; connections: Set<unknown> }
 }
 
 /** Runs `fn` on every new connection of `server`, before its session starts. */

@@ -9,21 +9,11 @@
 // SMTPServer#connect calls it, with the library's own body and our delay. Checked against
 // smtp-server 3.21 (dist/esm/smtp-connection.js, init()); the ingress tests pin the behaviour.
 import type { SMTPServer } from 'smtp-server'
-
-type Connection = {
-  init(): void
-  connectionReady(): void
-  send(code: number, text: string, commandName: boolean): void
-  name: string
-  _setListeners(callback: () => void): void
-  _server: { options: { maxClients?: number }; connections: Set<unknown> }
-}
+import { onEachConnection, type SmtpConnection } from '@facteur/reception'
 
 export function setGreetingDelay(server: SMTPServer, delayMs: number): void {
-  const connections = (server as unknown as { connections: Set<Connection> }).connections
-  const add = connections.add.bind(connections)
-  connections.add = (connection: Connection) => {
-    connection.init = function (this: Connection) {
+  onEachConnection(server, (connection) => {
+    connection.init = function (this: SmtpConnection) {
       this._setListeners(() => {
         const max = this._server.options.maxClients
         if (max && this._server.connections.size > max)
@@ -34,6 +24,5 @@ export function setGreetingDelay(server: SMTPServer, delayMs: number): void {
         setTimeout(() => setImmediate(() => this.connectionReady()), delayMs).unref()
       })
     }
-    return add(connection)
-  }
+  })
 }
