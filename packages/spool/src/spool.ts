@@ -36,7 +36,7 @@ export type ActiveMessage = {
   open(): Readable
   /** The same bytes in one buffer (one read of the data file, kept for the attempt's later calls). */
   read(): Promise<Buffer>
-  /** Rewrites the envelope durably (after each recipient's outcome); concurrent calls share writes. */
+  /** Rewrites the envelope durably (delivery: once per attempt, with its outcomes); concurrent calls share writes. */
   save(): Promise<void>
   /** Every recipient is final: the message leaves the spool (the envelope's removal is fsync'd). */
   finish(): Promise<void>
