@@ -142,7 +142,9 @@ test(
     assert.deepEqual(failedLines, [], 'no recipient failed: deferred only')
     assert.equal(bounces.length, 0, 'no bounce to the sender')
     assert.ok(deferred > 0, 'attempts were deferred while the MX was away')
-    assert.ok(unreadable > 0, 'garbled replies were deferred as unreadable')
+    // How many garbled replies an attempt meets in the 10 s of garbage depends on timing (a timed-out
+    // host is marked down for a while): 0 in one CI run of three. The count is in the row; that a
+    // garbled reply code is deferred as unreadable is asserted in services/delivery/test/smtp-reply.test.ts.
     // Only transactions frozen by the SIGSTOP after the MX stored them can arrive twice: at most
     // one per connection to the MX.
     assert.ok(duplicated.length <= CONCURRENCY, `duplicates beyond the lost-250 window: ${JSON.stringify(duplicated)}`)
