@@ -18,7 +18,7 @@ export type QueueEntry = { id: string; state: 'queue' | 'active' | 'hold'; envel
 
 export type MessageWriter = {
   readonly id: string
-  /** The temporary file being written (readable by a content filter before commit). */
+  /** The data file being written (readable by a content filter before commit; not queued until then). */
   readonly path: string
   /** Appends message bytes to the temporary data file. */
   write(chunk: Buffer): Promise<void>
@@ -26,7 +26,7 @@ export type MessageWriter = {
   readonly size: number
   /** Makes the message durable and visible to delivery; only then may the 250 be sent. */
   commit(envelope: Omit<Envelope, 'version' | 'id' | 'size'>): Promise<Envelope>
-  /** Drops the temporary file (a refused or broken transaction). */
+  /** Drops the data file (a refused or broken transaction). */
   abort(): Promise<void>
 }
 
@@ -122,8 +122,14 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
 
   async function begin(now = Date.now()): Promise<MessageWriter> {
     const id = newQueueId(now)
-    const tmp = p('tmp', id)
-    const fh = await fs.open(tmp, 'wx', 0o600)
+    // The data file is made where it stays, in data/: no rename at commit. It counts for nothing
+    // until its envelope lands in queue/ (recover() removes a stale one left without). The fsync
+    // of data/ that makes its name durable starts now (grouped with other transactions'), so it
+    // has usually finished by the end of DATA and costs the 250 no wait.
+    const file = p('data', id)
+    const fh = await fs.open(file, 'wx', 0o600)
+    const named = syncers.data.sync()
+    named.catch(() => undefined) // awaited, with its error, by commit()
     let size = 0
     let closed = false
     const close = async (): Promise<void> => {
@@ -134,7 +140,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     }
     return {
       id,
-      path: tmp,
+      path: file,
       get size() {
         return size
       },
@@ -145,18 +151,17 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       },
       async commit(partial) {
         const envelope: Envelope = { version: 1, id, size, ...partial }
-        // The data's fsync, rename and data/ fsync run beside the envelope's write and fsync in
-        // tmp/ (two fsyncs in flight, not one after the other); the envelope's rename into
-        // queue/, the commit point, waits for both.
+        // The data's fsync and its name's (data/) run beside the envelope's write and fsync in
+        // tmp/ (fsyncs in flight together, not one after the other); the envelope's rename into
+        // queue/, the commit point, waits for all of them.
         const data = (async () => {
           try {
             await fh.sync()
           } finally {
             await close()
           }
-          await chown(tmp)
-          await fs.rename(tmp, p('data', id))
-          await syncers.data.sync()
+          await chown(file)
+          await named
         })()
         const staged = stageEnvelope(envelope)
         const [d, e] = await Promise.allSettled([data, staged])
@@ -170,7 +175,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       },
       async abort() {
         await close()
-        await fs.rm(tmp, { force: true })
+        await fs.rm(file, { force: true })
       },
     }
   }
