@@ -177,13 +177,27 @@ const fmt = (n: number | undefined, digits = 0): string => (n === undefined || N
 
 const postfixVersion = async (): Promise<string> => (await run('postconf', ['-d', '-h', 'mail_version'])).stdout.trim()
 
+/** The file system under the run. An ext4 without a journal (this machine's) makes each new
+ * inode skip those freed in the last seconds (the kernel's recently_deleted(), ext4/ialloc.c): a
+ * scan that grows with the files the servers delete, and a cost that swings (bench/README.md). */
+async function disk(): Promise<string> {
+  const mount = (await run('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', os.tmpdir()])).stdout.trim()
+  const [type, source = ''] = mount.split(/\s+/)
+  if (type !== 'ext4') return mount
+  const device = path.basename(source)
+  const journals = await fs.readdir('/proc/fs/jbd2').catch(() => [] as string[])
+  return journals.some((j) => j.startsWith(`${device}-`))
+    ? `${mount}, with a journal`
+    : `${mount}, without a journal: inode allocation skips recently deleted inodes, see bench/README.md`
+}
+
 async function machine(): Promise<string> {
   const cpu = os.cpus()[0]?.model ?? 'unknown'
   return [
     `- CPU: ${os.cpus().length} × ${cpu} (nproc ${(await run('nproc', [])).stdout.trim()})`,
     `- memory: ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB; load average at the start ${startLoad.map((l) => l.toFixed(1)).join(' ')} (other jobs share the machine: ratios within a row are the result)`,
     `- kernel: ${os.release()}; Node ${process.version}; Postfix ${await postfixVersion()}`,
-    `- disk: the spool, Postfix's queue and both mail directories in ${os.tmpdir()} (${(await run('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', os.tmpdir()])).stdout.trim()})`,
+    `- disk: the spool, Postfix's queue and both mail directories in ${os.tmpdir()} (${await disk()})`,
   ].join('\n')
 }
 

@@ -79,7 +79,15 @@ export async function startAppliance(opts: ApplianceOptions = {}): Promise<Appli
   let out = ''
   const supervisor = spawn(
     process.execPath,
-    ['--import', 'tsx', '--conditions=source', path.join(ROOT, 'services/supervisor/src/main.ts')],
+    // FACTEUR_NODE_ARGS: node options for the supervisor and, through its execArgv, every service
+    // (`--cpu-prof --cpu-prof-dir=DIR` profiles a run: bench/README.md).
+    [
+      ...(process.env.FACTEUR_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      '--import',
+      'tsx',
+      '--conditions=source',
+      path.join(ROOT, 'services/supervisor/src/main.ts'),
+    ],
     {
       cwd: ROOT,
       env,
