@@ -54,7 +54,7 @@ export async function filterBench(opts: {
     out.push('## Filters on (clamd + spamd): Facteur against the engines called directly')
     out.push('')
     out.push(
-      `${total} messages per run, 2 KB, 1 recipient, connection reused; the direct runs send the same messages to clamd (INSTREAM) and spamd (CHECK) in parallel, as the filter does. Two rounds, alternated.`,
+      `${total} messages per run, 2 KB, 1 recipient, connection reused; the direct runs send the same messages to clamd (INSTREAM) and spamd (SYMBOLS) in parallel, with the same client code as the filter. Two rounds, alternated.`,
     )
     out.push('')
     out.push('| sessions | round | direct msg/s | Facteur msg/s (250 received) | Facteur p50 / p99 ms | Facteur vs direct |')
