@@ -66,7 +66,12 @@ export async function receiveMessage(opts: {
     if (storeError) throw storeError
     const headers = gate.headers ?? []
     const draft = opts.envelope(writer.id, headers)
-    if (opts.inspect) await opts.inspect(writer, headers, draft)
+    if (opts.inspect) {
+      // The bytes are final: their fsync runs while the content filter scans them (its error, if
+      // any, comes back from commit()).
+      writer.sync().catch(() => undefined)
+      await opts.inspect(writer, headers, draft)
+    }
     const envelope = await writer.commit(draft)
     return { envelope, headers }
   } catch (err) {

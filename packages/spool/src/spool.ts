@@ -24,6 +24,11 @@ export type MessageWriter = {
   write(chunk: Buffer): Promise<void>
   /** Bytes written so far. */
   readonly size: number
+  /**
+   * The bytes are all written: fsyncs the data file and its name (data/), once. commit() does it
+   * anyway; called earlier, it runs while something else does (the content filter's scan).
+   */
+  sync(): Promise<void>
   /** Makes the message durable and visible to delivery; only then may the 250 be sent. */
   commit(envelope: Omit<Envelope, 'version' | 'id' | 'size'>): Promise<Envelope>
   /** Drops the data file (a refused or broken transaction). */
@@ -138,6 +143,17 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         await fh.close()
       }
     }
+    let synced: Promise<void> | null = null
+    const sync = (): Promise<void> =>
+      (synced ??= (async () => {
+        try {
+          await fh.sync()
+        } finally {
+          await close()
+        }
+        await chown(file)
+        await named
+      })())
     return {
       id,
       path: file,
@@ -149,20 +165,13 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         // writeFile() writes all of it from the current position (write() may stop short on a full disk).
         await fh.writeFile(chunk)
       },
+      sync,
       async commit(partial) {
         const envelope: Envelope = { version: 1, id, size, ...partial }
         // The data's fsync and its name's (data/) run beside the envelope's write and fsync in
-        // tmp/ (fsyncs in flight together, not one after the other); the envelope's rename into
-        // queue/, the commit point, waits for all of them.
-        const data = (async () => {
-          try {
-            await fh.sync()
-          } finally {
-            await close()
-          }
-          await chown(file)
-          await named
-        })()
+        // tmp/ (fsyncs in flight together, not one after the other), unless sync() already ran
+        // them; the envelope's rename into queue/, the commit point, waits for all of them.
+        const data = sync()
         const staged = stageEnvelope(envelope)
         const [d, e] = await Promise.allSettled([data, staged])
         if (d.status === 'rejected' || e.status === 'rejected') {
