@@ -74,7 +74,6 @@ export async function totalRestarts(a: Appliance): Promise<number> {
   return Object.values(body.services).reduce((n, s) => n + s.restarts, 0)
 }
 
-/** Every envelope in the spool (queue/, active/, hold/), parsed. */
 /**
  * Waits (at most timeoutMs) until the spool holds no message, then a second more: what reads the
  * mailboxes or the MX's dump files afterwards sees no file half-written (smtp-sink creates its
@@ -86,6 +85,7 @@ export async function spoolSettled(spoolDir: string, timeoutMs = 30_000): Promis
   await new Promise((r) => setTimeout(r, 1000))
 }
 
+/** Every envelope in the spool (queue/, active/, hold/), parsed. */
 export async function spoolEnvelopes(
   spoolDir: string,
 ): Promise<{ id: string; sender: string; recipients: { address: string; status: string }[] }[]> {

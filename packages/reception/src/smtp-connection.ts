@@ -1,7 +1,8 @@
 // The parts of smtp-server's per-connection object (SMTPConnection, not in its typings) that the
-// reply and deadline guards and the ingress's greeting delay use, and the one place they reach it: every connection as SMTPServer
-// adds it to its `connections` set, before `init()` runs. Checked against smtp-server 3.21
-// (dist/esm/smtp-connection.js); packages/reception/test/listener-guard.test.ts pins the behaviour.
+// reply and deadline guards and the ingress's greeting delay use, and the one place they reach
+// it: every connection as SMTPServer adds it to its `connections` set, before `init()` runs.
+// Checked against smtp-server 3.21 (dist/esm/smtp-connection.js);
+// packages/reception/test/listener-guard.test.ts pins the behaviour.
 import type { Socket } from 'node:net'
 import type { SMTPServer } from 'smtp-server'
 

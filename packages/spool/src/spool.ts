@@ -20,7 +20,7 @@ export type MessageWriter = {
   readonly id: string
   /** The data file being written (readable by a content filter before commit; not queued until then). */
   readonly path: string
-  /** Appends message bytes to the temporary data file. */
+  /** Appends message bytes to the data file. */
   write(chunk: Buffer): Promise<void>
   /** Bytes written so far. */
   readonly size: number
