@@ -3,17 +3,21 @@
 // runs share the next. Concurrent deliveries into one Maildir's new/ then cost one or two
 // fsyncs instead of one each. (The spool has its own for its five directories: a mailbox
 // writer does not depend on the queue.)
-import fs from 'node:fs/promises'
+import fs from 'node:fs'
+import { promisify } from 'node:util'
+
+const fsync = promisify(fs.fsync)
 
 type Group = { running: Promise<void> | null; next: Promise<void> | null }
 const groups = new Map<string, Group>()
 
 async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r')
+  // open and close on the main thread (microseconds); the fsync, which waits for the disk, in libuv's pool.
+  const fd = fs.openSync(dir, 'r')
   try {
-    await fh.sync()
+    await fsync(fd)
   } finally {
-    await fh.close()
+    fs.closeSync(fd)
   }
 }
 

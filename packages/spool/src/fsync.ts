@@ -1,6 +1,7 @@
 // Directory fsync with group commit: every caller is covered by an fsync that started after
 // its call, and callers that arrive while one runs share the next one.
-import fs from 'node:fs/promises'
+import fs from 'node:fs'
+import { fsyncFd } from './file.js'
 
 export class DirSyncer {
   private running: Promise<void> | null = null
@@ -22,11 +23,11 @@ export class DirSyncer {
   }
 
   private async run(): Promise<void> {
-    const fh = await fs.open(this.dir, 'r')
+    const fd = fs.openSync(this.dir, 'r')
     try {
-      await fh.sync()
+      await fsyncFd(fd)
     } finally {
-      await fh.close()
+      fs.closeSync(fd)
     }
   }
 }

@@ -1,10 +1,11 @@
 // The spool's directories and the moves between them. Every move is a rename(2) inside one
 // filesystem, so each file is either wholly in a directory or not there at all.
 import fs from 'node:fs/promises'
-import { createReadStream } from 'node:fs'
+import fss, { createReadStream } from 'node:fs'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { DirSyncer } from './fsync.js'
+import { fsyncFd, unlinkIfThere, writeAll } from './file.js'
 import { QUEUE_ID, newQueueId, type Envelope } from './envelope.js'
 
 const DIRS = ['tmp', 'data', 'queue', 'active', 'hold'] as const
@@ -96,23 +97,23 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
   /** Writes the envelope's JSON to a file in tmp/ and fsyncs it; returns its path. */
   async function stageEnvelope(envelope: Envelope): Promise<string> {
     const tmp = p('tmp', `${envelope.id}.json.${process.pid}.${Math.random().toString(36).slice(2)}`)
-    const fh = await fs.open(tmp, 'wx', 0o600)
+    const fd = fss.openSync(tmp, 'wx', 0o600)
     try {
-      await fh.writeFile(JSON.stringify(envelope))
-      await fh.sync()
+      writeAll(fd, Buffer.from(JSON.stringify(envelope)))
+      await fsyncFd(fd)
     } catch (err) {
-      await fh.close()
-      await fs.rm(tmp, { force: true })
+      fss.closeSync(fd)
+      unlinkIfThere(tmp)
       throw err
     }
-    await fh.close()
+    fss.closeSync(fd)
     await chown(tmp)
     return tmp
   }
 
   /** Renames a staged envelope to `to` and fsyncs that directory. */
   async function placeEnvelope(tmp: string, id: string, to: Dir): Promise<void> {
-    await fs.rename(tmp, p(to, `${id}.json`))
+    fss.renameSync(tmp, p(to, `${id}.json`))
     await syncers[to].sync()
   }
 
@@ -122,7 +123,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
   }
 
   async function readEnvelope(file: string): Promise<Envelope> {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as Envelope
+    return JSON.parse(fss.readFileSync(file, 'utf8')) as Envelope
   }
 
   async function begin(now = Date.now()): Promise<MessageWriter> {
@@ -132,24 +133,24 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     // of data/ that makes its name durable starts now (grouped with other transactions'), so it
     // has usually finished by the end of DATA and costs the 250 no wait.
     const file = p('data', id)
-    const fh = await fs.open(file, 'wx', 0o600)
+    const fd = fss.openSync(file, 'wx', 0o600)
     const named = syncers.data.sync()
     named.catch(() => undefined) // awaited, with its error, by commit()
     let size = 0
     let closed = false
-    const close = async (): Promise<void> => {
+    const close = (): void => {
       if (!closed) {
         closed = true
-        await fh.close()
+        fss.closeSync(fd)
       }
     }
     let synced: Promise<void> | null = null
     const sync = (): Promise<void> =>
       (synced ??= (async () => {
         try {
-          await fh.sync()
+          await fsyncFd(fd)
         } finally {
-          await close()
+          close()
         }
         await chown(file)
         await named
@@ -161,9 +162,10 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         return size
       },
       async write(chunk) {
+        // Never through a closed descriptor: its number may belong to another file by now.
+        if (closed) throw new Error(`${file} is already closed`)
         size += chunk.length
-        // writeFile() writes all of it from the current position (write() may stop short on a full disk).
-        await fh.writeFile(chunk)
+        writeAll(fd, chunk)
       },
       sync,
       async commit(partial) {
@@ -175,7 +177,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         const staged = stageEnvelope(envelope)
         const [d, e] = await Promise.allSettled([data, staged])
         if (d.status === 'rejected' || e.status === 'rejected') {
-          if (e.status === 'fulfilled') await fs.rm(e.value, { force: true })
+          if (e.status === 'fulfilled') unlinkIfThere(e.value)
           throw d.status === 'rejected' ? d.reason : (e as PromiseRejectedResult).reason
         }
         await placeEnvelope(e.value, id, 'queue')
@@ -183,8 +185,8 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         return envelope
       },
       async abort() {
-        await close()
-        await fs.rm(file, { force: true })
+        close()
+        unlinkIfThere(file)
       },
     }
   }
@@ -223,9 +225,10 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         )
       },
       read() {
-        content ??= fs
-          .readFile(p('data', id))
-          .then((data) => (envelope.prepend ? Buffer.concat([Buffer.from(envelope.prepend), data]) : data))
+        content ??= (async () => {
+          const data = fss.readFileSync(p('data', id))
+          return envelope.prepend ? Buffer.concat([Buffer.from(envelope.prepend), data]) : data
+        })()
         content.catch(() => (content = null)) // a failed read is tried again by the next call
         return content
       },
@@ -233,26 +236,20 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       async finish() {
         // The envelope goes first, durably (delivery may skip recording a last outcome and rely
         // on this): a crash between the two leaves orphan data, which recover() removes.
-        await unlink(p('active', `${id}.json`))
+        unlinkIfThere(p('active', `${id}.json`))
         await syncers.active.sync()
-        await unlink(p('data', id))
+        unlinkIfThere(p('data', id))
         nextAttemptCache.delete(id)
       },
       async release(nextAttempt) {
         envelope.nextAttempt = nextAttempt
         await writeEnvelope(envelope, 'active')
-        await fs.rename(p('active', `${id}.json`), p('queue', `${id}.json`))
+        fss.renameSync(p('active', `${id}.json`), p('queue', `${id}.json`))
         await syncers.queue.sync()
         nextAttemptCache.set(id, nextAttempt)
       },
     }
   }
-
-  /** unlink(2), already gone is fine (fs.rm's force costs an lstat and more per file). */
-  const unlink = (file: string): Promise<void> =>
-    fs.unlink(file).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err
-    })
 
   const queueIds = (names: string[]): string[] =>
     names
@@ -264,7 +261,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
 
   async function move(id: string, from: Dir, to: Dir): Promise<boolean> {
     try {
-      await fs.rename(p(from, `${id}.json`), p(to, `${id}.json`))
+      fss.renameSync(p(from, `${id}.json`), p(to, `${id}.json`))
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
       throw err
@@ -313,7 +310,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     },
     async claim(id) {
       try {
-        await fs.rename(p('queue', `${id}.json`), p('active', `${id}.json`))
+        fss.renameSync(p('queue', `${id}.json`), p('active', `${id}.json`))
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
         throw err
