@@ -114,7 +114,7 @@ for (const format of ['mbox', 'maildir'] as const) {
   })
 }
 
-test("strace shows the data fsync'd where it was made, the envelope fsync'd and renamed, and their directories fsync'd, before the 250", async (t) => {
+test("strace shows the message and its envelope written to one file, fsync'd, renamed into queue/ and queue/ fsync'd, before the 250", async (t) => {
   const dir = await fs.mkdtemp('/tmp/facteur-strace-')
   for (const d of ['config', 'spool', 'mail']) await fs.mkdir(path.join(dir, d))
   await fs.writeFile(path.join(dir, 'config', 'users'), 'alice@ours.example:{PLAIN}pw\n')
@@ -172,24 +172,18 @@ test("strace shows the data fsync'd where it was made, the envelope fsync'd and 
   await new Promise((res) => child.once('exit', res))
   const lines = (await fs.readFile(trace, 'utf8')).split('\n')
   const at = (re: RegExp): number => lines.findIndex((l) => re.test(l))
-  // The data file is made in data/ (openat with O_CREAT) and fsync'd; data/ is fsync'd after it was made.
-  const dataCreate = at(new RegExp(`open\\w*\\(.*spool/data/${id}".*O_CREAT`))
-  const dataSync = at(new RegExp(`fsync\\(\\d+<[^>]*/spool/data/${id}>`))
-  const dataDirSync = lines.findIndex((l, i) => i > dataCreate && /fsync\(\d+<[^>]*\/spool\/data>/.test(l))
-  const envRename = at(new RegExp(`rename\\w*\\(.*spool/tmp/${id}\\.json.*spool/queue/${id}\\.json"`))
-  const envSync = lines.findIndex((l, i) => i < envRename && new RegExp(`fsync\\(\\d+<[^>]*/spool/tmp/${id}\\.json`).test(l))
-  const queueDirSync = lines.findIndex((l, i) => i > envRename && /fsync\(\d+<[^>]*\/spool\/queue>/.test(l))
+  // The message file is made in data/ (openat with O_CREAT), the message then its envelope are
+  // written to it, it is fsync'd, renamed into queue/, and queue/ is fsync'd: all before the 250.
+  const create = at(new RegExp(`open\\w*\\(.*spool/data/${id}".*O_CREAT`))
+  const envWrite = at(new RegExp(`write\\(\\d+<[^>]*/spool/data/${id}>, "\\{\\\\"version\\\\":1,\\\\"id\\\\":\\\\"${id}`))
+  const fileSync = lines.findIndex((l, i) => i > envWrite && new RegExp(`fsync\\(\\d+<[^>]*/spool/data/${id}>`).test(l))
+  const rename = at(new RegExp(`rename\\w*\\(.*spool/data/${id}".*spool/queue/${id}"`))
+  const queueDirSync = lines.findIndex((l, i) => i > rename && /fsync\(\d+<[^>]*\/spool\/queue>/.test(l))
   const reply = at(new RegExp(`write\\w*\\(.*250 2\\.0\\.0 Ok: queued as ${id}`))
-  const order = { dataCreate, dataSync, dataDirSync, envSync, envRename, queueDirSync, reply }
+  const order = { create, envWrite, fileSync, rename, queueDirSync, reply }
   for (const [k, v] of Object.entries(order)) assert.ok(v >= 0, `${k} not found in the trace`)
   assert.ok(
-    dataCreate < dataSync &&
-      dataSync < envRename &&
-      dataCreate < dataDirSync &&
-      dataDirSync < envRename &&
-      envSync < envRename &&
-      envRename < queueDirSync &&
-      queueDirSync < reply,
+    create < envWrite && envWrite < fileSync && fileSync < rename && rename < queueDirSync && queueDirSync < reply,
     JSON.stringify(order),
   )
 })

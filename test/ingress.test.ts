@@ -5,6 +5,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import net from 'node:net'
 import tls from 'node:tls'
+import { openSpool } from '@facteur/spool'
 import { startAppliance, type Appliance } from './support/appliance.js'
 import { smtpSession, sendMail } from './support/smtp-session.js'
 import { swaks, lastReply } from './support/swaks.js'
@@ -207,11 +208,7 @@ test('expands aliases recursively, delivering once per final mailbox, and refuse
   assert.equal((await readMbox(mbox('alice'))).filter((m) => m.includes(id)).length, 1)
   assert.equal((await readMbox(mbox('alice'))).length, before + 1)
   // the external target waits in the queue for outbound delivery
-  const env = JSON.parse(
-    await fs
-      .readFile(path.join(mx.spoolDir, 'queue', `${id}.json`), 'utf8')
-      .catch(() => fs.readFile(path.join(mx.spoolDir, 'active', `${id}.json`), 'utf8')),
-  )
+  const env = (await (await openSpool(mx.spoolDir)).list()).find((e) => e.id === id)!.envelope
   assert.deepEqual(env.recipients.map((r: { address: string }) => r.address).sort(), [
     'alice@ours.example',
     'bob@ours.example',

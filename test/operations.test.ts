@@ -8,6 +8,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import bcrypt from 'bcryptjs'
 import { SMTPServer } from 'smtp-server'
+import { openSpool } from '@facteur/spool'
 import { startAppliance, readPorts, ROOT, type Appliance } from './support/appliance.js'
 import { applianceHealth, httpGet, servicePid, waitForRestart } from './support/supervisor.js'
 import { smtpSession, sendMail, dataBytes } from './support/smtp-session.js'
@@ -462,9 +463,8 @@ test('SIGTERM drains: a message half sent is accepted and kept, new connections 
 
   // On disk: delivered to the mailbox, or still queued (delivery was stopping too), whole either way.
   const delivered = (await readMbox(path.join(mx.mailDir, 'alice'))).filter((m) => m.includes(`id ${id}`))
-  const queued = await fs.readFile(path.join(mx.spoolDir, 'data', id), 'latin1').catch(() => null)
+  const queued = (await (await openSpool(mx.spoolDir)).content(id))?.toString('latin1') ?? null
   assert.ok(delivered.length === 1 || queued !== null, `message ${id} neither delivered nor queued`)
-  if (queued !== null) await fs.access(path.join(mx.spoolDir, 'queue', `${id}.json`))
   const text = delivered[0] ?? queued!
   assert.equal(text.split('A line of the message that was in flight').length - 1, 2000)
 })

@@ -4,6 +4,7 @@ import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { openSpool } from '@facteur/spool'
 import type { Appliance } from '../support/appliance.js'
 import { applianceHealth } from '../support/supervisor.js'
 
@@ -85,27 +86,11 @@ export async function spoolSettled(spoolDir: string, timeoutMs = 30_000): Promis
   await new Promise((r) => setTimeout(r, 1000))
 }
 
-/** Every envelope in the spool (queue/, active/, hold/), parsed. */
+/** Every envelope in the spool (queue/, active/, hold/). */
 export async function spoolEnvelopes(
   spoolDir: string,
 ): Promise<{ id: string; sender: string; recipients: { address: string; status: string }[] }[]> {
-  const out = []
-  for (const d of ['queue', 'active', 'hold']) {
-    let names: string[] = []
-    try {
-      names = await fsp.readdir(path.join(spoolDir, d))
-    } catch {
-      continue
-    }
-    for (const n of names.filter((x) => x.endsWith('.json'))) {
-      try {
-        out.push(JSON.parse(await fsp.readFile(path.join(spoolDir, d, n), 'utf8')))
-      } catch {
-        // moved between readdir and read
-      }
-    }
-  }
-  return out
+  return (await (await openSpool(spoolDir)).list()).map((e) => e.envelope)
 }
 
 /** HOSTILE_SCALE=full runs the full loads; the default is what fits the CI budget. */

@@ -1,11 +1,13 @@
-// The spool's directories and the moves between them. Every move is a rename(2) inside one
-// filesystem, so each file is either wholly in a directory or not there at all.
+// The spool's directories and the moves between them: one file per message (its bytes, then its
+// envelope: message-file.ts). Every move is a rename(2) inside one filesystem, so each file is
+// either wholly in a directory or not there at all.
 import fs from 'node:fs/promises'
 import fss, { createReadStream } from 'node:fs'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { DirSyncer } from './fsync.js'
 import { fsyncFd, unlinkIfThere, writeAll } from './file.js'
+import { envelopeRecord, lastEnvelope, readEnvelopeFile } from './message-file.js'
 import { QUEUE_ID, newQueueId, type Envelope } from './envelope.js'
 
 const DIRS = ['tmp', 'data', 'queue', 'active', 'hold'] as const
@@ -26,8 +28,8 @@ export type MessageWriter = {
   /** Bytes written so far. */
   readonly size: number
   /**
-   * The bytes are all written: fsyncs the data file and its name (data/), once. commit() does it
-   * anyway; called earlier, it runs while something else does (the content filter's scan).
+   * The bytes are all written: fsyncs them, once. Called before commit(), it runs while something
+   * else does (the content filter's scan), and commit()'s own fsync has only the envelope left.
    */
   sync(): Promise<void>
   /** Makes the message durable and visible to delivery; only then may the 250 be sent. */
@@ -42,9 +44,9 @@ export type ActiveMessage = {
   open(): Readable
   /** The same bytes in one buffer (one read of the data file, kept for the attempt's later calls). */
   read(): Promise<Buffer>
-  /** Rewrites the envelope durably (delivery: once per attempt, with its outcomes); concurrent calls share writes. */
+  /** Records the envelope durably (appended to the file; delivery: once per attempt, with its outcomes); concurrent calls share writes. */
   save(): Promise<void>
-  /** Every recipient is final: the message leaves the spool (the envelope's removal is fsync'd). */
+  /** Every recipient is final: the message leaves the spool (its removal is fsync'd). */
   finish(): Promise<void>
   /** Some recipients remain: back to the queue for the next attempt. */
   release(nextAttempt: number): Promise<void>
@@ -59,9 +61,11 @@ export type Spool = {
   due(now?: number): Promise<string[]>
   /** Claims a queued message for one worker (rename queue -> active); null if another won. */
   claim(id: string): Promise<ActiveMessage | null>
-  /** After a crash: active/ back to queue/, leftovers in tmp/ and orphan data removed. */
-  recover(): Promise<{ requeued: number; removed: number }>
+  /** After a crash: active/ back to queue/, leftovers in tmp/ and data/ removed; a spool of the two-file layout converted. */
+  recover(): Promise<{ requeued: number; removed: number; converted: number }>
   list(): Promise<QueueEntry[]>
+  /** A queued message's stored bytes (without its envelope or prepended headers); null once it has gone. */
+  content(id: string): Promise<Buffer | null>
   hold(id: string): Promise<boolean>
   release(id: string): Promise<boolean>
   remove(id: string): Promise<boolean>
@@ -94,48 +98,26 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     await fs.chown(file, owner.uid, owner.gid ?? owner.uid)
   }
 
-  /** Writes the envelope's JSON to a file in tmp/ and fsyncs it; returns its path. */
-  async function stageEnvelope(envelope: Envelope): Promise<string> {
-    const tmp = p('tmp', `${envelope.id}.json.${process.pid}.${Math.random().toString(36).slice(2)}`)
-    const fd = fss.openSync(tmp, 'wx', 0o600)
+  const readEnvelope = async (d: Dir, id: string): Promise<Envelope> => readEnvelopeFile(p(d, id), id)
+
+  /** Appends the envelope's new state to its message file and fsyncs it. */
+  async function appendEnvelope(file: string, envelope: Envelope): Promise<void> {
+    // O_APPEND without O_CREAT: a file that has gone (removed meanwhile) is an error, not a new file.
+    const fd = fss.openSync(file, fss.constants.O_WRONLY | fss.constants.O_APPEND)
     try {
-      writeAll(fd, Buffer.from(JSON.stringify(envelope)))
+      writeAll(fd, envelopeRecord(envelope, fss.fstatSync(fd).size))
       await fsyncFd(fd)
-    } catch (err) {
+    } finally {
       fss.closeSync(fd)
-      unlinkIfThere(tmp)
-      throw err
     }
-    fss.closeSync(fd)
-    await chown(tmp)
-    return tmp
-  }
-
-  /** Renames a staged envelope to `to` and fsyncs that directory. */
-  async function placeEnvelope(tmp: string, id: string, to: Dir): Promise<void> {
-    fss.renameSync(tmp, p(to, `${id}.json`))
-    await syncers[to].sync()
-  }
-
-  /** Writes JSON to tmp, fsyncs it, and renames it to `to` (then fsyncs the target directory). */
-  async function writeEnvelope(envelope: Envelope, to: Dir): Promise<void> {
-    await placeEnvelope(await stageEnvelope(envelope), envelope.id, to)
-  }
-
-  async function readEnvelope(file: string): Promise<Envelope> {
-    return JSON.parse(fss.readFileSync(file, 'utf8')) as Envelope
   }
 
   async function begin(now = Date.now()): Promise<MessageWriter> {
     const id = newQueueId(now)
-    // The data file is made where it stays, in data/: no rename at commit. It counts for nothing
-    // until its envelope lands in queue/ (recover() removes a stale one left without). The fsync
-    // of data/ that makes its name durable starts now (grouped with other transactions'), so it
-    // has usually finished by the end of DATA and costs the 250 no wait.
+    // The file is made in data/ and renamed into queue/ at commit: until then it counts for
+    // nothing (recover() removes a stale one), and only queue/ needs an fsync for its name.
     const file = p('data', id)
     const fd = fss.openSync(file, 'wx', 0o600)
-    const named = syncers.data.sync()
-    named.catch(() => undefined) // awaited, with its error, by commit()
     let size = 0
     let closed = false
     const close = (): void => {
@@ -145,16 +127,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       }
     }
     let synced: Promise<void> | null = null
-    const sync = (): Promise<void> =>
-      (synced ??= (async () => {
-        try {
-          await fsyncFd(fd)
-        } finally {
-          close()
-        }
-        await chown(file)
-        await named
-      })())
+    const sync = (): Promise<void> => (synced ??= fsyncFd(fd))
     return {
       id,
       path: file,
@@ -169,18 +142,18 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       },
       sync,
       async commit(partial) {
+        if (closed) throw new Error(`${file} is already closed`)
         const envelope: Envelope = { version: 1, id, size, ...partial }
-        // The data's fsync and its name's (data/) run beside the envelope's write and fsync in
-        // tmp/ (fsyncs in flight together, not one after the other), unless sync() already ran
-        // them; the envelope's rename into queue/, the commit point, waits for all of them.
-        const data = sync()
-        const staged = stageEnvelope(envelope)
-        const [d, e] = await Promise.allSettled([data, staged])
-        if (d.status === 'rejected' || e.status === 'rejected') {
-          if (e.status === 'fulfilled') unlinkIfThere(e.value)
-          throw d.status === 'rejected' ? d.reason : (e as PromiseRejectedResult).reason
-        }
-        await placeEnvelope(e.value, id, 'queue')
+        // An fsync of the bytes begun before (sync(), during the content filter's scan) must
+        // have succeeded; the one after the envelope's append covers whatever it did not.
+        await synced
+        writeAll(fd, envelopeRecord(envelope, size))
+        await fsyncFd(fd)
+        close()
+        await chown(file)
+        // The commit point: the whole file, fsync'd, gets its name in queue/, which is fsync'd.
+        fss.renameSync(file, p('queue', id))
+        await syncers.queue.sync()
         nextAttemptCache.set(id, envelope.nextAttempt)
         return envelope
       },
@@ -193,7 +166,8 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
 
   function active(envelope: Envelope): ActiveMessage {
     const id = envelope.id
-    // Group commit of envelope rewrites: a save() that arrives while one is being written waits
+    const file = p('active', id)
+    // Group commit of envelope appends: a save() that arrives while one is being written waits
     // for the next write, which serializes the envelope after the call (so it holds the caller's
     // change); callers arriving meanwhile share that write.
     let saving: Promise<void> | null = null
@@ -201,7 +175,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     let content: Promise<Buffer> | null = null
     const save = (): Promise<void> => {
       if (nextSave) return nextSave
-      const start = (): Promise<void> => (saving = writeEnvelope(envelope, 'active').finally(() => (saving = null)))
+      const start = (): Promise<void> => (saving = appendEnvelope(file, envelope).finally(() => (saving = null)))
       if (!saving) return start()
       nextSave = saving
         .catch(() => undefined)
@@ -215,7 +189,9 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       envelope,
       open() {
         const prepend = envelope.prepend ? Buffer.from(envelope.prepend) : null
-        const data = createReadStream(p('data', id), { highWaterMark: 256 * 1024 })
+        // The message's bytes only: the envelopes after them are not part of it.
+        const data =
+          envelope.size > 0 ? createReadStream(file, { start: 0, end: envelope.size - 1, highWaterMark: 256 * 1024 }) : Readable.from([])
         if (!prepend) return data
         return Readable.from(
           (async function* () {
@@ -226,7 +202,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       },
       read() {
         content ??= (async () => {
-          const data = fss.readFileSync(p('data', id))
+          const data = fss.readFileSync(file).subarray(0, envelope.size)
           return envelope.prepend ? Buffer.concat([Buffer.from(envelope.prepend), data]) : data
         })()
         content.catch(() => (content = null)) // a failed read is tried again by the next call
@@ -234,40 +210,64 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       },
       save,
       async finish() {
-        // The envelope goes first, durably (delivery may skip recording a last outcome and rely
-        // on this): a crash between the two leaves orphan data, which recover() removes.
-        unlinkIfThere(p('active', `${id}.json`))
+        // One unlink, made durable: delivery may skip recording a last outcome and rely on it.
+        unlinkIfThere(file)
         await syncers.active.sync()
-        unlinkIfThere(p('data', id))
         nextAttemptCache.delete(id)
       },
       async release(nextAttempt) {
         envelope.nextAttempt = nextAttempt
-        await writeEnvelope(envelope, 'active')
-        fss.renameSync(p('active', `${id}.json`), p('queue', `${id}.json`))
+        await save()
+        fss.renameSync(file, p('queue', id))
         await syncers.queue.sync()
         nextAttemptCache.set(id, nextAttempt)
       },
     }
   }
 
-  const queueIds = (names: string[]): string[] =>
-    names
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => f.slice(0, -5))
-      .filter((id) => QUEUE_ID.test(id))
-      .sort()
+  const queueIds = (names: string[]): string[] => names.filter((id) => QUEUE_ID.test(id)).sort()
   const ids = async (d: Dir): Promise<string[]> => queueIds(await fs.readdir(p(d)))
 
   async function move(id: string, from: Dir, to: Dir): Promise<boolean> {
     try {
-      fss.renameSync(p(from, `${id}.json`), p(to, `${id}.json`))
+      fss.renameSync(p(from, id), p(to, id))
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
       throw err
     }
     await syncers[to].sync()
     return true
+  }
+
+  /**
+   * Spools written before the one-file layout: an envelope `D/ID.json` beside `data/ID`. Each
+   * becomes `D/ID` (the data copied in tmp/, the envelope appended, fsync'd, renamed, D/
+   * fsync'd) before the old files go; a crash half-way converts it again at the next start.
+   */
+  async function convert(): Promise<number> {
+    let n = 0
+    for (const d of ['queue', 'active', 'hold'] as const)
+      for (const name of await fs.readdir(p(d))) {
+        const id = name.slice(0, -'.json'.length)
+        if (!name.endsWith('.json') || !QUEUE_ID.test(id)) continue
+        const envelope = JSON.parse(fss.readFileSync(p(d, name), 'utf8')) as Envelope
+        const tmp = p('tmp', `${id}.convert`)
+        try {
+          fss.copyFileSync(p('data', id), tmp)
+        } catch (err) {
+          // No data: nothing to deliver (the old layout removed the envelope first); left as it is.
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
+          throw err
+        }
+        envelope.size = fss.statSync(tmp).size
+        await appendEnvelope(tmp, envelope)
+        fss.renameSync(tmp, p(d, id))
+        await syncers[d].sync()
+        unlinkIfThere(p(d, name))
+        unlinkIfThere(p('data', id))
+        n++
+      }
+    return n
   }
 
   const spool: Spool = {
@@ -296,7 +296,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         if (next === undefined) {
           let e: Envelope
           try {
-            e = await readEnvelope(p('queue', `${id}.json`))
+            e = await readEnvelope('queue', id)
           } catch {
             continue // claimed or removed meanwhile
           }
@@ -309,69 +309,78 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       return out
     },
     async claim(id) {
+      // No fsync of active/: after a crash recover() puts active/ back in queue/ anyway.
       try {
-        fss.renameSync(p('queue', `${id}.json`), p('active', `${id}.json`))
+        fss.renameSync(p('queue', id), p('active', id))
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
         throw err
       }
       nextAttemptCache.delete(id)
       // The envelope due() just read, unless that listing is gone: only this service moves
-      // envelopes out of queue/ (mailctl's flush and release rewrite nothing but nextAttempt).
+      // messages out of queue/ (mailctl's flush and release append nothing but nextAttempt).
       const seen = dueEnvelopes.get(id)
       dueEnvelopes.delete(id)
-      return active(seen ?? (await readEnvelope(p('active', `${id}.json`))))
+      return active(seen ?? (await readEnvelope('active', id)))
     },
     async recover() {
+      const converted = await convert()
       let requeued = 0
       let removed = 0
       for (const id of await ids('active')) if (await move(id, 'active', 'queue')) requeued++
       // Only what is old: a receiving service may be writing or committing right now.
-      const stale = async (file: string): Promise<boolean> => {
+      const stale = (file: string): boolean => {
         try {
-          return (await fs.stat(file)).mtimeMs < Date.now() - STALE_MS
+          return fss.statSync(file).mtimeMs < Date.now() - STALE_MS
         } catch {
           return false
         }
       }
-      for (const f of await fs.readdir(p('tmp'))) {
-        if (!(await stale(p('tmp', f)))) continue
-        await fs.rm(p('tmp', f), { force: true })
-        removed++
-      }
-      const known = new Set([...(await ids('queue')), ...(await ids('active')), ...(await ids('hold'))])
-      for (const f of await fs.readdir(p('data'))) {
-        // A data file without an envelope is a commit cut short (or a finish cut short).
-        if (known.has(f) || !(await stale(p('data', f)))) continue
-        await fs.rm(p('data', f), { force: true })
-        removed++
-      }
-      return { requeued, removed }
+      // tmp/: removals and conversions cut short; data/: transactions cut short before commit.
+      for (const d of ['tmp', 'data'] as const)
+        for (const f of await fs.readdir(p(d))) {
+          if (!stale(p(d, f))) continue
+          await fs.rm(p(d, f), { force: true })
+          removed++
+        }
+      return { requeued, removed, converted }
     },
     async list() {
       const out: QueueEntry[] = []
       for (const state of ['active', 'queue', 'hold'] as const)
         for (const id of await ids(state)) {
           try {
-            out.push({ id, state, envelope: await readEnvelope(p(state, `${id}.json`)) })
+            out.push({ id, state, envelope: await readEnvelope(state, id) })
           } catch {
             // moved while listing
           }
         }
       return out.sort((a, b) => a.id.localeCompare(b.id))
     },
+    async content(id) {
+      for (const state of ['queue', 'active', 'hold'] as const) {
+        try {
+          const bytes = fss.readFileSync(p(state, id))
+          const found = lastEnvelope(bytes, 0, id)
+          if (found) return bytes.subarray(0, found.envelope.size)
+        } catch {
+          // not in this directory (or moved meanwhile)
+        }
+      }
+      return null
+    },
     hold: (id) => move(id, 'queue', 'hold'),
     async release(id) {
-      // Due now, written while still in hold/: once in queue/ a worker may claim it at once.
+      // Due now, recorded while still in hold/: once in queue/ a worker may claim it at once.
       let e: Envelope
       try {
-        e = await readEnvelope(p('hold', `${id}.json`))
+        e = await readEnvelope('hold', id)
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
         throw err
       }
       e.nextAttempt = 0
-      await writeEnvelope(e, 'hold')
+      await appendEnvelope(p('hold', id), e)
       nextAttemptCache.delete(id)
       return move(id, 'hold', 'queue')
     },
@@ -379,8 +388,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       for (const d of ['queue', 'hold'] as const) {
         // Claim it first, so that no worker can be delivering it while it goes.
         if (await move(id, d, 'tmp')) {
-          await fs.rm(p('tmp', `${id}.json`), { force: true })
-          await fs.rm(p('data', id), { force: true })
+          unlinkIfThere(p('tmp', id))
           nextAttemptCache.delete(id)
           return true
         }

@@ -18,7 +18,7 @@ const logger = createLogger({ service: SERVICE, level: config.log.level, format:
 try {
   const spool = await openSpool(config.spoolDir, { uid: config.mailbox.uid, gid: config.mailbox.gid })
   const recovered = await spool.recover()
-  if (recovered.requeued || recovered.removed) logger.info('recovered spool', recovered)
+  if (recovered.requeued || recovered.removed || recovered.converted) logger.info('recovered spool', recovered)
   const accounts = openAccounts({
     configDir: config.configDir,
     localDomains: config.localDomains,

@@ -2,8 +2,6 @@
 // an accepted message looks like in the spool.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import fs from 'node:fs/promises'
-import path from 'node:path'
 import { startTestSubmission, plain } from './harness.js'
 
 test('AUTH is neither offered nor accepted before STARTTLS, and MAIL there gets 530 5.7.0', async (t) => {
@@ -72,7 +70,7 @@ test('the envelope keeps the user and the DSN parameters; Received says ESMTPSA 
     /^Received: from client\.example \(\[127\.0\.0\.1\]\)\r\n\tby mx\.ours\.example \(Facteur\) with ESMTPSA id /,
   )
   assert.doesNotMatch(env.prepend ?? '', /alice|bob|carol|for </)
-  const data = await fs.readFile(path.join(sub.config.spoolDir, 'data', id))
+  const data = (await sub.spool.content(id))!
   assert.match(
     data.toString(),
     /^From: Alice <alice@ours\.example>\r\nSubject: hi\r\nDate: .+\r\nMessage-ID: <[^>]+@mx\.ours\.example>\r\n\r\nbody\r\n$/,

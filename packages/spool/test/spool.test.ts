@@ -1,0 +1,86 @@
+// The message file on disk: one file per message, its envelope appended at its end; an append
+// cut short falls back to the envelope before it; a spool of the two-file layout is converted.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { openSpool, type Envelope } from '@facteur/spool'
+
+const draft = (): Omit<Envelope, 'version' | 'id' | 'size'> => ({
+  sender: 'a@remote.example',
+  recipients: [{ address: 'alice@ours.example', original: 'alice@ours.example', status: 'pending', attempts: 0 }],
+  receivedAt: Date.now(),
+  nextAttempt: 0,
+  client: { ip: '127.0.0.1', helo: 'client.example', tls: false },
+  source: 'test',
+  prepend: 'Received: by test\r\n',
+})
+// A message that carries a forged trailer of its own: only our appended envelopes count.
+const body = 'Subject: hi\r\n\r\n{"version":1}\nFACTEUR-ENVELOPE 000000000000 0000000013\n'
+
+async function spoolDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'facteur-spool-'))
+  t.after(() => fs.rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+test('a committed message is one file in queue/: its bytes, then its envelope', async (t) => {
+  const dir = await spoolDir(t)
+  const spool = await openSpool(dir)
+  const e = await spool.enqueue(Buffer.from(body), draft())
+  assert.deepEqual(await fs.readdir(path.join(dir, 'queue')), [e.id])
+  assert.deepEqual(await fs.readdir(path.join(dir, 'data')), [])
+  const file = await fs.readFile(path.join(dir, 'queue', e.id), 'latin1')
+  assert.ok(file.startsWith(body))
+  assert.equal(e.size, body.length)
+  assert.equal((await spool.content(e.id))?.toString('latin1'), body)
+  const [id] = await spool.due()
+  const active = (await spool.claim(id))!
+  assert.equal((await active.read()).toString('latin1'), `Received: by test\r\n${body}`)
+  let streamed = ''
+  for await (const chunk of active.open()) streamed += (chunk as Buffer).toString('latin1')
+  assert.equal(streamed, `Received: by test\r\n${body}`)
+  await active.finish()
+  assert.equal(await spool.depth(), 0)
+})
+
+test('a later envelope is appended; one cut short leaves the one before it in force', async (t) => {
+  const dir = await spoolDir(t)
+  const spool = await openSpool(dir)
+  const e = await spool.enqueue(Buffer.from(body), draft())
+  const active = (await spool.claim(e.id))!
+  active.envelope.recipients[0].status = 'deferred'
+  active.envelope.recipients[0].lastError = '451 4.2.0 line one\nline two'
+  await active.save()
+  const later = Date.now() + 60_000
+  await active.release(later)
+  const [entry] = await spool.list()
+  assert.equal(entry.envelope.recipients[0].status, 'deferred')
+  assert.equal(entry.envelope.nextAttempt, later)
+  // A crash in the middle of the next append: half an envelope, or a whole trailer over torn JSON.
+  const file = path.join(dir, 'queue', e.id)
+  await fs.appendFile(file, '{"version":1,"id":"')
+  assert.equal((await spool.list())[0].envelope.nextAttempt, later)
+  await fs.appendFile(file, '\nFACTEUR-ENVELOPE 000000000000 0000000019\n')
+  assert.equal((await spool.list())[0].envelope.nextAttempt, later)
+  assert.equal((await spool.content(e.id))?.toString('latin1'), body)
+  assert.deepEqual(await spool.due(), [])
+  // Released from hold: due now, and the next append still reads back.
+  assert.equal(await spool.hold(e.id), true)
+  assert.equal(await spool.release(e.id), true)
+  assert.deepEqual(await spool.due(), [e.id])
+})
+
+test('recover() converts a spool of the two-file layout (queue/ID.json beside data/ID)', async (t) => {
+  const dir = await spoolDir(t)
+  const spool = await openSpool(dir)
+  const id = '0123456789ABCDEF01234'
+  await fs.writeFile(path.join(dir, 'data', id), body)
+  await fs.writeFile(path.join(dir, 'hold', `${id}.json`), JSON.stringify({ version: 1, id, size: body.length, ...draft() }))
+  assert.deepEqual(await spool.recover(), { requeued: 0, removed: 0, converted: 1 })
+  assert.deepEqual(await fs.readdir(path.join(dir, 'hold')), [id])
+  assert.deepEqual(await fs.readdir(path.join(dir, 'data')), [])
+  assert.equal((await spool.list())[0].state, 'hold')
+  assert.equal((await spool.content(id))?.toString('latin1'), body)
+})
