@@ -159,7 +159,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       },
       async abort() {
         close()
-        unlinkIfThere(file)
+        await unlinkIfThere(file)
       },
     }
   }
@@ -211,7 +211,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       save,
       async finish() {
         // One unlink, made durable: delivery may skip recording a last outcome and rely on it.
-        unlinkIfThere(file)
+        await unlinkIfThere(file)
         await syncers.active.sync()
         nextAttemptCache.delete(id)
       },
@@ -263,8 +263,8 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         await appendEnvelope(tmp, envelope)
         fss.renameSync(tmp, p(d, id))
         await syncers[d].sync()
-        unlinkIfThere(p(d, name))
-        unlinkIfThere(p('data', id))
+        await unlinkIfThere(p(d, name))
+        await unlinkIfThere(p('data', id))
         n++
       }
     return n
@@ -388,7 +388,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       for (const d of ['queue', 'hold'] as const) {
         // Claim it first, so that no worker can be delivering it while it goes.
         if (await move(id, d, 'tmp')) {
-          unlinkIfThere(p('tmp', id))
+          await unlinkIfThere(p('tmp', id))
           nextAttemptCache.delete(id)
           return true
         }

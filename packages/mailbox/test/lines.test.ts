@@ -1,0 +1,37 @@
+// The CRLF -> LF conversion of a message held in memory (localBytes) against the line-by-line
+// stream conversion (toLocalLines): the same bytes for every shape of line end and quoting.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Readable } from 'node:stream'
+import { localBytes, toLocalLines } from '../src/lines.js'
+
+async function streamed(message: Buffer, quoteFrom: boolean): Promise<Buffer> {
+  const out: Buffer[] = []
+  // Chunks cut at every place, so a CRLF split across two chunks is covered too.
+  const chunks = [message.subarray(0, 3), message.subarray(3, 7), message.subarray(7)]
+  for await (const b of toLocalLines(Readable.from(chunks), quoteFrom)) out.push(b)
+  return Buffer.concat(out)
+}
+
+const cases = [
+  'Subject: a\r\n\r\nbody\r\n',
+  'Subject: a\r\n\r\nno final line end',
+  'ends with a lone CR\r',
+  'bare\nLF\nlines\n',
+  'a lone \r inside\r\nFrom here\r\n>From there\r\nnot From\r\n',
+  '\r\n\r\n\r\n',
+  'From the start\r\nx\r\r\n',
+  'x',
+]
+
+test('localBytes gives what toLocalLines gives, with and without mboxrd quoting', async () => {
+  for (const text of cases)
+    for (const quoteFrom of [false, true]) {
+      const message = Buffer.from(text, 'latin1')
+      assert.equal(
+        localBytes(message, quoteFrom).toString('latin1'),
+        (await streamed(message, quoteFrom)).toString('latin1'),
+        JSON.stringify({ text, quoteFrom }),
+      )
+    }
+})
