@@ -1,6 +1,6 @@
 // Nothing accepted is lost: processes are killed with SIGKILL at the worst moments, and every
 // message that got its 250 is delivered exactly once, whole. strace shows the fsync order.
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
@@ -10,6 +10,8 @@ import { smtpSession, sendMail } from './support/smtp-session.js'
 import { readMbox, readMaildir, waitForCount } from './support/mbox.js'
 import { servicePid, waitForRestart } from './support/supervisor.js'
 import { freePort, waitForPort } from './support/ports.js'
+import { startDns } from './support/dnsmasq.js'
+import { startTestFilter } from '../services/filter/test/harness.js'
 
 test('a message answered 250 survives kill -9 of the ingress and of delivery right after the reply', async (t) => {
   const mx = await startAppliance({ users: { 'alice@ours.example': 'pw' } })
@@ -114,7 +116,8 @@ for (const format of ['mbox', 'maildir'] as const) {
   })
 }
 
-test("strace shows the message and its envelope written to one file, fsync'd, renamed into queue/ and queue/ fsync'd, before the 250", async (t) => {
+/** Runs the ingress alone under strace, sends it one message and returns the trace's lines and the queue id. */
+async function traceOneMessage(t: TestContext, env: Record<string, string>): Promise<{ lines: string[]; id: string }> {
   const dir = await fs.mkdtemp('/tmp/facteur-strace-')
   for (const d of ['config', 'spool', 'mail']) await fs.mkdir(path.join(dir, d))
   await fs.writeFile(path.join(dir, 'config', 'users'), 'alice@ours.example:{PLAIN}pw\n')
@@ -142,7 +145,6 @@ test("strace shows the message and its envelope written to one file, fsync'd, re
       env: {
         PATH: process.env.PATH,
         ENV_FILE: '/dev/null',
-        FILTER_URL: 'off',
         MAIL_DOMAIN: 'ours.example',
         CONFIG_DIR: path.join(dir, 'config'),
         SPOOL_DIR: path.join(dir, 'spool'),
@@ -151,6 +153,7 @@ test("strace shows the message and its envelope written to one file, fsync'd, re
         SMTP_PORT: String(port),
         INGRESS_HEALTH_PORT: '0',
         LOG_FORMAT: 'json',
+        ...env,
       },
       stdio: 'ignore',
       detached: true, // its own process group: strace and the traced node are signalled together
@@ -170,20 +173,45 @@ test("strace shows the message and its envelope written to one file, fsync'd, re
   assert.ok(id, JSON.stringify(r))
   signal('SIGTERM')
   await new Promise((res) => child.once('exit', res))
-  const lines = (await fs.readFile(trace, 'utf8')).split('\n')
+  return { lines: (await fs.readFile(trace, 'utf8')).split('\n'), id }
+}
+
+/** Indexes in the trace of the commit's steps, asserted present. */
+function commitSteps(lines: string[], id: string) {
   const at = (re: RegExp): number => lines.findIndex((l) => re.test(l))
-  // The message file is made in data/ (openat with O_CREAT), the message then its envelope are
-  // written to it, it is fsync'd, renamed into queue/, and queue/ is fsync'd: all before the 250.
   const create = at(new RegExp(`open\\w*\\(.*spool/data/${id}".*O_CREAT`))
   const envWrite = at(new RegExp(`write\\(\\d+<[^>]*/spool/data/${id}>, "\\{\\\\"version\\\\":1,\\\\"id\\\\":\\\\"${id}`))
   const fileSync = lines.findIndex((l, i) => i > envWrite && new RegExp(`fsync\\(\\d+<[^>]*/spool/data/${id}>`).test(l))
   const rename = at(new RegExp(`rename\\w*\\(.*spool/data/${id}".*spool/queue/${id}"`))
   const queueDirSync = lines.findIndex((l, i) => i > rename && /fsync\(\d+<[^>]*\/spool\/queue>/.test(l))
   const reply = at(new RegExp(`write\\w*\\(.*250 2\\.0\\.0 Ok: queued as ${id}`))
-  const order = { create, envWrite, fileSync, rename, queueDirSync, reply }
-  for (const [k, v] of Object.entries(order)) assert.ok(v >= 0, `${k} not found in the trace`)
+  const steps = { create, envWrite, fileSync, rename, queueDirSync, reply }
+  for (const [k, v] of Object.entries(steps)) assert.ok(v >= 0, `${k} not found in the trace`)
+  // The message file is made in data/ (openat with O_CREAT), the message then its envelope are
+  // written to it, it is fsync'd, renamed into queue/, and queue/ is fsync'd: all before the 250.
   assert.ok(
     create < envWrite && envWrite < fileSync && fileSync < rename && rename < queueDirSync && queueDirSync < reply,
-    JSON.stringify(order),
+    JSON.stringify(steps),
   )
+  return steps
+}
+
+test("strace shows the message and its envelope written to one file, fsync'd, renamed into queue/ and queue/ fsync'd, before the 250", async (t) => {
+  const { lines, id } = await traceOneMessage(t, { FILTER_URL: 'off' })
+  commitSteps(lines, id)
+})
+
+test("strace with the content filter on: the bytes are fsync'd while the filter reads them, then the envelope, the rename and queue/, before the 250", async (t) => {
+  const dns = await startDns()
+  t.after(() => dns.close())
+  const filter = await startTestFilter({ CLAMAV_ENABLED: 'false', SPAM_ENGINE: 'off', DNS_SERVERS: dns.server })
+  t.after(() => filter.close())
+  const { lines, id } = await traceOneMessage(t, { FILTER_URL: `http://127.0.0.1:${filter.port}` })
+  const steps = commitSteps(lines, id)
+  // The filter's read of the stored bytes (the ingress opens the file again to send it), and an
+  // fsync of the file begun before the verdict: both before the envelope is appended.
+  const read = lines.findIndex((l) => new RegExp(`open\\w*\\(.*spool/data/${id}", O_RDONLY`).test(l))
+  const earlySync = lines.findIndex((l) => new RegExp(`fsync\\(\\d+<[^>]*/spool/data/${id}>`).test(l))
+  assert.ok(steps.create < read && read < steps.envWrite, JSON.stringify({ ...steps, read }))
+  assert.ok(steps.create < earlySync && earlySync < steps.envWrite, JSON.stringify({ ...steps, earlySync }))
 })
