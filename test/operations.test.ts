@@ -141,22 +141,22 @@ describe('a running appliance', () => {
     assert.match(mx.output(), /supervisor warn: service exited, restarting child=smtp-ingress .*signal=SIGKILL.*restarts=1/)
   })
 
-  test('the ingress /healthz answers 503 naming the spool check while SPOOL_DIR/tmp is not a directory, 200 once it is back', async () => {
+  test('the ingress /healthz answers 503 naming the spool check while SPOOL_DIR/data is not a directory, 200 once it is back', async () => {
     const port = mx.port('smtp-ingress', 'health')
     const ok = await healthz(port)
     assert.equal(ok.code, 200)
     assert.equal(ok.body.checks.spool.status, 'ok')
-    // Root passes every permission check, so chmod would not break anything: a file in place of tmp/ does.
-    const tmp = path.join(mx.spoolDir, 'tmp')
-    await fs.rename(tmp, `${tmp}.saved`)
-    await fs.writeFile(tmp, 'not a directory\n')
+    // Root passes every permission check, so chmod would not break anything: a file in place of data/ does.
+    const data = path.join(mx.spoolDir, 'data')
+    await fs.rename(data, `${data}.saved`)
+    await fs.writeFile(data, 'not a directory\n')
     try {
       const broken = await healthz(port)
       assert.equal(broken.code, 503, JSON.stringify(broken.body))
       assert.equal(broken.body.status, 'fail')
       assert.equal(broken.body.service, 'smtp-ingress')
       assert.equal(broken.body.checks.spool.status, 'fail')
-      assert.match(broken.body.checks.spool.detail ?? '', /spool\/tmp/)
+      assert.match(broken.body.checks.spool.detail ?? '', /spool\/data/)
       assert.deepEqual(
         Object.entries(broken.body.checks)
           .filter(([, c]) => c.status === 'fail')
@@ -164,8 +164,8 @@ describe('a running appliance', () => {
         ['spool'],
       )
     } finally {
-      await fs.rm(tmp)
-      await fs.rename(`${tmp}.saved`, tmp)
+      await fs.rm(data)
+      await fs.rename(`${data}.saved`, data)
     }
     const back = await healthz(port)
     assert.equal(back.code, 200)

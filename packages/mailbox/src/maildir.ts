@@ -1,9 +1,8 @@
 // Delivers one message into a Maildir: written in tmp/, fsync'd, renamed into new/, and new/
 // fsync'd (the Maildir specification's protocol, with the fsyncs it leaves implicit); the
-// fsync of new/ is shared by deliveries renaming into it at the same time (dirsync.ts).
+// fsync of new/ is shared by deliveries renaming into it at the same time (@facteur/files).
 import fs from 'node:fs/promises'
 import fss, { constants } from 'node:fs'
-import { promisify } from 'node:util'
 import os from 'node:os'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -11,10 +10,9 @@ import type { Readable } from 'node:stream'
 import { toLocalLines } from './lines.js'
 import { MailboxError } from './errors.js'
 import { chownIfRoot, ensureDirs, type Owner } from './paths.js'
-import { syncDir } from './dirsync.js'
+import { fsyncFd, syncDir, writeAll } from '@facteur/files'
 
 let seq = 0
-const fsync = promisify(fss.fsync)
 const host = os.hostname().replace(/\//g, '\\057').replace(/:/g, '\\072')
 
 export async function deliverMaildir(opts: {
@@ -56,12 +54,7 @@ export async function deliverMaildir(opts: {
     // The head goes out with the first chunk (a message held in memory is one write in all).
     let head: Buffer | null = Buffer.from(opts.head.replace(/\r\n/g, '\n'), 'latin1')
     const write = (bytes: Buffer): void => {
-      // write(2) may stop short on a filling disk: loop, so that the next call fails (ENOSPC).
-      for (let off = 0; off < bytes.length;) {
-        const n = fss.writeSync(fd, bytes, off)
-        if (n <= 0) throw new Error('write(2) wrote nothing')
-        off += n
-      }
+      writeAll(fd, bytes)
       size += bytes.length
     }
     for await (const chunk of toLocalLines(opts.message, false)) {
@@ -69,7 +62,7 @@ export async function deliverMaildir(opts: {
       head = null
     }
     if (head) write(head)
-    await fsync(fd)
+    await fsyncFd(fd)
     open = false
     fss.closeSync(fd)
     await chownIfRoot(tmp, opts.owner)

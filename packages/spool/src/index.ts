@@ -3,4 +3,3 @@
 // Format and guarantees: see README.md beside this file.
 export { openSpool, type Spool, type MessageWriter, type ActiveMessage, type QueueEntry } from './spool.js'
 export { type Envelope, type RecipientState, type RecipientStatus, newQueueId } from './envelope.js'
-export { DirSyncer } from './fsync.js'

@@ -5,8 +5,7 @@ import fs from 'node:fs/promises'
 import fss, { createReadStream } from 'node:fs'
 import path from 'node:path'
 import { Readable } from 'node:stream'
-import { DirSyncer } from './fsync.js'
-import { fsyncFd, unlinkIfThere, writeAll } from './file.js'
+import { fsyncFd, syncDir, unlinkIfThere, writeAll } from '@facteur/files'
 import { envelopeRecord, lastEnvelope, readEnvelopeFile } from './message-file.js'
 import { QUEUE_ID, newQueueId, type Envelope } from './envelope.js'
 
@@ -86,7 +85,6 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     await fs.mkdir(p(d), { recursive: true, mode: 0o700 })
     await chown(p(d))
   }
-  const syncers = Object.fromEntries(DIRS.map((d) => [d, new DirSyncer(p(d))])) as Record<Dir, DirSyncer>
   const nextAttemptCache = new Map<string, number>()
   /** Envelopes due() read for messages due now, for the claim() that follows (a read less each). */
   const dueEnvelopes = new Map<string, Envelope>()
@@ -153,7 +151,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         await chown(file)
         // The commit point: the whole file, fsync'd, gets its name in queue/, which is fsync'd.
         fss.renameSync(file, p('queue', id))
-        await syncers.queue.sync()
+        await syncDir(p('queue'))
         nextAttemptCache.set(id, envelope.nextAttempt)
         return envelope
       },
@@ -212,14 +210,14 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       async finish() {
         // One unlink, made durable: delivery may skip recording a last outcome and rely on it.
         await unlinkIfThere(file)
-        await syncers.active.sync()
+        await syncDir(p('active'))
         nextAttemptCache.delete(id)
       },
       async release(nextAttempt) {
         envelope.nextAttempt = nextAttempt
         await save()
         fss.renameSync(file, p('queue', id))
-        await syncers.queue.sync()
+        await syncDir(p('queue'))
         nextAttemptCache.set(id, nextAttempt)
       },
     }
@@ -228,14 +226,15 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
   const queueIds = (names: string[]): string[] => names.filter((id) => QUEUE_ID.test(id)).sort()
   const ids = async (d: Dir): Promise<string[]> => queueIds(await fs.readdir(p(d)))
 
-  async function move(id: string, from: Dir, to: Dir): Promise<boolean> {
+  /** Renames `from/ID` to `to/ID` and fsyncs `durable` (by default `to`: the new name must survive a crash). */
+  async function move(id: string, from: Dir, to: Dir, durable: Dir = to): Promise<boolean> {
     try {
       fss.renameSync(p(from, id), p(to, id))
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
       throw err
     }
-    await syncers[to].sync()
+    await syncDir(p(durable))
     return true
   }
 
@@ -262,7 +261,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         envelope.size = fss.statSync(tmp).size
         await appendEnvelope(tmp, envelope)
         fss.renameSync(tmp, p(d, id))
-        await syncers[d].sync()
+        await syncDir(p(d))
         await unlinkIfThere(p(d, name))
         await unlinkIfThere(p('data', id))
         n++
@@ -386,8 +385,9 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     },
     async remove(id) {
       for (const d of ['queue', 'hold'] as const) {
-        // Claim it first, so that no worker can be delivering it while it goes.
-        if (await move(id, d, 'tmp')) {
+        // Claim it first, so that no worker can be delivering it while it goes. What must survive
+        // a crash is its absence from d/ (a leftover in tmp/ is removed by recover()).
+        if (await move(id, d, 'tmp', d)) {
           await unlinkIfThere(p('tmp', id))
           nextAttemptCache.delete(id)
           return true
@@ -424,8 +424,9 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     },
     async check() {
       for (const d of DIRS) await fs.access(p(d), fs.constants.W_OK | fs.constants.X_OK)
-      // stat(2) of a directory whose mode denies us still works: also prove a file can be made.
-      const probe = p('tmp', `.probe.${process.pid}`)
+      // stat(2) of a directory whose mode denies us still works: also prove a file can be made
+      // where a message's file is (data/, renamed from there into queue/).
+      const probe = p('data', `.probe.${process.pid}`)
       await fs.writeFile(probe, '')
       await fs.rm(probe, { force: true })
     },

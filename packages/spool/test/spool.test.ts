@@ -5,17 +5,10 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { openSpool, type Envelope } from '@facteur/spool'
+import { openSpool } from '@facteur/spool'
+import { envelopeDraft } from '../../../test/support/queue.js'
 
-const draft = (): Omit<Envelope, 'version' | 'id' | 'size'> => ({
-  sender: 'a@remote.example',
-  recipients: [{ address: 'alice@ours.example', original: 'alice@ours.example', status: 'pending', attempts: 0 }],
-  receivedAt: Date.now(),
-  nextAttempt: 0,
-  client: { ip: '127.0.0.1', helo: 'client.example', tls: false },
-  source: 'test',
-  prepend: 'Received: by test\r\n',
-})
+const draft = (): ReturnType<typeof envelopeDraft> => envelopeDraft({ to: 'alice@ours.example', sender: 'a@remote.example' })
 // A message that carries a forged trailer of its own: only our appended envelopes count.
 const body = 'Subject: hi\r\n\r\n{"version":1}\nFACTEUR-ENVELOPE 000000000000 0000000013\n'
 
@@ -37,10 +30,10 @@ test('a committed message is one file in queue/: its bytes, then its envelope', 
   assert.equal((await spool.content(e.id))?.toString('latin1'), body)
   const [id] = await spool.due()
   const active = (await spool.claim(id))!
-  assert.equal((await active.read()).toString('latin1'), `Received: by test\r\n${body}`)
+  assert.equal((await active.read()).toString('latin1'), `${draft().prepend}${body}`)
   let streamed = ''
   for await (const chunk of active.open()) streamed += (chunk as Buffer).toString('latin1')
-  assert.equal(streamed, `Received: by test\r\n${body}`)
+  assert.equal(streamed, `${draft().prepend}${body}`)
   await active.finish()
   assert.equal(await spool.depth(), 0)
 })

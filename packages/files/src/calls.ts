@@ -1,13 +1,9 @@
-// File calls split by what they wait for. The quick ones (open, a write into the page cache,
-// rename, close, reading a small file) run on the main thread, where each costs a few
-// microseconds: through libuv's thread pool each would also cost a pool thread's wake-up and
-// the context switches there and back, more than the call itself on a busy 2-core machine
-// (bench/README.md). fsync and unlink, which can wait for the disk, go through the pool, so the
-// event loop serves other sessions meanwhile.
+// One file call each, on the main thread or through libuv's pool (index.ts says which and why).
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import { promisify } from 'node:util'
 
+/** fsync(2), through the pool. */
 export const fsyncFd: (fd: number) => Promise<void> = promisify(fs.fsync)
 
 /** write(2) until every byte is written: a short write on a filling disk is followed by a call that fails (ENOSPC). */

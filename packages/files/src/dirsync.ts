@@ -1,12 +1,9 @@
 // Directory fsync with group commit, per directory: every caller is covered by an fsync that
-// began after its call (its rename is durable once it resolves); callers arriving while one
-// runs share the next. Concurrent deliveries into one Maildir's new/ then cost one or two
-// fsyncs instead of one each. (The spool has its own for its five directories: a mailbox
-// writer does not depend on the queue.)
+// began after its call (a rename into the directory before the call is durable once it
+// resolves); callers arriving while one runs share the next. Concurrent commits into the spool's
+// queue/, or deliveries into one Maildir's new/, then cost one or two fsyncs instead of one each.
 import fs from 'node:fs'
-import { promisify } from 'node:util'
-
-const fsync = promisify(fs.fsync)
+import { fsyncFd } from './calls.js'
 
 type Group = { running: Promise<void> | null; next: Promise<void> | null }
 const groups = new Map<string, Group>()
@@ -15,7 +12,7 @@ async function fsyncDir(dir: string): Promise<void> {
   // open and close on the main thread (microseconds); the fsync, which waits for the disk, in libuv's pool.
   const fd = fs.openSync(dir, 'r')
   try {
-    await fsync(fd)
+    await fsyncFd(fd)
   } finally {
     fs.closeSync(fd)
   }
