@@ -9,18 +9,7 @@ import { startAppliance, type Appliance } from '../support/appliance.js'
 import { startClamd } from '../support/clamd.js'
 import { Wire, wellFormed } from './wire.js'
 import { FULL, record, sampleMemory, totalRestarts } from './figures.js'
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed with HOSTILE_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { prng } from '../support/prng.js'
 
 const TEMPLATES = [
   'EHLO fuzz.example',

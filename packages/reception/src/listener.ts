@@ -1,7 +1,8 @@
 // What every receiving listener (the MX on SMTP_PORT, submission on 587, 465 and the alternate
 // port) sets up alike around smtp-server: the options they share, and the guards each connection
 // gets: one enhanced status code on every reply (replies.ts) and deadlines against slow clients
-// (deadline.ts), also before the session starts (the PROXY header, an implicit TLS handshake).
+// (deadline.ts), also before the session starts (the PROXY header, an implicit TLS handshake);
+// and DATA read with a native search for dot-led lines (data-scan.ts).
 import type { Socket } from 'node:net'
 import type { SMTPServer, SMTPServerOptions } from 'smtp-server'
 import type { Config } from '@facteur/config'
@@ -9,6 +10,7 @@ import type { Certificates } from '@facteur/certs'
 import { onEachConnection } from './smtp-connection.js'
 import { enhancedReplies } from './replies.js'
 import { enforceDeadline, type DeadlineExceeded, type DeadlineLimits } from './deadline.js'
+import { installDataScan } from './data-scan.js'
 
 export type SessionTimeout = {
   cid?: string
@@ -43,6 +45,7 @@ export function listenerOptions(config: Config, certs: Certificates): SMTPServer
 
 /** Installs the reply and deadline guards on every connection of `server`; `onTimeout` logs a closed session. */
 export function guardListener(server: SMTPServer, limits: DeadlineLimits, onTimeout: (t: SessionTimeout) => void): void {
+  installDataScan()
   // Before the session: smtp-server times only the silence of a socket that has not sent its PROXY
   // header or finished its implicit TLS handshake; a byte a second would keep it. One deadline here.
   // During an implicit TLS handshake the TLS socket is destroyed, not the accepted one under it
