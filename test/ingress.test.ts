@@ -228,6 +228,24 @@ test('picks up a users file replaced by rename without a restart', async () => {
   assert.match(await rcpt('sales@ours.example'), /^250 /)
 })
 
+test('picks up an aliases file rewritten in place (same inode), also at the same size', async () => {
+  const aliases = path.join(mx.configDir, 'aliases')
+  const ino = (await fs.stat(aliases)).ino
+  assert.equal(await rcpt('support@ours.example'), '550 5.1.1 No such user here')
+  // writeFile truncates and rewrites the file it opened, as an editor saving in place does.
+  await fs.writeFile(aliases, 'sales@ours.example: dave@ours.example\nsupport@ours.example: dave@ours.example\n')
+  assert.equal((await fs.stat(aliases)).ino, ino, 'the same file, changed in place')
+  assert.match(await rcpt('support@ours.example'), /^250 /)
+  // Same length, other content: the modification time tells the change.
+  await new Promise((r) => setTimeout(r, 20))
+  const size = (await fs.stat(aliases)).size
+  await fs.writeFile(aliases, 'sales@ours.example: dave@ours.example\nhelpers@ours.example: dave@ours.example\n')
+  assert.equal((await fs.stat(aliases)).ino, ino)
+  assert.equal((await fs.stat(aliases)).size, size)
+  assert.equal(await rcpt('support@ours.example'), '550 5.1.1 No such user here')
+  assert.match(await rcpt('helpers@ours.example'), /^250 /)
+})
+
 test('offers STARTTLS with a self-signed certificate made in CONFIG_DIR, not the library demo key', async () => {
   const s = await smtpSession(port)
   await s.send('EHLO c')
