@@ -15,6 +15,8 @@ type Dir = (typeof DIRS)[number]
 /** Leftovers older than this cannot belong to a transaction still running. */
 const STALE_MS = 60 * 60 * 1000
 const FLUSH_MARKER = '.flush'
+/** Envelopes after a claimed message's bytes past this size (and 8 times the newest's) are compacted to the newest. */
+const COMPACT_AFTER = 64 * 1024
 
 export type QueueEntry = { id: string; state: 'queue' | 'active' | 'hold'; envelope: Envelope }
 
@@ -98,16 +100,48 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
 
   const readEnvelope = async (d: Dir, id: string): Promise<Envelope> => readEnvelopeFile(p(d, id), id)
 
-  /** Appends the envelope's new state to its message file and fsyncs it. */
-  async function appendEnvelope(file: string, envelope: Envelope): Promise<void> {
+  /**
+   * Appends the envelope's new state to its message file and fsyncs it. `rewrite`: the file is
+   * delivery's claimed copy (active/, no other writer), which is rewritten with the message and
+   * this envelope alone once the envelopes after the message pass COMPACT_AFTER bytes.
+   */
+  async function appendEnvelope(file: string, envelope: Envelope, rewrite = false): Promise<void> {
     // O_APPEND without O_CREAT: a file that has gone (removed meanwhile) is an error, not a new file.
     const fd = fss.openSync(file, fss.constants.O_WRONLY | fss.constants.O_APPEND)
+    let compact = false
     try {
-      writeAll(fd, envelopeRecord(envelope, fss.fstatSync(fd).size))
+      const size = fss.fstatSync(fd).size
+      const record = envelopeRecord(envelope, size)
+      compact = rewrite && size - envelope.size + record.length > Math.max(COMPACT_AFTER, 8 * record.length)
+      if (!compact) {
+        writeAll(fd, record)
+        await fsyncFd(fd)
+      }
+    } finally {
+      fss.closeSync(fd)
+    }
+    if (compact) await compactFile(file, envelope)
+  }
+
+  /**
+   * A message retried for days gathers an envelope per attempt: a copy in tmp/ gets the message's
+   * bytes and the newest envelope alone, is fsync'd, and renamed over the file (its directory
+   * fsync'd). A crash before the rename leaves the file as it was (recover() removes the copy).
+   */
+  async function compactFile(file: string, envelope: Envelope): Promise<void> {
+    const copy = p('tmp', `${envelope.id}.compact`)
+    fss.copyFileSync(file, copy)
+    const fd = fss.openSync(copy, fss.constants.O_WRONLY | fss.constants.O_APPEND)
+    try {
+      fss.ftruncateSync(fd, envelope.size)
+      writeAll(fd, envelopeRecord(envelope, envelope.size))
       await fsyncFd(fd)
     } finally {
       fss.closeSync(fd)
     }
+    await chown(copy)
+    fss.renameSync(copy, file)
+    await syncDir(path.dirname(file))
   }
 
   async function begin(now = Date.now()): Promise<MessageWriter> {
@@ -173,7 +207,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     let content: Promise<Buffer> | null = null
     const save = (): Promise<void> => {
       if (nextSave) return nextSave
-      const start = (): Promise<void> => (saving = appendEnvelope(file, envelope).finally(() => (saving = null)))
+      const start = (): Promise<void> => (saving = appendEnvelope(file, envelope, true).finally(() => (saving = null)))
       if (!saving) return start()
       nextSave = saving
         .catch(() => undefined)

@@ -65,6 +65,37 @@ test('a later envelope is appended; one cut short leaves the one before it in fo
   assert.deepEqual(await spool.due(), [e.id])
 })
 
+test('a message retried many times: the envelopes after it are compacted to the newest, its bytes untouched', async (t) => {
+  const dir = await spoolDir(t)
+  const spool = await openSpool(dir)
+  const e = await spool.enqueue(Buffer.from(body), draft())
+  const file = path.join(dir, 'queue', e.id)
+  const sizes: number[] = []
+  for (let attempt = 1; attempt <= 300; attempt++) {
+    const active = (await spool.claim(e.id))!
+    active.envelope.recipients[0].status = 'deferred'
+    active.envelope.recipients[0].attempts = attempt
+    active.envelope.recipients[0].lastError = `451 4.4.1 attempt ${attempt}: ${'x'.repeat(200)}`
+    await active.save()
+    await active.release(0)
+    sizes.push((await fs.stat(file)).size)
+  }
+  // Without compaction 300 envelopes of about 600 bytes would be some 180 KB.
+  assert.ok(Math.max(...sizes) < body.length + 64 * 1024 + 2048, `largest ${Math.max(...sizes)}`)
+  assert.ok(
+    sizes.some((s, i) => i > 0 && s < sizes[i - 1]),
+    'compacted at least once',
+  )
+  const [entry] = await spool.list()
+  assert.equal(entry.envelope.recipients[0].attempts, 300)
+  assert.match(entry.envelope.recipients[0].lastError ?? '', /^451 4\.4\.1 attempt 300: /)
+  assert.equal((await spool.content(e.id))?.toString('latin1'), body)
+  const active = (await spool.claim(e.id))!
+  assert.equal((await active.read()).toString('latin1'), `${draft().prepend}${body}`)
+  await active.finish()
+  assert.deepEqual(await fs.readdir(path.join(dir, 'tmp')), [], 'no copy left behind')
+})
+
 test('recover() converts a spool of the two-file layout (queue/ID.json beside data/ID)', async (t) => {
   const dir = await spoolDir(t)
   const spool = await openSpool(dir)
