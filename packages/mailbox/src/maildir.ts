@@ -5,7 +5,7 @@ import fs from 'node:fs/promises'
 import fss, { constants } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { randomBytes } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import { toLocalLines } from './lines.js'
 import { MailboxError } from './errors.js'
@@ -38,7 +38,7 @@ export async function deliverMaildir(opts: {
   const now = process.hrtime.bigint()
   const sec = Math.floor(Date.now() / 1000)
   const usec = Number((now / 1000n) % 1_000_000n)
-  const unique = `${sec}.M${usec}P${process.pid}Q${++seq}R${randomBytes(4).toString('hex')}.${host}`
+  const unique = `${sec}.M${usec}P${process.pid}Q${++seq}R${randomUUID().slice(0, 8)}.${host}`
   const tmp = path.join(root, 'tmp', unique)
   // open, write (into the page cache), close and rename run on the main thread, where each costs
   // microseconds, not a trip through libuv's pool; the fsyncs, which wait for the disk, go there.
