@@ -58,8 +58,11 @@ export type Spool = {
   begin(now?: number): Promise<MessageWriter>
   /** Queues a whole message in one call (bounces, tests). */
   enqueue(message: Buffer, envelope: Omit<Envelope, 'version' | 'id' | 'size'>): Promise<Envelope>
-  /** Ids in queue/ whose next attempt is due, oldest first. */
-  due(now?: number): Promise<string[]>
+  /**
+   * Ids in queue/ whose next attempt is due, oldest first. `only`: look at these names alone
+   * (those the caller saw land in queue/), their envelopes read afresh, instead of listing the directory.
+   */
+  due(now?: number, only?: string[]): Promise<string[]>
   /** Claims a queued message for one worker (rename queue -> active); null if another won. */
   claim(id: string): Promise<ActiveMessage | null>
   /** After a crash: active/ back to queue/, leftovers in tmp/ and data/ removed; a spool of the two-file layout converted. */
@@ -316,12 +319,20 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         throw err
       }
     },
-    async due(now = Date.now()) {
-      const names = await fs.readdir(p('queue'))
-      flushSeen = names.includes(FLUSH_MARKER)
-      const queued = queueIds(names)
-      const present = new Set(queued)
-      for (const id of nextAttemptCache.keys()) if (!present.has(id)) nextAttemptCache.delete(id)
+    async due(now = Date.now(), only?: string[]) {
+      let queued: string[]
+      if (only) {
+        queued = only.filter((id) => QUEUE_ID.test(id))
+        // A landing may carry a new envelope (mailctl's flush or release appends one, then
+        // renames the file back into queue/): read it, whatever the cache says.
+        for (const id of queued) nextAttemptCache.delete(id)
+      } else {
+        const names = await fs.readdir(p('queue'))
+        flushSeen = names.includes(FLUSH_MARKER)
+        queued = queueIds(names)
+        const present = new Set(queued)
+        for (const id of nextAttemptCache.keys()) if (!present.has(id)) nextAttemptCache.delete(id)
+      }
       dueEnvelopes.clear()
       const out: string[] = []
       for (const id of queued) {
