@@ -38,7 +38,7 @@ export async function receiveMessage(opts: {
   try {
     let storeError: unknown = null
     // The client's chunks are often a few kB: they are gathered and written WRITE_BATCH at a
-    // time (a 100 KB message is then one or two writes, each a trip through libuv's pool).
+    // time (a 100 KB message is then one or two write(2) calls).
     let pending: Buffer[] = []
     let pendingBytes = 0
     const flush = async (): Promise<void> => {
