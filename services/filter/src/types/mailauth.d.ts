@@ -38,7 +38,7 @@ declare module 'mailauth/lib/spf/index.js' {
 declare module 'mailauth/lib/dkim/sign.js' {
   export function dkimSign(
     input: Buffer | string,
-    opts: { canonicalization?: string; signatureData: { signingDomain: string; selector: string; privateKey: string }[] },
+    opts: { canonicalization?: string; signTime?: Date; signatureData: { signingDomain: string; selector: string; privateKey: string }[] },
   ): Promise<{ signatures: string; errors: unknown[] }>
 }
 
