@@ -81,12 +81,12 @@ export async function startAppliance(opts: ApplianceOptions = {}): Promise<Appli
     process.execPath,
     // FACTEUR_NODE_ARGS: node options for the supervisor and, through its execArgv, every service
     // (`--cpu-prof --cpu-prof-dir=DIR` profiles a run: bench/README.md).
+    // FACTEUR_BUILT=1: the built JavaScript by plain node, as the image runs it (`npm run build` first).
     [
       ...(process.env.FACTEUR_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-      '--import',
-      'tsx',
-      '--conditions=source',
-      path.join(ROOT, 'services/supervisor/src/main.ts'),
+      ...(process.env.FACTEUR_BUILT
+        ? [path.join(ROOT, 'services/supervisor/dist/main.js')]
+        : ['--import', 'tsx', '--conditions=source', path.join(ROOT, 'services/supervisor/src/main.ts')]),
     ],
     {
       cwd: ROOT,

@@ -11,6 +11,7 @@ import { onEachConnection } from './smtp-connection.js'
 import { enhancedReplies } from './replies.js'
 import { enforceDeadline, type DeadlineExceeded, type DeadlineLimits } from './deadline.js'
 import { installDataScan } from './data-scan.js'
+import { closeAfterQuit } from './quit.js'
 
 export type SessionTimeout = {
   cid?: string
@@ -69,6 +70,7 @@ export function guardListener(server: SMTPServer, limits: DeadlineLimits, onTime
     clearTimeout(before.get(accepted))
     before.delete(accepted)
     enhancedReplies(connection)
+    closeAfterQuit(connection)
     enforceDeadline(connection, limits, (what) => onTimeout({ cid: connection.id, remoteIp: connection.remoteAddress, ...what }))
   })
 }

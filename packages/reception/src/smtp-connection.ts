@@ -15,6 +15,10 @@ export type SmtpConnection = {
   /** Writes one reply; `context` false means no enhanced status code is added. */
   send(code: number, data: string | string[], context?: string | false): void
   close(): void
+  /** True once the session runs over TLS (implicit, or after STARTTLS). */
+  secure: boolean
+  /** The QUIT command: replies 221 and closes. */
+  handler_QUIT(command: Buffer, callback: () => void): void
   /** The current socket: the TLS one once STARTTLS or implicit TLS completed. */
   _socket: Socket
   _closing: boolean

@@ -15,6 +15,7 @@ import { SmtpError } from '@facteur/smtp-error'
 import { openCertificates } from '@facteur/certs'
 import { guardListener, type SessionTimeout } from '@facteur/reception'
 import { smtpSession } from '../../../test/support/smtp-session.js'
+import { waitFor } from '../../../test/support/queue.js'
 
 const TIMEOUT_MS = 1000
 const TIMED_OUT = '421 4.4.2 mx.test.example Error: timeout exceeded'
@@ -23,7 +24,7 @@ async function listen(
   t: TestContext,
   options: SMTPServerOptions = {},
   limits = { timeoutMs: TIMEOUT_MS, minDataRate: 100 },
-): Promise<{ port: number; timeouts: SessionTimeout[] }> {
+): Promise<{ port: number; timeouts: SessionTimeout[]; server: SMTPServer }> {
   const timeouts: SessionTimeout[] = []
   const server = new SMTPServer({
     name: 'mx.test.example',
@@ -47,7 +48,7 @@ async function listen(
   server.listen(0, '127.0.0.1')
   await once(server.server, 'listening')
   t.after(() => new Promise<void>((resolve) => server.close(() => resolve())))
-  return { port: (server.server.address() as net.AddressInfo).port, timeouts }
+  return { port: (server.server.address() as net.AddressInfo).port, timeouts, server }
 }
 
 /** Writes `text` a byte every `everyMs` until the server closes; resolves with all it answered. */
@@ -206,6 +207,28 @@ test('every reply but the greeting and EHLO carries one enhanced status code, ou
   )
   assert.equal(replies[3], '550 5.1.1 No such user here')
   await s.close()
+})
+
+test('after QUIT the server closes the connection at once, whether the client keeps its side open or resets it', async (t) => {
+  const { port, server } = await listen(t)
+  const connections = (): Promise<number> =>
+    new Promise((resolve, reject) => server.server.getConnections((err, n) => (err ? reject(err) : resolve(n))))
+  // A client that reads the 221 and never closes: the 221, then the server's FIN.
+  const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true })
+  let got = ''
+  socket.on('data', (c: Buffer) => (got += c.toString()))
+  await once(socket, 'data')
+  socket.write('QUIT\r\n')
+  await once(socket, 'end')
+  assert.match(got, /^220 [^\r]*\r\n221 2\.0\.0 Bye\r\n$/)
+  // smtp-server alone would hold the half-closed socket for up to its HALF_CLOSE_TIMEOUT.
+  await waitFor('no connection left', async () => (await connections()) === 0, { timeoutMs: 1000 })
+  socket.destroy()
+  // A client that sends QUIT and resets at once (as smtp-source does): nothing left open either.
+  const rude = net.connect({ host: '127.0.0.1', port })
+  await once(rude, 'data')
+  rude.write('QUIT\r\n', () => rude.resetAndDestroy())
+  await waitFor('no connection left', async () => (await connections()) === 0, { timeoutMs: 1000 })
 })
 
 test('the 421 at the client limit carries 4.3.2', async (t) => {
