@@ -3,7 +3,7 @@
 // then by our load client (bench/smtp-load.ts: time from the end of DATA to the 250), Postfix
 // first then us, row after row, so a drift of the machine's speed hits both. Then the same
 // with the content filter on (clamd + spamd) against those engines called directly, and the
-// memory of 1,000 idle connections. Prints the tables and writes BENCHMARKS.md.
+// memory of 1,000 idle connections. Prints the tables and writes BENCHMARKS.md (a whole run only).
 //   npm run bench [-- --quick]
 import fs from 'node:fs/promises'
 import os from 'node:os'
@@ -386,6 +386,11 @@ const doc = [
   ...lines,
   '',
 ].join('\n')
-await fs.writeFile(path.join(ROOT, 'BENCHMARKS.md'), doc)
-console.log(`\nwrote ${path.join(ROOT, 'BENCHMARKS.md')}`)
+// A partial run prints its rows; the file keeps the last whole run's tables.
+if (only.length || noFilter || filtersOnly)
+  console.log('\nBENCHMARKS.md not written: a partial run (--only, --no-filter or --filters-only)')
+else {
+  await fs.writeFile(path.join(ROOT, 'BENCHMARKS.md'), doc)
+  console.log(`\nwrote ${path.join(ROOT, 'BENCHMARKS.md')}`)
+}
 process.exit(exitCode)
