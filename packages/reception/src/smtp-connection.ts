@@ -1,6 +1,7 @@
 // The parts of smtp-server's per-connection object (SMTPConnection, not in its typings) that the
-// reply and deadline guards and the ingress's greeting delay use, and the one place they reach
-// it: every connection as SMTPServer adds it to its `connections` set, before `init()` runs.
+// reply and deadline guards, the close after QUIT and the ingress's greeting delay use, and the
+// one place they reach it: every connection as SMTPServer adds it to its `connections` set,
+// before `init()` runs.
 // Checked against smtp-server 3.21 (dist/esm/smtp-connection.js);
 // packages/reception/test/listener-guard.test.ts pins the behaviour.
 import type { Socket } from 'node:net'
