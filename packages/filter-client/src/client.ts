@@ -56,6 +56,8 @@ export async function checkMessage(
         },
       )
       req.on('error', reject)
+      // A message held in memory goes in one write; a stream through the pipeline.
+      if (parts.every((p) => Buffer.isBuffer(p))) return void req.end(Buffer.concat(parts as Buffer[]))
       pipeline(
         Readable.from(
           (async function* () {
