@@ -50,8 +50,12 @@ export function filterInspector(
     // rspamd read the relay's address from it), then the stored bytes.
     // A message of up to READ_WHOLE is read in one call on the main thread (it was just written:
     // the page cache answers in microseconds, where a stream costs four trips through libuv's pool).
+    // writer.size bytes, no more: the file may be a reused one, longer until commit.
     const head = Buffer.from(draft.prepend ?? '', 'latin1')
-    const body = writer.size <= READ_WHOLE ? fs.readFileSync(writer.path) : fs.createReadStream(writer.path)
+    const body =
+      writer.size <= READ_WHOLE
+        ? readStored(writer.path, writer.size)
+        : fs.createReadStream(writer.path, { start: 0, end: writer.size - 1 })
     let verdict: Verdict
     try {
       verdict = await checkMessage({ url, timeoutMs: filter.timeoutMs }, envelope, [head, body], head.length + writer.size)
@@ -64,6 +68,19 @@ export function filterInspector(
     }
     opts.onOutcome?.({ action: verdict.action, verdict, durationMs: Date.now() - started })
     applyVerdict(verdict, draft)
+  }
+}
+
+/** The first `size` bytes of `file`. */
+function readStored(file: string, size: number): Buffer {
+  const fd = fs.openSync(file, 'r')
+  try {
+    const buf = Buffer.allocUnsafe(size)
+    let n = 0
+    for (let r = 1; n < size && r > 0; n += r) r = fs.readSync(fd, buf, n, size - n, n)
+    return buf.subarray(0, n)
+  } finally {
+    fs.closeSync(fd)
   }
 }
 

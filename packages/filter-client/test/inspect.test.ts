@@ -10,14 +10,16 @@ import { filterInspector, type InspectedDraft, type Verdict } from '@facteur/fil
 
 const MESSAGE = 'From: a@remote.example\r\nSubject: hi\r\n\r\nhello\r\n'
 
+/** A data file as the spool's writer leaves it: `message`, then (a reused file) `rest`, cut at commit. */
 async function stored(
   t: { after: (fn: () => Promise<void>) => void },
   message = MESSAGE,
+  rest = '',
 ): Promise<{ id: string; path: string; size: number }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'facteur-inspect-'))
   t.after(() => fs.rm(dir, { recursive: true, force: true }))
   const file = path.join(dir, 'msg')
-  await fs.writeFile(file, message, 'latin1')
+  await fs.writeFile(file, message + rest, 'latin1')
   return { id: 'Q1', path: file, size: Buffer.byteLength(message, 'latin1') }
 }
 
@@ -88,7 +90,7 @@ test('sends our Received: and the stored bytes with the envelope, and prepends t
   assert.equal(d.folder, 'Junk')
 })
 
-test('a message too large to read whole is streamed to the filter, byte for byte', async (t) => {
+test('a message too large to read whole is streamed to the filter, its bytes only', async (t) => {
   // Over 256 KiB (READ_WHOLE): the stored file goes through a read stream, not one read.
   const big = 'From: a@remote.example\r\nSubject: big\r\n\r\n' + 'x'.repeat(76).concat('\r\n').repeat(5000) + '\xe9t\xe9\r\n'
   let seen = ''
@@ -97,10 +99,21 @@ test('a message too large to read whole is streamed to the filter, byte for byte
     return { action: 'accept', headers: '', removeHeaders: [], checks }
   })
   const inspect = filterInspector({ url, timeoutMs: 5000, failure: 'tempfail' }, { direction: 'inbound' })!
-  await inspect(await stored(t, big), [], draft())
+  await inspect(await stored(t, big, 'an older message'), [], draft())
   assert.ok(big.length > 256 * 1024)
   assert.equal(seen.length, 'Received: from mail.remote.example\r\n'.length + big.length)
   assert.equal(seen, 'Received: from mail.remote.example\r\n' + big)
+})
+
+test('only the message goes to the filter, not what follows it in a reused spool file', async (t) => {
+  let seen = ''
+  const url = await fakeFilter(t, (body) => {
+    seen = body
+    return { action: 'accept', headers: '', removeHeaders: [], checks }
+  })
+  const inspect = filterInspector({ url, timeoutMs: 5000, failure: 'tempfail' }, { direction: 'inbound' })!
+  await inspect(await stored(t, MESSAGE, 'the tail of an older, longer message\r\n'), [], draft())
+  assert.equal(seen, 'Received: from mail.remote.example\r\n' + MESSAGE)
 })
 
 test('a reject verdict becomes the SMTP refusal', async (t) => {

@@ -9,7 +9,7 @@ import { fsyncFd, syncDir, unlinkIfThere, writeAll } from '@facteur/files'
 import { envelopeRecord, lastEnvelope, readEnvelopeFile } from './message-file.js'
 import { QUEUE_ID, newQueueId, type Envelope } from './envelope.js'
 
-const DIRS = ['tmp', 'data', 'queue', 'active', 'hold'] as const
+const DIRS = ['tmp', 'data', 'queue', 'active', 'hold', 'spare'] as const
 type Dir = (typeof DIRS)[number]
 
 /** Leftovers older than this cannot belong to a transaction still running. */
@@ -17,6 +17,13 @@ const STALE_MS = 60 * 60 * 1000
 const FLUSH_MARKER = '.flush'
 /** Envelopes after a claimed message's bytes past this size (and 8 times the newest's) are compacted to the newest. */
 const COMPACT_AFTER = 64 * 1024
+/** spare/ keeps at most this many files of delivered messages, of at most SPARE_SIZE bytes of message each, for begin() to reuse. */
+const SPARE_MAX = 256
+const SPARE_SIZE = 128 * 1024
+/** finish() counts spare/'s files again after this many (other processes take them meanwhile). */
+const SPARE_RECOUNT = 64
+/** begin() lists an empty spare/ again after this long at the soonest. */
+const SPARE_RELIST_MS = 1000
 
 export type QueueEntry = { id: string; state: 'queue' | 'active' | 'hold'; envelope: Envelope }
 
@@ -95,6 +102,12 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
   const dueEnvelopes = new Map<string, Envelope>()
   /** Whether the last listing of queue/ held the flush marker (true until there is a listing). */
   let flushSeen = true
+  /** Names in spare/ from begin()'s last listing (another process may have taken some since). */
+  let spares: string[] = []
+  let sparesListedAt = -Infinity
+  /** finish()'s count of spare/'s files, and the finishes since it was taken. */
+  let spareCount = 0
+  let sinceSpareCount = Infinity
 
   async function chown(file: string): Promise<void> {
     if (owner.uid === undefined || process.getuid?.() !== 0) return
@@ -147,12 +160,65 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     await syncDir(path.dirname(file))
   }
 
+  /**
+   * Reuse: a delivered message's file from spare/, renamed to `file` and opened for writing at its
+   * start, or null when there is none to take. A file made and deleted per message costs the
+   * filesystem an inode and blocks allocated, then freed (and trimmed, on a volume mounted with
+   * `discard`); a file reused keeps both. Its old bytes past the new message's end are cut at commit.
+   */
+  function reuseSpare(file: string): { fd: number } | null {
+    for (let tries = 0; tries < 4; tries++) {
+      if (!spares.length) {
+        if (Date.now() - sparesListedAt < SPARE_RELIST_MS) return null
+        sparesListedAt = Date.now()
+        spares = listSpares()
+        if (!spares.length) return null
+      }
+      try {
+        fss.renameSync(p('spare', spares.pop()!), file)
+      } catch {
+        continue // taken by another writer (submission, a bounce) since the listing
+      }
+      try {
+        const fd = fss.openSync(file, fss.constants.O_WRONLY)
+        // recover() takes a data/ file this old for a leftover: the reused one is new from now.
+        const now = new Date()
+        fss.futimesSync(fd, now, now)
+        return { fd }
+      } catch {
+        fss.rmSync(file, { force: true })
+        return null
+      }
+    }
+    return null
+  }
+
+  /** Whether finish() may keep one more file in spare/ (counted again every SPARE_RECOUNT calls). */
+  function roomForSpare(): boolean {
+    if (++sinceSpareCount > SPARE_RECOUNT) {
+      spareCount = listSpares().length
+      sinceSpareCount = 0
+    }
+    return spareCount < SPARE_MAX
+  }
+
+  /** spare/'s files (none when it cannot be read: reuse is an optimisation, never a failure). */
+  function listSpares(): string[] {
+    try {
+      return fss.readdirSync(p('spare')).filter((name) => QUEUE_ID.test(name))
+    } catch {
+      return []
+    }
+  }
+
   async function begin(now = Date.now()): Promise<MessageWriter> {
     const id = newQueueId(now)
     // The file is made in data/ and renamed into queue/ at commit: until then it counts for
     // nothing (recover() removes a stale one), and only queue/ needs an fsync for its name.
     const file = p('data', id)
-    const fd = fss.openSync(file, 'wx', 0o600)
+    const spare = reuseSpare(file)
+    const reused = spare !== null
+    const fd = spare ? spare.fd : fss.openSync(file, 'wx', 0o600)
     let size = 0
     let closed = false
     const close = (): void => {
@@ -182,7 +248,10 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         // An fsync of the bytes begun before (sync(), during the content filter's scan) must
         // have succeeded; the one after the envelope's append covers whatever it did not.
         await synced
-        writeAll(fd, envelopeRecord(envelope, size))
+        const record = envelopeRecord(envelope, size)
+        writeAll(fd, record)
+        // A reused file may go on with an older message's bytes: they go before the fsync.
+        if (reused) fss.ftruncateSync(fd, size + record.length)
         await fsyncFd(fd)
         close()
         await chown(file)
@@ -245,8 +314,19 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       },
       save,
       async finish() {
-        // One unlink, made durable: delivery may skip recording a last outcome and rely on it.
-        await unlinkIfThere(file)
+        const keepSpare = (): boolean => {
+          try {
+            fss.renameSync(file, p('spare', id))
+            spareCount++
+            return true
+          } catch {
+            return false // gone already, or no room for the name: deleted as before
+          }
+        }
+        // One removal from active/, made durable: delivery may skip recording a last outcome and
+        // rely on it. A small file is kept in spare/ for the next message (begin()), while there
+        // are few there; any other is deleted.
+        if (!(envelope.size <= SPARE_SIZE && roomForSpare() && keepSpare())) await unlinkIfThere(file)
         await syncDir(p('active'))
         nextAttemptCache.delete(id)
       },

@@ -108,3 +108,61 @@ test('recover() converts a spool of the two-file layout (queue/ID.json beside da
   assert.equal((await spool.list())[0].state, 'hold')
   assert.equal((await spool.content(id))?.toString('latin1'), body)
 })
+
+/** Enqueues `message`, claims it and finishes it: its file goes to spare/ (or away). */
+async function deliverOne(spool: Awaited<ReturnType<typeof openSpool>>, message: Buffer): Promise<string> {
+  const e = await spool.enqueue(message, draft())
+  const active = (await spool.claim(e.id))!
+  await active.finish()
+  return e.id
+}
+
+test('a delivered message leaves its file in spare/; the next message reuses it, cut to its own length', async (t) => {
+  const dir = await spoolDir(t)
+  const spool = await openSpool(dir)
+  const long = Buffer.from(body + 'x'.repeat(10_000) + '\nFACTEUR-ENVELOPE 000000000000 0000000013\n')
+  const old = await deliverOne(spool, long)
+  assert.deepEqual(await fs.readdir(path.join(dir, 'spare')), [old])
+  assert.equal(await spool.depth(), 0)
+  const inode = (await fs.stat(path.join(dir, 'spare', old))).ino
+  // Another writer (a receiving service opens its own spool) takes it for a shorter message.
+  const writer = await (await openSpool(dir)).begin()
+  assert.deepEqual(await fs.readdir(path.join(dir, 'spare')), [])
+  assert.equal((await fs.stat(writer.path)).ino, inode)
+  await writer.write(Buffer.from(body))
+  const e = await writer.commit(draft())
+  const file = await fs.readFile(path.join(dir, 'queue', e.id), 'latin1')
+  assert.ok(file.startsWith(body))
+  assert.ok(!file.includes('xxx'), 'nothing of the old message is left')
+  assert.equal((await spool.list())[0].envelope.id, e.id)
+  assert.equal((await spool.content(e.id))?.toString('latin1'), body)
+  const active = (await spool.claim(e.id))!
+  assert.equal((await active.read()).toString('latin1'), `${draft().prepend}${body}`)
+})
+
+test('spare/ keeps small files only, and a bounded number of them', async (t) => {
+  const dir = await spoolDir(t)
+  const spool = await openSpool(dir)
+  await deliverOne(spool, Buffer.alloc(200 * 1024, 'a'))
+  assert.deepEqual(await fs.readdir(path.join(dir, 'spare')), [], 'a large file is deleted')
+  // 300 messages received and delivered while no writer takes any spare: 256 are kept.
+  const writers = await Promise.all(Array.from({ length: 300 }, () => spool.begin()))
+  for (const w of writers) await w.write(Buffer.from(body))
+  const ids = await Promise.all(writers.map((w) => w.commit(draft()).then((e) => e.id)))
+  for (const id of ids) await (await spool.claim(id))!.finish()
+  assert.equal((await fs.readdir(path.join(dir, 'spare'))).length, 256)
+  assert.equal(await spool.depth(), 0)
+})
+
+test('a reused file is not taken for an old leftover by recover() while its message is received', async (t) => {
+  const dir = await spoolDir(t)
+  const spool = await openSpool(dir)
+  const old = await deliverOne(spool, Buffer.from(body))
+  const twoHoursAgo = new Date(Date.now() - 2 * 3600_000)
+  await fs.utimes(path.join(dir, 'spare', old), twoHoursAgo, twoHoursAgo)
+  const writer = await (await openSpool(dir)).begin()
+  assert.deepEqual(await spool.recover(), { requeued: 0, removed: 0, converted: 0 })
+  await writer.write(Buffer.from(body))
+  const e = await writer.commit(draft())
+  assert.equal((await spool.content(e.id))?.toString('latin1'), body)
+})
