@@ -179,13 +179,18 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       } catch {
         continue // taken by another writer (submission, a bounce) since the listing
       }
+      let fd: number | null = null
       try {
-        const fd = fss.openSync(file, fss.constants.O_WRONLY)
+        fd = fss.openSync(file, fss.constants.O_WRONLY)
+        // A file with another name too is not ours to overwrite: after a power cut a volume may
+        // keep both names of a rename (spare/ and queue/, or active/ and spare/). Its spare name goes.
+        if (fss.fstatSync(fd).nlink !== 1) throw new Error('linked elsewhere too')
         // recover() takes a data/ file this old for a leftover: the reused one is new from now.
         const now = new Date()
         fss.futimesSync(fd, now, now)
         return { fd }
       } catch {
+        if (fd !== null) fss.closeSync(fd)
         fss.rmSync(file, { force: true })
         return null
       }

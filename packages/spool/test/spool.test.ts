@@ -166,3 +166,17 @@ test('a reused file is not taken for an old leftover by recover() while its mess
   const e = await writer.commit(draft())
   assert.equal((await spool.content(e.id))?.toString('latin1'), body)
 })
+
+test('a spare file that also has another name (a rename half kept by a power cut) is left alone', async (t) => {
+  const dir = await spoolDir(t)
+  const spool = await openSpool(dir)
+  const e = await spool.enqueue(Buffer.from(body), draft())
+  // As if finish()'s rename active/ -> spare/ had reached the disk while active/ kept its entry too.
+  await fs.link(path.join(dir, 'queue', e.id), path.join(dir, 'spare', e.id))
+  const writer = await (await openSpool(dir)).begin()
+  await writer.write(Buffer.from('Subject: another\r\n\r\nother\r\n'))
+  await writer.commit(draft())
+  assert.deepEqual(await fs.readdir(path.join(dir, 'spare')), [], 'its spare name is removed')
+  assert.equal((await spool.content(e.id))?.toString('latin1'), body, 'the queued message is intact')
+  assert.equal((await fs.stat(path.join(dir, 'queue', e.id))).nlink, 1)
+})
