@@ -6,6 +6,7 @@ import fss, { constants } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { randomUUID } from 'node:crypto'
+import { promisify } from 'node:util'
 import type { Readable } from 'node:stream'
 import { toLocalLines } from './lines.js'
 import { MailboxError } from './errors.js'
@@ -13,6 +14,7 @@ import { chownIfRoot, ensureDirs, type Owner } from './paths.js'
 import { fsyncFd, syncDir, writeAll } from '@facteur/files'
 
 let seq = 0
+const openFile = promisify(fss.open)
 const host = os.hostname().replace(/\//g, '\\057').replace(/:/g, '\\072')
 
 export async function deliverMaildir(opts: {
@@ -44,7 +46,10 @@ export async function deliverMaildir(opts: {
   // microseconds, not a trip through libuv's pool; the fsyncs, which wait for the disk, go there.
   let fd: number
   try {
-    fd = fss.openSync(tmp, 'wx', 0o600)
+    // Through libuv's pool, unlike the other quick calls here: making a file can take the kernel
+    // hundreds of microseconds (an ext4 without a journal scans for a free inode, bench/README.md),
+    // and a message's copies to several mailboxes are then made side by side on both cores.
+    fd = await openFile(tmp, 'wx', 0o600)
   } catch (err) {
     throw new MailboxError(`cannot create ${tmp}: ${(err as Error).message}`, true, { cause: err })
   }
