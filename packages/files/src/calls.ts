@@ -6,6 +6,15 @@ import { promisify } from 'node:util'
 /** fsync(2), through the pool. */
 export const fsyncFd: (fd: number) => Promise<void> = promisify(fs.fsync)
 
+/**
+ * A new file (O_EXCL, mode 0600) made through the pool: where the file system makes creating a
+ * file slow (an ext4 without a journal scans for a free inode, bench/README.md), several are then
+ * made side by side on both cores, and the event loop serves others meanwhile.
+ */
+export function createFile(file: string): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(file, 'wx', 0o600, (err, fd) => (err ? reject(err) : resolve(fd))))
+}
+
 /** write(2) until every byte is written: a short write on a filling disk is followed by a call that fails (ENOSPC). */
 export function writeAll(fd: number, bytes: Buffer): void {
   for (let off = 0; off < bytes.length;) {

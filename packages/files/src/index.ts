@@ -3,6 +3,7 @@
 // thread, where each costs a few microseconds: through libuv's thread pool each would also cost a
 // pool thread's wake-up and the context switches there and back, more than the call itself on a
 // busy 2-core machine (bench/README.md). fsync and unlink, which can wait for the disk, go through
-// the pool, so the event loop serves other sessions meanwhile.
-export { fsyncFd, writeAll, unlinkIfThere } from './calls.js'
+// the pool, so the event loop serves other sessions meanwhile; so does the Maildir writer's
+// createFile, which can wait for the file system's inode search.
+export { createFile, fsyncFd, writeAll, unlinkIfThere } from './calls.js'
 export { syncDir } from './dirsync.js'

@@ -6,15 +6,13 @@ import fss, { constants } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { randomUUID } from 'node:crypto'
-import { promisify } from 'node:util'
 import type { Readable } from 'node:stream'
 import { toLocalLines } from './lines.js'
 import { MailboxError } from './errors.js'
 import { chownIfRoot, ensureDirs, type Owner } from './paths.js'
-import { fsyncFd, syncDir, writeAll } from '@facteur/files'
+import { createFile, fsyncFd, syncDir, writeAll } from '@facteur/files'
 
 let seq = 0
-const openFile = promisify(fss.open)
 const host = os.hostname().replace(/\//g, '\\057').replace(/:/g, '\\072')
 
 export async function deliverMaildir(opts: {
@@ -46,10 +44,8 @@ export async function deliverMaildir(opts: {
   // microseconds, not a trip through libuv's pool; the fsyncs, which wait for the disk, go there.
   let fd: number
   try {
-    // Through libuv's pool, unlike the other quick calls here: making a file can take the kernel
-    // hundreds of microseconds (an ext4 without a journal scans for a free inode, bench/README.md),
-    // and a message's copies to several mailboxes are then made side by side on both cores.
-    fd = await openFile(tmp, 'wx', 0o600)
+    // Through the pool (createFile): a message's copies to several mailboxes are made side by side.
+    fd = await createFile(tmp)
   } catch (err) {
     throw new MailboxError(`cannot create ${tmp}: ${(err as Error).message}`, true, { cause: err })
   }

@@ -166,7 +166,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
    * filesystem an inode and blocks allocated, then freed (and trimmed, on a volume mounted with
    * `discard`); a file reused keeps both. Its old bytes past the new message's end are cut at commit.
    */
-  function reuseSpare(file: string): { fd: number } | null {
+  function reuseSpare(file: string): number | null {
     for (let tries = 0; tries < 4; tries++) {
       if (!spares.length) {
         if (Date.now() - sparesListedAt < SPARE_RELIST_MS) return null
@@ -188,7 +188,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         // recover() takes a data/ file this old for a leftover: the reused one is new from now.
         const now = new Date()
         fss.futimesSync(fd, now, now)
-        return { fd }
+        return fd
       } catch {
         if (fd !== null) fss.closeSync(fd)
         fss.rmSync(file, { force: true })
@@ -207,6 +207,17 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     return spareCount < SPARE_MAX
   }
 
+  /** Keeps `file` (a finished message's, in active/) in spare/; false when it cannot be moved there. */
+  function keepSpare(file: string, id: string): boolean {
+    try {
+      fss.renameSync(file, p('spare', id))
+      spareCount++
+      return true
+    } catch {
+      return false // gone already, or no room for the name: deleted as before
+    }
+  }
+
   /** spare/'s files (none when it cannot be read: reuse is an optimisation, never a failure). */
   function listSpares(): string[] {
     try {
@@ -223,7 +234,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     const file = p('data', id)
     const spare = reuseSpare(file)
     const reused = spare !== null
-    const fd = spare ? spare.fd : fss.openSync(file, 'wx', 0o600)
+    const fd = spare ?? fss.openSync(file, 'wx', 0o600)
     let size = 0
     let closed = false
     const close = (): void => {
@@ -319,19 +330,11 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       },
       save,
       async finish() {
-        const keepSpare = (): boolean => {
-          try {
-            fss.renameSync(file, p('spare', id))
-            spareCount++
-            return true
-          } catch {
-            return false // gone already, or no room for the name: deleted as before
-          }
-        }
         // One removal from active/, made durable: delivery may skip recording a last outcome and
         // rely on it. A small file is kept in spare/ for the next message (begin()), while there
         // are few there; any other is deleted.
-        if (!(envelope.size <= SPARE_SIZE && roomForSpare() && keepSpare())) await unlinkIfThere(file)
+        const kept = envelope.size <= SPARE_SIZE && roomForSpare() && keepSpare(file, id)
+        if (!kept) await unlinkIfThere(file)
         await syncDir(p('active'))
         nextAttemptCache.delete(id)
       },
