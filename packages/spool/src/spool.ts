@@ -22,7 +22,7 @@ const SPARE_MAX = 256
 const SPARE_SIZE = 128 * 1024
 /** finish() counts spare/'s files again after this many (other processes take them meanwhile). */
 const SPARE_RECOUNT = 64
-/** begin() lists an empty spare/ again after this long at the soonest. */
+/** begin() lists spare/ again as soon as it has taken the last listing's files; after a listing that found none, only this long after it. */
 const SPARE_RELIST_MS = 1000
 
 export type QueueEntry = { id: string; state: 'queue' | 'active' | 'hold'; envelope: Envelope }
@@ -104,7 +104,8 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
   let flushSeen = true
   /** Names in spare/ from begin()'s last listing (another process may have taken some since). */
   let spares: string[] = []
-  let sparesListedAt = -Infinity
+  /** When begin()'s last listing found spare/ empty. */
+  let sparesEmptyAt = -Infinity
   /** finish()'s count of spare/'s files, and the finishes since it was taken. */
   let spareCount = 0
   let sinceSpareCount = Infinity
@@ -169,10 +170,12 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
   function reuseSpare(file: string): number | null {
     for (let tries = 0; tries < 4; tries++) {
       if (!spares.length) {
-        if (Date.now() - sparesListedAt < SPARE_RELIST_MS) return null
-        sparesListedAt = Date.now()
+        if (Date.now() - sparesEmptyAt < SPARE_RELIST_MS) return null
         spares = listSpares()
-        if (!spares.length) return null
+        if (!spares.length) {
+          sparesEmptyAt = Date.now()
+          return null
+        }
       }
       try {
         fss.renameSync(p('spare', spares.pop()!), file)

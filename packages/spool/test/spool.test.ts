@@ -140,6 +140,20 @@ test('a delivered message leaves its file in spare/; the next message reuses it,
   assert.equal((await active.read()).toString('latin1'), `${draft().prepend}${body}`)
 })
 
+test('a writer that took every file of its listing of spare/ takes the next one delivered at once', async (t) => {
+  const dir = await spoolDir(t)
+  const spool = await openSpool(dir)
+  const writer = await openSpool(dir)
+  await deliverOne(spool, Buffer.from(body))
+  await deliverOne(writer, Buffer.from(body)) // its begin() takes the one file listed
+  // A message delivered meanwhile (less than the relisting pause of an empty spare/ later).
+  const next = await deliverOne(spool, Buffer.from(body))
+  const inode = (await fs.stat(path.join(dir, 'spare', next))).ino
+  const w = await writer.begin()
+  assert.equal((await fs.stat(w.path)).ino, inode)
+  await w.abort()
+})
+
 test('spare/ keeps small files only, and a bounded number of them', async (t) => {
   const dir = await spoolDir(t)
   const spool = await openSpool(dir)
