@@ -16,6 +16,8 @@ import { startLocalPostfix, countMaildirs, BENCHMARK_TUNING, type LocalPostfix }
 import { run } from '../test/support/process.js'
 import { percentile, smtpLoad, idleConnections, benchMessage } from './smtp-load.js'
 import { filterBench } from './mail-filter.js'
+import { smtpServerAlone, type AloneRun } from './smtp-alone.js'
+import { loadConfig } from '@facteur/config'
 
 const quick = process.argv.includes('--quick')
 const noFilter = process.argv.includes('--no-filter')
@@ -100,6 +102,9 @@ async function waitDelivered(server: Server, target: number, since: number): Pro
     await sleep(50)
   }
 }
+
+/** Messages per run of smtp-server alone (it takes 1,000 to 4,000 a second here). */
+const ALONE_MESSAGES = quick ? 500 : 2000
 
 /** Messages each server takes before the table, not measured (quick: fewer). */
 const WARM_UP = quick ? 300 : 1000
@@ -345,7 +350,7 @@ try {
   say('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
   let postfixTotal = 0
   const notes: string[] = []
-  const measured: { p: Side; f: Side }[] = []
+  const measured: { r: Row; p: Side; f: Side }[] = []
   for (const r of rows) {
     const label = rowLabel(r)
     if (only.length && !only.some((o) => `${label} |`.includes(o))) continue
@@ -363,7 +368,7 @@ try {
     const p = together(runs.p)
     const f = together(runs.f)
     postfixTotal += p.delivered
-    measured.push({ p, f })
+    measured.push({ r, p, f })
     const drained = (s: Side): string => (s.drained ? '' : ' (not drained)')
     say(
       `${label} | ${fmt(p.accepted)} | ${fmt(f.accepted)} | ${fmt(p.delivered)}${drained(p)} | ${fmt(f.delivered)}${drained(f)} | **${fmt(f.delivered / p.delivered, 2)}** | ${fmt(p.p50, 1)} / ${fmt(p.p99, 1)} | ${fmt(f.p50, 1)} / ${fmt(f.p99, 1)} | ${fmt(p.cpuMs, 1)} / ${fmt(f.cpuMs, 1)} | ${fmt(f.rssMB)} |`,
@@ -385,6 +390,41 @@ try {
     say(
       `Against the targets, in ${measured.length} rows: delivered msg/s ${range(measured.map(({ p, f }) => f.delivered / p.delivered))}x Postfix's (target: at least 2x in every row); p99 time to 250 no worse than Postfix's in ${p99ok} (target: all); our CPU per message ${range(measured.map(({ p, f }) => f.cpuMs / p.cpuMs))}x Postfix's.`,
     )
+  }
+  const ceilingRows = measured.filter(({ r }) => r.size === 2048 && r.rcpts === 1)
+  if (ceilingRows.length) {
+    // The appliance runs with SMTP_GREETING_DELAY's default: smtp-server alone pauses as long.
+    const greetingDelayMs = loadConfig({ MAIL_DOMAIN: DOMAIN }).smtp.greetingDelayMs
+    say()
+    say('### The ceiling: smtp-server alone')
+    say()
+    say(
+      `The library our listeners are built on, in the benchmark's own process, with our ${greetingDelayMs} ms pause before the 220 and nothing else: no policy, no spool, no fsync, no delivery (bench/smtp-alone.ts). smtp-source drives it as it drove the rows above, ${ALONE_MESSAGES} messages a run, ${ROUNDS === 1 ? 'once' : `${ROUNDS} runs`}. Its accepted rate bounds what any server built on it can deliver; its CPU is that process's.`,
+    )
+    say()
+    say(
+      '| connection | sessions | size | rcpts | Postfix delivered/s | smtp-server alone accepted/s | **alone / Postfix** | CPU ms/msg smtp-server alone / Facteur / Postfix |',
+    )
+    say('|---|---|---|---|---|---|---|---|')
+    const ratios: number[] = []
+    for (const { r, p, f } of ceilingRows) {
+      const alone: AloneRun[] = []
+      for (let round = 0; round < ROUNDS; round++)
+        alone.push(await smtpServerAlone({ greetingDelayMs, sessions: r.sessions, messages: ALONE_MESSAGES, size: r.size, reuse: r.reuse }))
+      const failed = alone.find((a) => a.error)
+      const accepted = alone.length / alone.reduce((sum, a) => sum + 1 / a.accepted, 0)
+      const cpuMs = alone.reduce((sum, a) => sum + a.cpuMs, 0) / alone.length
+      if (!failed) ratios.push(accepted / p.delivered)
+      say(
+        `${rowLabel(r)} | ${fmt(p.delivered)} | ${failed ? `- (${failed.error})` : fmt(accepted)} | **${failed ? '-' : fmt(accepted / p.delivered, 2)}** | ${fmt(cpuMs, 2)} / ${fmt(f.cpuMs, 1)} / ${fmt(p.cpuMs, 1)} |`,
+      )
+    }
+    if (ratios.length) {
+      say()
+      say(
+        `smtp-server alone, storing nothing, took mail at ${fmt(Math.min(...ratios), 2)}-${fmt(Math.max(...ratios), 2)}x Postfix's delivered rate; the target asks 2x of the whole appliance, which also commits each message to the spool and delivers it.`,
+      )
+    }
   }
   for (const l of memoryLines) say(l)
   if (!(postfixTotal > 0)) {
