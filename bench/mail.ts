@@ -17,7 +17,7 @@ import { run } from '../test/support/process.js'
 import { percentile, smtpLoad, idleConnections, benchMessage } from './smtp-load.js'
 import { filterBench } from './mail-filter.js'
 import { smtpServerAlone, type AloneRun } from './smtp-alone.js'
-import { machineTicks } from './machine.js'
+import { busyMeter } from './machine.js'
 import { loadConfig } from '@facteur/config'
 
 const quick = process.argv.includes('--quick')
@@ -132,7 +132,7 @@ async function measure(server: Server, r: Row): Promise<Side> {
   const root = await server.rootPid()
   const cpu0 = await treeCpuMs(root)
   const before = await server.delivered()
-  const ticks0 = await machineTicks()
+  const busy = await busyMeter()
   const t0 = performance.now()
   const args = [
     '-s',
@@ -155,7 +155,7 @@ async function measure(server: Server, r: Row): Promise<Side> {
   args.push('-C', '5', `127.0.0.1:${server.port}`)
   const source = await run('/usr/sbin/smtp-source', args, { timeoutMs: 300_000 })
   const t1 = performance.now()
-  const ticks1 = await machineTicks()
+  const machineBusy = await busy()
   const error =
     source.code !== 0
       ? `smtp-source exited ${source.code ?? source.signal}: ${(source.stderr || source.stdout).trim().split('\n').slice(-2).join(' ')}`
@@ -179,7 +179,7 @@ async function measure(server: Server, r: Row): Promise<Side> {
   const cpuMs = ((await treeCpuMs(root)) - cpu0) / (m + lat.sent)
   return {
     cpuMs,
-    machineBusy: (ticks1.busy - ticks0.busy) / Math.max(1, ticks1.total - ticks0.total),
+    machineBusy,
     accepted: error ? NaN : m / ((t1 - t0) / 1000),
     delivered: delivered / ((done.at - t0) / 1000),
     drained: done.drained,
@@ -191,24 +191,27 @@ async function measure(server: Server, r: Row): Promise<Side> {
   }
 }
 
+const mean = (xs: number[]): number => xs.reduce((sum, x) => sum + x, 0) / xs.length
+/** Of rates over runs of as many messages each: the rate over all their messages. */
+const harmonicMean = (xs: number[]): number => xs.length / xs.reduce((sum, x) => sum + 1 / x, 0)
+
 /**
  * A side's runs of one row together: its rates over all its messages (each run sends as many,
  * so the harmonic mean), its percentiles over every latency, its mean CPU, its highest RSS.
  */
 function together(runs: Side[]): Side {
-  const rate = (xs: number[]): number => xs.length / xs.reduce((sum, x) => sum + 1 / x, 0)
   const latencies = runs.flatMap((s) => s.latencies)
   const rss = runs.map((s) => s.rssMB).filter((x): x is number => x !== undefined)
   return {
-    accepted: rate(runs.map((s) => s.accepted)),
-    delivered: rate(runs.map((s) => s.delivered)),
+    accepted: harmonicMean(runs.map((s) => s.accepted)),
+    delivered: harmonicMean(runs.map((s) => s.delivered)),
     drained: runs.every((s) => s.drained),
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     latencies,
     ...(rss.length ? { rssMB: Math.max(...rss) } : {}),
-    cpuMs: runs.reduce((sum, s) => sum + s.cpuMs, 0) / runs.length,
-    machineBusy: runs.reduce((sum, s) => sum + s.machineBusy, 0) / runs.length,
+    cpuMs: mean(runs.map((s) => s.cpuMs)),
+    machineBusy: mean(runs.map((s) => s.machineBusy)),
     error: runs.find((s) => s.error)?.error,
   }
 }
@@ -231,6 +234,8 @@ const rowLabel = (r: Row): string =>
   `| ${r.reuse ? 'reused (-d)' : 'one per message'} | ${r.sessions} | ${r.size >= 1024 ? `${r.size / 1024} KB` : r.size} | ${r.rcpts}`
 
 const pct = (x: number): string => `${fmt(100 * x)} %`
+const range = (xs: number[]): string => `${fmt(Math.min(...xs), 2)}-${fmt(Math.max(...xs), 2)}`
+const pctRange = (xs: number[]): string => `${pct(Math.min(...xs))}-${pct(Math.max(...xs))}`
 const fmt = (n: number | undefined, digits = 0): string => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits))
 
 const postfixVersion = async (): Promise<string> => (await run('postconf', ['-d', '-h', 'mail_version'])).stdout.trim()
@@ -392,11 +397,10 @@ try {
     for (const n of notes) say(`- ${n}`)
   }
   if (measured.length) {
-    const range = (xs: number[]): string => `${fmt(Math.min(...xs), 2)}-${fmt(Math.max(...xs), 2)}`
     const p99ok = measured.filter(({ p, f }) => f.p99 <= p.p99).length
     say()
     say(
-      `Against the targets, in ${measured.length} rows: delivered msg/s ${range(measured.map(({ p, f }) => f.delivered / p.delivered))}x Postfix's (target: at least 2x in every row); p99 time to 250 no worse than Postfix's in ${p99ok} (target: all); our CPU per message ${range(measured.map(({ p, f }) => f.cpuMs / p.cpuMs))}x Postfix's. The machine's CPUs (all processes: the server, smtp-source, the kernel, other jobs) were ${pct(Math.min(...measured.map(({ p }) => p.machineBusy)))}-${pct(Math.max(...measured.map(({ p }) => p.machineBusy)))} busy during Postfix's smtp-source runs, ${pct(Math.min(...measured.map(({ f }) => f.machineBusy)))}-${pct(Math.max(...measured.map(({ f }) => f.machineBusy)))} during ours: a run the CPUs bound delivers at their speed over its CPU per message.`,
+      `Against the targets, in ${measured.length} rows: delivered msg/s ${range(measured.map(({ p, f }) => f.delivered / p.delivered))}x Postfix's (target: at least 2x in every row); p99 time to 250 no worse than Postfix's in ${p99ok} (target: all); our CPU per message ${range(measured.map(({ p, f }) => f.cpuMs / p.cpuMs))}x Postfix's. The machine's CPUs (all processes: the server, smtp-source, the kernel, other jobs) were ${pctRange(measured.map(({ p }) => p.machineBusy))} busy during Postfix's smtp-source runs, ${pctRange(measured.map(({ f }) => f.machineBusy))} during ours: a run the CPUs bound delivers at their speed over its CPU per message.`,
     )
   }
   const ceilingRows = measured.filter(({ r }) => r.size === 2048 && r.rcpts === 1)
@@ -420,9 +424,9 @@ try {
       for (let round = 0; round < ROUNDS; round++)
         alone.push(await smtpServerAlone({ greetingDelayMs, sessions: r.sessions, messages: ALONE_MESSAGES, size: r.size, reuse: r.reuse }))
       const failed = alone.find((a) => a.error)
-      const accepted = alone.length / alone.reduce((sum, a) => sum + 1 / a.accepted, 0)
-      const cpuMs = alone.reduce((sum, a) => sum + a.cpuMs, 0) / alone.length
-      const busy = alone.reduce((sum, a) => sum + a.machineBusy, 0) / alone.length
+      const accepted = harmonicMean(alone.map((a) => a.accepted))
+      const cpuMs = mean(alone.map((a) => a.cpuMs))
+      const busy = mean(alone.map((a) => a.machineBusy))
       if (!failed) ratios.push(accepted / p.delivered)
       say(
         `${rowLabel(r)} | ${fmt(p.delivered)} | ${failed ? `- (${failed.error})` : fmt(accepted)} | **${failed ? '-' : fmt(accepted / p.delivered, 2)}** | ${fmt(cpuMs, 2)} / ${fmt(f.cpuMs, 1)} / ${fmt(p.cpuMs, 1)} | ${pct(busy)} / ${pct(f.machineBusy)} / ${pct(p.machineBusy)} |`,
@@ -431,7 +435,7 @@ try {
     if (ratios.length) {
       say()
       say(
-        `smtp-server alone, storing nothing, took mail at ${fmt(Math.min(...ratios), 2)}-${fmt(Math.max(...ratios), 2)}x Postfix's delivered rate; the target asks 2x of the whole appliance, which also commits each message to the spool and delivers it.`,
+        `smtp-server alone, storing nothing, took mail at ${range(ratios)}x Postfix's delivered rate; the target asks 2x of the whole appliance, which also commits each message to the spool and delivers it.`,
       )
     }
   }

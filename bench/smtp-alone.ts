@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { setGreetingDelay } from '../services/smtp-ingress/src/greeting.js'
 import { run } from '../test/support/process.js'
-import { machineTicks } from './machine.js'
+import { busyMeter } from './machine.js'
 
 export type AloneRun = { accepted: number; cpuMs: number; machineBusy: number; error?: string }
 
@@ -42,16 +42,16 @@ export async function smtpServerAlone(opts: {
     if (opts.reuse) args.push('-d')
     args.push('-C', '5', `127.0.0.1:${port}`)
     const cpu0 = process.cpuUsage()
-    const ticks0 = await machineTicks()
+    const busy = await busyMeter()
     const t0 = performance.now()
     const source = await run('/usr/sbin/smtp-source', args, { timeoutMs: 300_000 })
     const seconds = (performance.now() - t0) / 1000
     const cpu = process.cpuUsage(cpu0)
-    const ticks1 = await machineTicks()
+    const machineBusy = await busy()
     return {
       accepted: opts.messages / seconds,
       cpuMs: (cpu.user + cpu.system) / 1000 / opts.messages,
-      machineBusy: (ticks1.busy - ticks0.busy) / Math.max(1, ticks1.total - ticks0.total),
+      machineBusy,
       ...(source.code !== 0 && { error: `smtp-source exited ${source.code ?? source.signal}` }),
     }
   } finally {
