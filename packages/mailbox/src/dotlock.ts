@@ -8,7 +8,9 @@
 // otherwise both roll it back, the second after the first had taken the lock and appended).
 import fs from 'node:fs/promises'
 import os from 'node:os'
+import path from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { syncDir } from '@facteur/files'
 import { MailboxError } from './errors.js'
 
 const STALE_MS = 5 * 60 * 1000 // a foreign lock older than this is abandoned (mutt: 5 min)
@@ -128,12 +130,18 @@ async function underDotlock<T>(mailbox: string, deadline: number, fn: () => Prom
       await new Promise((r) => setTimeout(r, 20 + Math.random() * 80))
     }
   }
+  const dir = path.dirname(mailbox)
   try {
     // The size before the append, now that nobody else appends: renamed over our lock (a kill
-    // before the rename leaves a lock without a size, and nothing appended under it).
+    // before the rename leaves a lock without a size, and nothing appended under it). The
+    // directory's fsync keeps the journal's name through a crash of the machine too.
     await fs.rename(await aside(lock, journal(await sizeOf(mailbox))), lock)
+    await syncDir(dir)
     return await fn()
   } finally {
+    // The removal is fsync'd before the caller reports the append: a lock that came back after
+    // a crash of the machine would have its appends cut back.
     await fs.rm(lock, { force: true })
+    await syncDir(dir)
   }
 }
