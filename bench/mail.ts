@@ -1,10 +1,10 @@
 // Benchmark (not a test): Facteur against a real Postfix on the same machine, in the same run,
-// both delivering into Maildirs with fsync. Every row is driven by smtp-source (throughput),
+// both delivering with fsync into Maildirs, then into mbox files (our default). Every row is driven by smtp-source (throughput),
 // then by our load client (bench/smtp-load.ts: time from the end of DATA to the 250), Postfix
 // first then us, row after row, so a drift of the machine's speed hits both. Then the same
 // with the content filter on (clamd + spamd) against those engines called directly, and the
 // memory of 1,000 idle connections. Prints the tables and writes BENCHMARKS.md (a whole run only).
-//   npm run bench [-- --quick]
+//   npm run bench [-- --quick] [--format=maildir|mbox] [--only=ROW] [--no-filter | --filters-only]
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -12,7 +12,15 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startAppliance, ROOT, type Appliance } from '../test/support/appliance.js'
 import { applianceHealth } from '../test/support/supervisor.js'
-import { startLocalPostfix, countMaildirs, BENCHMARK_TUNING, type LocalPostfix } from '../test/support/postfix-local.js'
+import {
+  startLocalPostfix,
+  countMaildirs,
+  mboxCounter,
+  BENCHMARK_TUNING,
+  MBOX_TUNING,
+  type LocalPostfix,
+  type MailboxFormat,
+} from '../test/support/postfix-local.js'
 import { run } from '../test/support/process.js'
 import { percentile, smtpLoad, idleConnections, benchMessage } from './smtp-load.js'
 import { filterBench } from './mail-filter.js'
@@ -23,15 +31,21 @@ import { loadConfig } from '@facteur/config'
 const quick = process.argv.includes('--quick')
 const noFilter = process.argv.includes('--no-filter')
 const filtersOnly = process.argv.includes('--filters-only')
-class SkipTable extends Error {}
 // --only=<text> (repeatable): the rows whose label holds one of them, e.g. --only='one per message | 50 | 2 KB | 1 |'.
 const only = process.argv.filter((a) => a.startsWith('--only=')).map((a) => a.slice('--only='.length))
+// --format=maildir or --format=mbox: that table only (a whole run has both, Maildir first).
+const formatArg = process.argv.find((a) => a.startsWith('--format='))?.slice('--format='.length)
+if (formatArg !== undefined && formatArg !== 'maildir' && formatArg !== 'mbox') {
+  console.error(`--format=${formatArg}: expected maildir or mbox`)
+  process.exit(2)
+}
+const FORMATS: MailboxFormat[] = formatArg ? [formatArg] : ['maildir', 'mbox']
 const DOMAIN = 'ours.example'
 // smtp-source -r N sends to bench@, 2bench@ ... Nbench@: those accounts exist on both sides.
 const USERS = ['bench', ...Array.from({ length: 9 }, (_, i) => `${i + 2}bench`)]
 const SENDER = 'load@client.example'
-/** A guard only: the rows are sized to end well before it (the whole run near 10 minutes); a row
- * it cuts is reported as not run. */
+/** A guard only, per table: the rows are sized to end well before it (a table near 7 minutes); a
+ * row it cuts is reported as not run. */
 const TABLE_BUDGET_MS = quick ? 5 * 60_000 : 11 * 60_000
 /** Runs of each side per row, alternated: Postfix, Facteur, Postfix, Facteur. */
 const ROUNDS = quick ? 1 : 2
@@ -272,184 +286,211 @@ const say = (s = ''): void => {
 
 const started = new Date()
 const startLoad = os.loadavg()
-let postfix: LocalPostfix | undefined
-let mx: Appliance | undefined
-let exitCode = 0
-try {
-  if (filtersOnly) throw new SkipTable()
+/**
+ * The filters-off table in one mailbox format: Postfix and the appliance both deliver in it.
+ * `first`: the memory of idle connections and the ceiling are measured with it too. Returns the
+ * exit code (1: Postfix delivered nothing).
+ */
+async function postfixTable(format: MailboxFormat, first: boolean): Promise<number> {
+  const tableStarted = Date.now()
+  let postfix: LocalPostfix | undefined
+  let mx: Appliance | undefined
   try {
-    postfix = await startLocalPostfix({ domain: DOMAIN, users: USERS })
-  } catch (err) {
-    console.error(`Postfix did not start: ${(err as Error).message}`)
-    process.exit(1)
-  }
-  mx = await startAppliance({
-    users: Object.fromEntries(USERS.map((u) => [`${u}@${DOMAIN}`, 'bench-password'])),
-    env: {
-      MAILBOX_FORMAT: 'maildir',
-      // 500 parallel sessions, and 1,000 idle connections below: over the default of 200.
-      SMTP_MAX_CLIENTS: '2000',
-      ...(process.env.BENCH_ENV ? (JSON.parse(process.env.BENCH_ENV) as Record<string, string>) : {}),
-    },
-  })
-  const a = mx
-  const pf = postfix
-  const ours: Server = {
-    name: 'Facteur',
-    port: a.port('smtp-ingress', 'smtp'),
-    delivered: () => countMaildirs(a.mailDir, USERS),
-    rootPid: async () => a.supervisor.pid!,
-    async beforeRun() {
-      // Linux: writing 5 to clear_refs resets VmHWM, so each row reports its own peak.
-      for (const pid of await servicePids(a)) await fs.writeFile(`/proc/${pid}/clear_refs`, '5').catch(() => undefined)
-    },
-    async rssMB() {
-      let kb = 0
-      for (const pid of await servicePids(a)) kb += await statusKB(pid, 'VmHWM')
-      return kb / 1024
-    },
-  }
-  const theirs: Server = {
-    name: 'Postfix',
-    port: pf.port,
-    delivered: () => pf.delivered(),
-    rootPid: async () => Number((await fs.readFile(path.join(pf.configDir, 'queue', 'pid', 'master.pid'), 'utf8')).trim()),
-  }
-
-  const memoryLines: string[] = []
-  // Memory: 1,000 idle connections on :25, measured first, on a fresh ingress: after the load rows
-  // its heap shrinks and grows by more than the connections take (a row's garbage collected or not).
-  const ingressPid = (await applianceHealth(a)).body.services['smtp-ingress']?.pid
-  if (ingressPid) {
-    const before = await statusKB(ingressPid, 'VmRSS')
-    const idle = await idleConnections(ours.port, 1000)
-    await sleep(1000)
-    const with1000 = await statusKB(ingressPid, 'VmRSS')
-    idle.close()
-    memoryLines.push(
-      '',
-      '## Memory: 1,000 idle connections on :25',
-      '',
-      `smtp-ingress RSS ${fmt(before / 1024, 1)} MB before, ${fmt(with1000 / 1024, 1)} MB with ${idle.open} connections open (greeted, idle): ${fmt((with1000 - before) / Math.max(1, idle.open), 1)} kB each.`,
-    )
-  }
-  const rows: Row[] = []
-  // The 50-session rows first: when the time budget runs out, both modes have been measured.
-  for (const sessions of [50, 500])
-    for (const reuse of [false, true])
-      for (const size of [2048, 102_400]) for (const rcpts of [1, 10]) rows.push({ reuse, sessions, size, rcpts })
-
-  if (rows.some((r) => !only.length || only.some((o) => `${rowLabel(r)} |`.includes(o)))) for (const s of [theirs, ours]) await warmUp(s)
-
-  say('## Filters off: Facteur against Postfix')
-  say()
-  say(
-    `Both deliver into Maildirs (file fsync'd, then renamed into new/). Each row runs Postfix, then Facteur, ${ROUNDS === 1 ? 'once' : `${ROUNDS} times over (A B A B)`}; a side's figures are its runs together (rates over all its messages, percentiles over all its latencies). accepted: smtp-source's messages / its run time. delivered: messages found in the mailboxes / time until the last one is there. p50/p99: end of DATA to 250, by bench/smtp-load.ts. RSS: peak (VmHWM) of our services together, for the row. ratio: our delivered msg/s / Postfix's. CPU: user + system time of all the server's processes (Postfix's master and its daemons; our supervisor and services) per message, receiving and delivering: the figure the machine's other jobs disturb least. Before the first row each server took ${WARM_UP} messages of 2 KB from 50 sessions, not measured (V8 compiles our hot paths in the first few hundred; Postfix forks the daemons it then reuses).`,
-  )
-  say()
-  say(
-    `Postfix ${await postfixVersion()}, its own config directory (listed in alternate_config_directories of /etc/postfix/main.cf while it runs), tuned as an administrator would for this load (test/support/postfix-local.ts): ${Object.entries(
-      BENCHMARK_TUNING,
-    )
-      .map(([k, v]) => `${k} = ${v}`)
-      .join(
-        ', ',
-      )}. With the defaults it reached 100-140 msg/s here and lost sessions at 500: 100 smtpd processes at most (default_process_limit), so 400 of 500 sessions waited in the listen queue until their greeting timed out, and in_flow_delay (1 s) paused its smtpd whenever mail came in faster than the queue manager took it. Durability is not the same: Postfix fsyncs each queue file before the 250 and each Maildir file before its rename, and no directory (strace: about 2 fsyncs a message); we also fsync queue/ before the 250, new/ before the spool lets go and active/ after it (5 a message: 2 files, 3 directories whose fsyncs are grouped across messages).`,
-  )
-  say()
-  say(
-    '| connection | sessions | size | rcpts | Postfix accepted/s | Facteur accepted/s | Postfix delivered/s | Facteur delivered/s | **ratio** | Postfix p50 / p99 ms | Facteur p50 / p99 ms | CPU ms/msg Postfix / Facteur | Facteur peak RSS MB |',
-  )
-  say('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
-  let postfixTotal = 0
-  const notes: string[] = []
-  const measured: { r: Row; p: Side; f: Side }[] = []
-  for (const r of rows) {
-    const label = rowLabel(r)
-    if (only.length && !only.some((o) => `${label} |`.includes(o))) continue
-    if (Date.now() - started.getTime() > TABLE_BUDGET_MS) {
-      notes.push(`${label.slice(2).replace(/ \| /g, ', ')} — not run: the table's time budget (${TABLE_BUDGET_MS / 60_000} min) was spent`)
-      continue
+    try {
+      postfix = await startLocalPostfix({ domain: DOMAIN, users: USERS, format })
+    } catch (err) {
+      console.error(`Postfix did not start: ${(err as Error).message}`)
+      process.exit(1)
     }
-    // A B A B: each side's runs interleaved with the other's, so that a slow spell of the machine
-    // falls on both.
-    const runs: { p: Side[]; f: Side[] } = { p: [], f: [] }
-    for (let round = 0; round < ROUNDS; round++) {
-      runs.p.push(await measure(theirs, r))
-      runs.f.push(await measure(ours, r))
+    mx = await startAppliance({
+      users: Object.fromEntries(USERS.map((u) => [`${u}@${DOMAIN}`, 'bench-password'])),
+      env: {
+        MAILBOX_FORMAT: format,
+        // 500 parallel sessions, and 1,000 idle connections below: over the default of 200.
+        SMTP_MAX_CLIENTS: '2000',
+        ...(process.env.BENCH_ENV ? (JSON.parse(process.env.BENCH_ENV) as Record<string, string>) : {}),
+      },
+    })
+    const a = mx
+    const pf = postfix
+    const ours: Server = {
+      name: 'Facteur',
+      port: a.port('smtp-ingress', 'smtp'),
+      delivered: format === 'maildir' ? () => countMaildirs(a.mailDir, USERS) : mboxCounter(a.mailDir, USERS),
+      rootPid: async () => a.supervisor.pid!,
+      async beforeRun() {
+        // Linux: writing 5 to clear_refs resets VmHWM, so each row reports its own peak.
+        for (const pid of await servicePids(a)) await fs.writeFile(`/proc/${pid}/clear_refs`, '5').catch(() => undefined)
+      },
+      async rssMB() {
+        let kb = 0
+        for (const pid of await servicePids(a)) kb += await statusKB(pid, 'VmHWM')
+        return kb / 1024
+      },
     }
-    const p = together(runs.p)
-    const f = together(runs.f)
-    postfixTotal += p.delivered
-    measured.push({ r, p, f })
-    const drained = (s: Side): string => (s.drained ? '' : ' (not drained)')
-    say(
-      `${label} | ${fmt(p.accepted)} | ${fmt(f.accepted)} | ${fmt(p.delivered)}${drained(p)} | ${fmt(f.delivered)}${drained(f)} | **${fmt(f.delivered / p.delivered, 2)}** | ${fmt(p.p50, 1)} / ${fmt(p.p99, 1)} | ${fmt(f.p50, 1)} / ${fmt(f.p99, 1)} | ${fmt(p.cpuMs, 1)} / ${fmt(f.cpuMs, 1)} | ${fmt(f.rssMB)} |`,
-    )
-    for (const [n, s] of [
-      ['Postfix', p],
-      ['Facteur', f],
-    ] as const)
-      if (s.error) notes.push(`${label.slice(2).replace(/ \| /g, ', ')} — ${n}: ${s.error}`)
-  }
-  if (notes.length) {
-    say()
-    for (const n of notes) say(`- ${n}`)
-  }
-  if (measured.length) {
-    const p99ok = measured.filter(({ p, f }) => f.p99 <= p.p99).length
-    say()
-    say(
-      `Against the targets, in ${measured.length} rows: delivered msg/s ${range(measured.map(({ p, f }) => f.delivered / p.delivered))}x Postfix's (target: at least 2x in every row); p99 time to 250 no worse than Postfix's in ${p99ok} (target: all); our CPU per message ${range(measured.map(({ p, f }) => f.cpuMs / p.cpuMs))}x Postfix's. The machine's CPUs (all processes: the server, smtp-source, the kernel, other jobs) were ${pctRange(measured.map(({ p }) => p.machineBusy))} busy during Postfix's smtp-source runs, ${pctRange(measured.map(({ f }) => f.machineBusy))} during ours: a run the CPUs bound delivers at their speed over its CPU per message.`,
-    )
-  }
-  const ceilingRows = measured.filter(({ r }) => r.size === 2048 && r.rcpts === 1)
-  if (ceilingRows.length) {
-    // The appliance runs with SMTP_GREETING_DELAY's default: smtp-server alone pauses as long.
-    const greetingDelayMs = loadConfig({ MAIL_DOMAIN: DOMAIN }).smtp.greetingDelayMs
-    say()
-    say('### The ceiling: smtp-server alone')
-    say()
-    say(
-      `The library our listeners are built on, in the benchmark's own process, with our ${greetingDelayMs} ms pause before the 220 and nothing else: no policy, no spool, no fsync, no delivery (bench/smtp-alone.ts). smtp-source drives it as it drove the rows above, ${ALONE_MESSAGES} messages a run, ${ROUNDS === 1 ? 'once' : `${ROUNDS} runs`}. Its accepted rate bounds what any server built on it can deliver; its CPU is that process's.`,
-    )
-    say()
-    say(
-      '| connection | sessions | size | rcpts | Postfix delivered/s | smtp-server alone accepted/s | **alone / Postfix** | CPU ms/msg smtp-server alone / Facteur / Postfix | machine busy, smtp-server alone / Facteur / Postfix |',
-    )
-    say('|---|---|---|---|---|---|---|---|---|')
-    const ratios: number[] = []
-    for (const { r, p, f } of ceilingRows) {
-      const alone: AloneRun[] = []
-      for (let round = 0; round < ROUNDS; round++)
-        alone.push(await smtpServerAlone({ greetingDelayMs, sessions: r.sessions, messages: ALONE_MESSAGES, size: r.size, reuse: r.reuse }))
-      const failed = alone.find((a) => a.error)
-      const accepted = harmonicMean(alone.map((a) => a.accepted))
-      const cpuMs = mean(alone.map((a) => a.cpuMs))
-      const busy = mean(alone.map((a) => a.machineBusy))
-      if (!failed) ratios.push(accepted / p.delivered)
-      say(
-        `${rowLabel(r)} | ${fmt(p.delivered)} | ${failed ? `- (${failed.error})` : fmt(accepted)} | **${failed ? '-' : fmt(accepted / p.delivered, 2)}** | ${fmt(cpuMs, 2)} / ${fmt(f.cpuMs, 1)} / ${fmt(p.cpuMs, 1)} | ${pct(busy)} / ${pct(f.machineBusy)} / ${pct(p.machineBusy)} |`,
+    const theirs: Server = {
+      name: 'Postfix',
+      port: pf.port,
+      delivered: () => pf.delivered(),
+      rootPid: async () => Number((await fs.readFile(path.join(pf.configDir, 'queue', 'pid', 'master.pid'), 'utf8')).trim()),
+    }
+
+    const memoryLines: string[] = []
+    // Memory: 1,000 idle connections on :25, measured first, on a fresh ingress: after the load rows
+    // its heap shrinks and grows by more than the connections take (a row's garbage collected or not).
+    const ingressPid = (await applianceHealth(a)).body.services['smtp-ingress']?.pid
+    if (first && ingressPid) {
+      const before = await statusKB(ingressPid, 'VmRSS')
+      const idle = await idleConnections(ours.port, 1000)
+      await sleep(1000)
+      const with1000 = await statusKB(ingressPid, 'VmRSS')
+      idle.close()
+      memoryLines.push(
+        '',
+        '## Memory: 1,000 idle connections on :25',
+        '',
+        `smtp-ingress RSS ${fmt(before / 1024, 1)} MB before, ${fmt(with1000 / 1024, 1)} MB with ${idle.open} connections open (greeted, idle): ${fmt((with1000 - before) / Math.max(1, idle.open), 1)} kB each.`,
       )
     }
-    if (ratios.length) {
+    const rows: Row[] = []
+    // The 50-session rows first: when the time budget runs out, both modes have been measured.
+    for (const sessions of [50, 500])
+      for (const reuse of [false, true])
+        for (const size of [2048, 102_400]) for (const rcpts of [1, 10]) rows.push({ reuse, sessions, size, rcpts })
+
+    if (rows.some((r) => !only.length || only.some((o) => `${rowLabel(r)} |`.includes(o)))) for (const s of [theirs, ours]) await warmUp(s)
+
+    say(`## Filters off, ${format === 'maildir' ? 'Maildir' : 'mbox'}: Facteur against Postfix`)
+    say()
+    say(
+      `${format === 'maildir' ? "Both deliver into Maildirs (file fsync'd, then renamed into new/)." : "Both append to mbox files (mboxrd quoting; the file fsync'd after the append, under a lock: Postfix's fcntl lock and dotlock, our journaled dotlock)."} Each row runs Postfix, then Facteur, ${ROUNDS === 1 ? 'once' : `${ROUNDS} times over (A B A B)`}; a side's figures are its runs together (rates over all its messages, percentiles over all its latencies). accepted: smtp-source's messages / its run time. delivered: messages found in the mailboxes / time until the last one is there. p50/p99: end of DATA to 250, by bench/smtp-load.ts. RSS: peak (VmHWM) of our services together, for the row. ratio: our delivered msg/s / Postfix's. CPU: user + system time of all the server's processes (Postfix's master and its daemons; our supervisor and services) per message, receiving and delivering: the figure the machine's other jobs disturb least. Before the first row each server took ${WARM_UP} messages of 2 KB from 50 sessions, not measured (V8 compiles our hot paths in the first few hundred; Postfix forks the daemons it then reuses).`,
+    )
+    say()
+    say(
+      `Postfix ${await postfixVersion()}, its own config directory (listed in alternate_config_directories of /etc/postfix/main.cf while it runs), tuned as an administrator would for this load (test/support/postfix-local.ts): ${Object.entries(
+        BENCHMARK_TUNING,
+      )
+        .map(([k, v]) => `${k} = ${v}`)
+        .join(', ')}${
+        format === 'mbox'
+          ? `, and for mbox ${Object.entries(MBOX_TUNING)
+              .map(([k, v]) => `${k} = ${v}`)
+              .join(
+                ', ',
+              )} (one delivery at a time into each mailbox: with 50 at once into one file, each that finds the lock taken sleeps about a second, deliver_lock_delay)`
+          : ''
+      }. With the defaults it reached 100-140 msg/s here and lost sessions at 500: 100 smtpd processes at most (default_process_limit), so 400 of 500 sessions waited in the listen queue until their greeting timed out, and in_flow_delay (1 s) paused its smtpd whenever mail came in faster than the queue manager took it. ${
+        format === 'maildir'
+          ? 'Durability is not the same: Postfix fsyncs each queue file before the 250 and each Maildir file before its rename, and no directory (strace: about 2 fsyncs a message); we also fsync queue/ before the 250, new/ before the spool lets go and active/ after it (5 a message: 2 files, 3 directories whose fsyncs are grouped across messages).'
+          : "Durability: Postfix fsyncs each queue file before the 250 and the mbox after each append, and no directory; we fsync the spool as in the Maildir table, and each mailbox once per group of appends that reached it together, its lock's directory twice (packages/mailbox/src/mbox.ts)."
+      }`,
+    )
+    say()
+    say(
+      '| connection | sessions | size | rcpts | Postfix accepted/s | Facteur accepted/s | Postfix delivered/s | Facteur delivered/s | **ratio** | Postfix p50 / p99 ms | Facteur p50 / p99 ms | CPU ms/msg Postfix / Facteur | Facteur peak RSS MB |',
+    )
+    say('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+    let postfixTotal = 0
+    const notes: string[] = []
+    const measured: { r: Row; p: Side; f: Side }[] = []
+    for (const r of rows) {
+      const label = rowLabel(r)
+      if (only.length && !only.some((o) => `${label} |`.includes(o))) continue
+      if (Date.now() - tableStarted > TABLE_BUDGET_MS) {
+        notes.push(
+          `${label.slice(2).replace(/ \| /g, ', ')} — not run: the table's time budget (${TABLE_BUDGET_MS / 60_000} min) was spent`,
+        )
+        continue
+      }
+      // A B A B: each side's runs interleaved with the other's, so that a slow spell of the machine
+      // falls on both.
+      const runs: { p: Side[]; f: Side[] } = { p: [], f: [] }
+      for (let round = 0; round < ROUNDS; round++) {
+        runs.p.push(await measure(theirs, r))
+        runs.f.push(await measure(ours, r))
+      }
+      const p = together(runs.p)
+      const f = together(runs.f)
+      postfixTotal += p.delivered
+      measured.push({ r, p, f })
+      const drained = (s: Side): string => (s.drained ? '' : ' (not drained)')
+      say(
+        `${label} | ${fmt(p.accepted)} | ${fmt(f.accepted)} | ${fmt(p.delivered)}${drained(p)} | ${fmt(f.delivered)}${drained(f)} | **${fmt(f.delivered / p.delivered, 2)}** | ${fmt(p.p50, 1)} / ${fmt(p.p99, 1)} | ${fmt(f.p50, 1)} / ${fmt(f.p99, 1)} | ${fmt(p.cpuMs, 1)} / ${fmt(f.cpuMs, 1)} | ${fmt(f.rssMB)} |`,
+      )
+      for (const [n, s] of [
+        ['Postfix', p],
+        ['Facteur', f],
+      ] as const)
+        if (s.error) notes.push(`${label.slice(2).replace(/ \| /g, ', ')} — ${n}: ${s.error}`)
+    }
+    if (notes.length) {
+      say()
+      for (const n of notes) say(`- ${n}`)
+    }
+    if (measured.length) {
+      const p99ok = measured.filter(({ p, f }) => f.p99 <= p.p99).length
       say()
       say(
-        `smtp-server alone, storing nothing, took mail at ${range(ratios)}x Postfix's delivered rate; the target asks 2x of the whole appliance, which also commits each message to the spool and delivers it.`,
+        `Against the targets, in ${measured.length} rows: delivered msg/s ${range(measured.map(({ p, f }) => f.delivered / p.delivered))}x Postfix's (target: at least 2x in every row); p99 time to 250 no worse than Postfix's in ${p99ok} (target: all); our CPU per message ${range(measured.map(({ p, f }) => f.cpuMs / p.cpuMs))}x Postfix's. The machine's CPUs (all processes: the server, smtp-source, the kernel, other jobs) were ${pctRange(measured.map(({ p }) => p.machineBusy))} busy during Postfix's smtp-source runs, ${pctRange(measured.map(({ f }) => f.machineBusy))} during ours: a run the CPUs bound delivers at their speed over its CPU per message.`,
       )
     }
+    const ceilingRows = first ? measured.filter(({ r }) => r.size === 2048 && r.rcpts === 1) : []
+    if (ceilingRows.length) {
+      // The appliance runs with SMTP_GREETING_DELAY's default: smtp-server alone pauses as long.
+      const greetingDelayMs = loadConfig({ MAIL_DOMAIN: DOMAIN }).smtp.greetingDelayMs
+      say()
+      say('### The ceiling: smtp-server alone')
+      say()
+      say(
+        `The library our listeners are built on, in the benchmark's own process, with our ${greetingDelayMs} ms pause before the 220 and nothing else: no policy, no spool, no fsync, no delivery (bench/smtp-alone.ts). smtp-source drives it as it drove the rows above, ${ALONE_MESSAGES} messages a run, ${ROUNDS === 1 ? 'once' : `${ROUNDS} runs`}. Its accepted rate bounds what any server built on it can deliver; its CPU is that process's.`,
+      )
+      say()
+      say(
+        '| connection | sessions | size | rcpts | Postfix delivered/s | smtp-server alone accepted/s | **alone / Postfix** | CPU ms/msg smtp-server alone / Facteur / Postfix | machine busy, smtp-server alone / Facteur / Postfix |',
+      )
+      say('|---|---|---|---|---|---|---|---|---|')
+      const ratios: number[] = []
+      for (const { r, p, f } of ceilingRows) {
+        const alone: AloneRun[] = []
+        for (let round = 0; round < ROUNDS; round++)
+          alone.push(
+            await smtpServerAlone({ greetingDelayMs, sessions: r.sessions, messages: ALONE_MESSAGES, size: r.size, reuse: r.reuse }),
+          )
+        const failed = alone.find((a) => a.error)
+        const accepted = harmonicMean(alone.map((a) => a.accepted))
+        const cpuMs = mean(alone.map((a) => a.cpuMs))
+        const busy = mean(alone.map((a) => a.machineBusy))
+        if (!failed) ratios.push(accepted / p.delivered)
+        say(
+          `${rowLabel(r)} | ${fmt(p.delivered)} | ${failed ? `- (${failed.error})` : fmt(accepted)} | **${failed ? '-' : fmt(accepted / p.delivered, 2)}** | ${fmt(cpuMs, 2)} / ${fmt(f.cpuMs, 1)} / ${fmt(p.cpuMs, 1)} | ${pct(busy)} / ${pct(f.machineBusy)} / ${pct(p.machineBusy)} |`,
+        )
+      }
+      if (ratios.length) {
+        say()
+        say(
+          `smtp-server alone, storing nothing, took mail at ${range(ratios)}x Postfix's delivered rate; the target asks 2x of the whole appliance, which also commits each message to the spool and delivers it.`,
+        )
+      }
+    }
+    for (const l of memoryLines) say(l)
+    if (!(postfixTotal > 0)) {
+      console.error(`Postfix delivered nothing: see ${pf.logFile}`)
+      return 1
+    }
+    return 0
+  } finally {
+    await mx?.stop()
+    await postfix?.close()
   }
-  for (const l of memoryLines) say(l)
-  if (!(postfixTotal > 0)) {
-    console.error(`Postfix delivered nothing: see ${pf.logFile}`)
-    exitCode = 1
-  }
-} catch (err) {
-  if (!(err instanceof SkipTable)) throw err
-} finally {
-  await mx?.stop()
-  await postfix?.close()
 }
+
+let exitCode = 0
+if (!filtersOnly)
+  for (const [i, format] of FORMATS.entries()) {
+    if (i > 0) say()
+    exitCode = await postfixTable(format, i === 0)
+    if (exitCode !== 0) break
+  }
 
 if (!noFilter && exitCode === 0) {
   say()
@@ -473,8 +514,8 @@ const doc = [
   '',
 ].join('\n')
 // A partial run prints its rows; the file keeps the last whole run's tables.
-if (only.length || noFilter || filtersOnly)
-  console.log('\nBENCHMARKS.md not written: a partial run (--only, --no-filter or --filters-only)')
+if (only.length || formatArg || noFilter || filtersOnly)
+  console.log('\nBENCHMARKS.md not written: a partial run (--only, --format, --no-filter or --filters-only)')
 else {
   await fs.writeFile(path.join(ROOT, 'BENCHMARKS.md'), doc)
   console.log(`\nwrote ${path.join(ROOT, 'BENCHMARKS.md')}`)

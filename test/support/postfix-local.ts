@@ -1,8 +1,9 @@
-// A throwaway Postfix that delivers locally, into Maildirs, as our delivery does with
-// MAILBOX_FORMAT=maildir: the other side of the mail benchmark. Built on startPostfix (its own
-// config directory, queue, log file); mail for `domain` goes through virtual(8) to
-// <mailDir>/<user>/new, every other domain would go to the (unused) relay host.
-import { chown, mkdir, readdir } from 'node:fs/promises'
+// A throwaway Postfix that delivers locally, into Maildirs or mbox files, as our delivery does
+// with MAILBOX_FORMAT=maildir or mbox: the other side of the mail benchmark. Built on startPostfix
+// (its own config directory, queue, log file); mail for `domain` goes through virtual(8) to
+// <mailDir>/<user>/new (Maildir) or <mailDir>/<user> (mbox), every other domain would go to the
+// (unused) relay host.
+import { chown, mkdir, open, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startPostfix, type Postfix } from './postfix.js'
 import { removeDir, systemUser, tempDir } from './process.js'
@@ -37,35 +38,52 @@ export const BENCHMARK_TUNING: Readonly<Record<string, string>> = {
   max_use: '1000',
 }
 
-export async function startLocalPostfix(opts: { domain: string; users: string[] }): Promise<LocalPostfix> {
+/**
+ * With mbox, added to the tuning above: one delivery at a time into each mailbox, as mbox's lock
+ * allows (local(8) limits its concurrency per recipient too). With virtual(8)'s 50 at once into one
+ * file, every delivery that finds the lock taken sleeps about a second (deliver_lock_delay) before
+ * it tries again.
+ */
+export const MBOX_TUNING: Readonly<Record<string, string>> = {
+  virtual_destination_recipient_limit: '1',
+  virtual_destination_concurrency_limit: '1',
+}
+
+export type MailboxFormat = 'maildir' | 'mbox'
+
+export async function startLocalPostfix(opts: { domain: string; users: string[]; format?: MailboxFormat }): Promise<LocalPostfix> {
+  const format = opts.format ?? 'maildir'
   const mailDir = await tempDir('postfix-mail')
   // virtual(8) writes as virtual_uid_maps; nobody is above virtual_minimum_uid (100).
   const owner = await systemUser('nobody')
   await chown(mailDir, owner.uid, owner.gid)
-  for (const u of opts.users) {
-    for (const sub of ['', 'tmp', 'new', 'cur']) await mkdir(join(mailDir, u, sub), { recursive: true })
-    for (const sub of ['', 'tmp', 'new', 'cur']) await chown(join(mailDir, u, sub), owner.uid, owner.gid)
-  }
+  if (format === 'maildir')
+    for (const u of opts.users) {
+      for (const sub of ['', 'tmp', 'new', 'cur']) await mkdir(join(mailDir, u, sub), { recursive: true })
+      for (const sub of ['', 'tmp', 'new', 'cur']) await chown(join(mailDir, u, sub), owner.uid, owner.gid)
+    }
   const postfix = await startPostfix({
     relayHost: '127.0.0.1',
     relayPort: 9,
     extraMain: {
       virtual_mailbox_domains: opts.domain,
       virtual_mailbox_base: mailDir,
-      // A trailing slash: Maildir format (the file is fsync'd before the rename into new/).
+      // A trailing slash: Maildir format (the file is fsync'd before the rename into new/);
+      // without, an mbox file (appended under virtual_mailbox_lock, fsync'd).
       virtual_mailbox_maps: 'texthash:$config_directory/vmailbox',
       virtual_uid_maps: `static:${owner.uid}`,
       virtual_gid_maps: `static:${owner.gid}`,
       ...BENCHMARK_TUNING,
+      ...(format === 'mbox' ? MBOX_TUNING : {}),
     },
     extraMaster: ['virtual unix - n n - - virtual'],
-    files: { vmailbox: opts.users.map((u) => `${u}@${opts.domain} ${u}/\n`).join('') },
+    files: { vmailbox: opts.users.map((u) => `${u}@${opts.domain} ${u}${format === 'maildir' ? '/' : ''}\n`).join('') },
     listInDefaultConfig: true,
   })
   return {
     ...postfix,
     mailDir,
-    delivered: () => countMaildirs(mailDir, opts.users),
+    delivered: format === 'maildir' ? () => countMaildirs(mailDir, opts.users) : mboxCounter(mailDir, opts.users),
     async close() {
       await postfix.close()
       await removeDir(mailDir)
@@ -78,4 +96,36 @@ export async function countMaildirs(base: string, users: string[]): Promise<numb
   let n = 0
   for (const u of users) n += (await readdir(join(base, u, 'new')).catch(() => [])).length
   return n
+}
+
+/**
+ * Messages in <base>/<user> mbox files (lines that begin with `From `: mboxrd quotes the body's),
+ * read as they grow: each call reads only the bytes appended since the last.
+ */
+export function mboxCounter(base: string, users: string[]): () => Promise<number> {
+  const files = users.map((u) => ({ path: join(base, u), offset: 0, count: 0, partial: Buffer.alloc(0) }))
+  const FROM = Buffer.from('\nFrom ')
+  return async () => {
+    for (const f of files) {
+      const fh = await open(f.path, 'r').catch(() => null)
+      if (!fh) continue
+      try {
+        for (;;) {
+          const { bytesRead, buffer } = await fh.read({ buffer: Buffer.alloc(1 << 20), position: f.offset })
+          if (bytesRead === 0) break
+          f.offset += bytesRead
+          // Whole lines only; the last, partial one waits for the rest. `data` begins a line.
+          const data = Buffer.concat([f.partial, buffer.subarray(0, bytesRead)])
+          const end = data.lastIndexOf(0x0a) + 1
+          f.partial = Buffer.from(data.subarray(end))
+          const lines = data.subarray(0, end)
+          if (lines.subarray(0, 5).toString('latin1') === 'From ') f.count++
+          for (let i = lines.indexOf(FROM); i !== -1; i = lines.indexOf(FROM, i + 1)) f.count++
+        }
+      } finally {
+        await fh.close()
+      }
+    }
+    return files.reduce((n, f) => n + f.count, 0)
+  }
 }
