@@ -102,7 +102,9 @@ export async function countMaildirs(base: string, users: string[]): Promise<numb
 
 /**
  * Messages in <base>/<user> mbox files (lines that begin with `From `: mboxrd quotes the body's),
- * read as they grow: each call reads only the bytes appended since the last.
+ * read as they grow: each call reads only the bytes appended since the last. A message counts from
+ * its `From ` line on; a mailbox cut back (a failed append) is not followed (the benchmark's are
+ * not: a failure would show as mail missing from the count).
  */
 export function mboxCounter(base: string, users: string[]): () => Promise<number> {
   const files = users.map((u) => ({ path: join(base, u), offset: 0, count: 0, partial: Buffer.alloc(0) }))
