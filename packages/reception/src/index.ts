@@ -12,6 +12,7 @@ export { parseRecipient, RELAY_DENIED, type ParsedRecipient } from './address.js
 export { expandLocalRecipient } from './local-recipient.js'
 export { checkRemoteRecipient, expandOrForward, LOCAL_ONLY } from './outbound-rcpt.js'
 export { openReceiving, receivingChecks, type ReceivingResources } from './resources.js'
+export { runReceivingService, type ReceivingListeners } from './service.js'
 export { mailTransactions, type Transaction, type TransactionPolicy, type MessagePolicy, type Transactions } from './transaction.js'
 export { listenerOptions, guardListener, type SessionTimeout } from './listener.js'
 export { onEachConnection, type SmtpConnection } from './smtp-connection.js'

@@ -1,9 +1,7 @@
 // smtp-ingress: read config, build the MX listener, start it.
 import { loadConfig, loadDotenv, exitOnConfigError } from '@facteur/config'
 import { createLogger } from '@facteur/logging'
-import { startHealthServer } from '@facteur/health'
-import { announce, onShutdown } from '@facteur/lifecycle'
-import { openReceiving, receivingChecks } from '@facteur/reception'
+import { runReceivingService } from '@facteur/reception'
 import { startIngress } from './ingress.js'
 import { bridgeGateway, refuseTrustedGateway } from './docker-gateway.js'
 
@@ -19,22 +17,13 @@ if (gateway)
     proxyTrusted: config.proxy.trusted.join(','),
   })
 
-try {
-  const resources = await openReceiving(config)
-  const ingress = await startIngress({ config, logger, ...resources })
-  announce(logger, SERVICE, 'smtp', ingress.address, ingress.port)
-  const health = await startHealthServer({
-    service: SERVICE,
-    port: config.health.ingressPort,
-    host: config.health.listen,
-    checks: receivingChecks(config, resources),
-  })
-  announce(logger, SERVICE, 'health', config.health.listen, health.port)
-  onShutdown(logger, async () => {
-    await ingress.close()
-    await health.close()
-  })
-} catch (err) {
-  logger.error(`cannot start: ${(err as Error).message}`)
-  process.exit(1)
-}
+await runReceivingService({
+  service: SERVICE,
+  config,
+  logger,
+  healthPort: config.health.ingressPort,
+  listen: async (resources) => {
+    const ingress = await startIngress({ config, logger, ...resources })
+    return { listeners: [{ name: 'smtp', address: ingress.address, port: ingress.port }], close: () => ingress.close() }
+  },
+})

@@ -11,12 +11,10 @@ import { AuthGuard } from './policy/auth-guard.js'
 import { SendingLimits } from './policy/rate.js'
 import { createSubmissionServer } from './session.js'
 import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
+import type { ReceivingListeners } from '@facteur/reception'
 
 export type ListenerName = 'submission' | 'submissions' | 'alt'
-export type Submission = {
-  listeners: { name: ListenerName; address: string; port: number }[]
-  close(): Promise<void>
-}
+export type Submission = ReceivingListeners<ListenerName>
 
 export async function startSubmission(deps: {
   config: Config
