@@ -10,6 +10,7 @@ import fs from 'node:fs/promises'
 import net, { isIP } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+import { processAlive } from '@facteur/lifecycle'
 import { ROOT } from './support/appliance.js'
 import { run, type RunResult } from './support/process.js'
 import { swaks, lastReply } from './support/swaks.js'
@@ -145,7 +146,7 @@ async function removeStaleProjects(): Promise<void> {
     ps.stdout
       .split('\n')
       .map((p) => /^facteur-e2e-(\d+)$/.exec(p.trim()))
-      .filter((m): m is RegExpExecArray => m !== null && !alive(Number(m[1])))
+      .filter((m): m is RegExpExecArray => m !== null && !processAlive(Number(m[1])))
       .map((m) => m[1]),
   )
   for (const pid of stale) {
@@ -172,15 +173,6 @@ async function removeStaleProjects(): Promise<void> {
       },
     )
     await untag(`e2e-${pid}`)
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

@@ -42,3 +42,13 @@ export function onShutdown(logger: Logger, stop: () => Promise<void>, graceMs = 
   // In process mode the supervisor's death must not leave us orphaned.
   process.on('disconnect', () => handler('SIGTERM'))
 }
+
+/** Whether process `pid` exists (kill(2) with signal 0; EPERM: it exists, owned by another user). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}

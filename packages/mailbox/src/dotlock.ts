@@ -11,6 +11,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { syncDir } from '@facteur/files'
+import { processAlive } from '@facteur/lifecycle'
 import { MailboxError } from './errors.js'
 
 const STALE_MS = 5 * 60 * 1000 // a foreign lock older than this is abandoned (mutt: 5 min)
@@ -42,19 +43,10 @@ async function aside(lock: string, text: string): Promise<string> {
   return file
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
 /** A lock left by a delivery process of ours that no longer runs (killed, crashed). */
 function abandoned(j: Journal): boolean {
   if (j.host !== HOST || j.boot === BOOT) return false
-  return j.pid === process.pid || !alive(j.pid)
+  return j.pid === process.pid || !processAlive(j.pid)
 }
 
 async function sizeOf(file: string): Promise<number> {
