@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
-import { startAppliance, ROOT } from './support/appliance.js'
+import { startAppliance, loopbackEnv, ROOT } from './support/appliance.js'
 import { smtpSession, sendMail } from './support/smtp-session.js'
 import { readMbox, readMaildir, waitForCount } from './support/mbox.js'
 import { servicePid, waitForRestart } from './support/supervisor.js'
@@ -142,19 +142,7 @@ async function traceOneMessage(t: TestContext, env: Record<string, string>): Pro
     ],
     {
       cwd: ROOT,
-      env: {
-        PATH: process.env.PATH,
-        ENV_FILE: '/dev/null',
-        MAIL_DOMAIN: 'ours.example',
-        CONFIG_DIR: path.join(dir, 'config'),
-        SPOOL_DIR: path.join(dir, 'spool'),
-        MAIL_DIR: path.join(dir, 'mail'),
-        SMTP_LISTEN: '127.0.0.1',
-        SMTP_PORT: String(port),
-        INGRESS_HEALTH_PORT: '0',
-        LOG_FORMAT: 'json',
-        ...env,
-      },
+      env: { ...loopbackEnv(dir), SMTP_PORT: String(port), LOG_FORMAT: 'json', ...env },
       stdio: 'ignore',
       detached: true, // its own process group: strace and the traced node are signalled together
     },

@@ -9,7 +9,7 @@ import path from 'node:path'
 import bcrypt from 'bcryptjs'
 import { SMTPServer } from 'smtp-server'
 import { openSpool } from '@facteur/spool'
-import { startAppliance, readPorts, ROOT, type Appliance } from './support/appliance.js'
+import { startAppliance, loopbackEnv, readPorts, ROOT, type Appliance } from './support/appliance.js'
 import { applianceHealth, httpGet, servicePid, waitForRestart } from './support/supervisor.js'
 import { smtpSession, sendMail, dataBytes } from './support/smtp-session.js'
 import { readMbox, waitForCount } from './support/mbox.js'
@@ -342,23 +342,7 @@ describe(
     /** The environment of a service that would start: loopback, free ports, temp directories. */
     const env = (extra: Record<string, string | undefined>): NodeJS.ProcessEnv => {
       const e: Record<string, string | undefined> = {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        ENV_FILE: '/dev/null',
-        MAIL_DOMAIN: 'ours.example',
-        CONFIG_DIR: path.join(dir, 'config'),
-        SPOOL_DIR: path.join(dir, 'spool'),
-        MAIL_DIR: path.join(dir, 'mail'),
-        SMTP_LISTEN: '127.0.0.1',
-        SMTP_PORT: '0',
-        INGRESS_HEALTH_PORT: '0',
-        DELIVERY_HEALTH_PORT: '0',
-        SUBMISSION_PORT: '0',
-        SUBMISSIONS_PORT: '0',
-        SUBMISSION_HEALTH_PORT: '0',
-        SUPERVISOR_PORT: '0',
-        FILTER_URL: 'off',
-        DNS_SERVERS: '127.0.0.1:9',
+        ...loopbackEnv(dir),
         ...extra,
       }
       for (const k of Object.keys(e)) if (e[k] === undefined) delete e[k]

@@ -36,6 +36,34 @@ export type ApplianceOptions = {
   timeoutMs?: number
 }
 
+/**
+ * The services' environment for a test: listeners on loopback, on ports the kernel picks; the
+ * configuration, the spool and the mailboxes under `dir`; no content filter; DNS queries to a
+ * loopback port where nothing answers (none leaves for the system's resolver).
+ */
+export function loopbackEnv(dir: string): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    ENV_FILE: '/dev/null',
+    MAIL_DOMAIN: 'ours.example',
+    CONFIG_DIR: path.join(dir, 'config'),
+    SPOOL_DIR: path.join(dir, 'spool'),
+    MAIL_DIR: path.join(dir, 'mail'),
+    SMTP_LISTEN: '127.0.0.1',
+    SMTP_PORT: '0',
+    INGRESS_HEALTH_PORT: '0',
+    DELIVERY_HEALTH_PORT: '0',
+    SUBMISSION_PORT: '0',
+    SUBMISSIONS_PORT: '0',
+    SUBMISSION_HEALTH_PORT: '0',
+    FILTER_PORT: '0',
+    FILTER_URL: 'off',
+    SUPERVISOR_PORT: '0',
+    DNS_SERVERS: '127.0.0.1:9',
+  }
+}
+
 export async function startAppliance(opts: ApplianceOptions = {}): Promise<Appliance> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'facteur-e2e-'))
   const configDir = path.join(dir, 'config')
@@ -49,29 +77,13 @@ export async function startAppliance(opts: ApplianceOptions = {}): Promise<Appli
       .join(''),
   )
   await fs.writeFile(path.join(configDir, 'aliases'), opts.aliases ?? '')
+  // The content filter needs clamd and spamd: only tests that ask for it (services: [..., 'filter']) get it.
+  const { FILTER_URL, ...loopback } = loopbackEnv(dir)
   const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: process.env.HOME ?? '/root',
-    ENV_FILE: '/dev/null',
-    MAIL_DOMAIN: 'ours.example',
+    ...loopback,
+    ...(opts.services?.includes('filter') ? {} : { FILTER_URL }),
     MAIL_HOSTNAME: 'mx.ours.example',
-    CONFIG_DIR: configDir,
-    SPOOL_DIR: spoolDir,
-    MAIL_DIR: mailDir,
-    SMTP_LISTEN: '127.0.0.1',
-    SMTP_PORT: '0',
-    INGRESS_HEALTH_PORT: '0',
-    DELIVERY_HEALTH_PORT: '0',
-    SUBMISSION_PORT: '0',
-    SUBMISSIONS_PORT: '0',
-    SUBMISSION_HEALTH_PORT: '0',
-    FILTER_PORT: '0',
-    // The content filter needs clamd and spamd: only tests that ask for it (services: [..., 'filter']) get it.
-    ...(opts.services?.includes('filter') ? {} : { FILTER_URL: 'off' }),
-    SUPERVISOR_PORT: '0',
     QUEUE_SCAN_INTERVAL: '200ms',
-    // Tests reach loopback only: no DNS query leaves for the system's resolver (nothing answers here).
-    DNS_SERVERS: '127.0.0.1:9',
     LOG_FORMAT: 'text',
     LOG_LEVEL: 'info',
     ...opts.env,

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { freePort } from './ports.js'
-import { isRoot, removeDir, startOutage, tempDir, type Outage } from './process.js'
+import { isRoot, startLoopbackDaemon, tempDir, type Outage } from './process.js'
 
 /** The 68-byte EICAR anti-virus test file (eicar.org): harmless, detected by every scanner. */
 export const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
@@ -45,14 +45,5 @@ export async function startClamd(): Promise<Clamd> {
   )
   await chmod(dir, 0o755)
 
-  const daemon = await startOutage('/usr/sbin/clamd', ['-c', conf], port, 20_000)
-  return {
-    port,
-    host: '127.0.0.1',
-    ...daemon,
-    async close() {
-      await daemon.stop()
-      await removeDir(dir)
-    },
-  }
+  return startLoopbackDaemon('/usr/sbin/clamd', ['-c', conf], port, dir, 20_000)
 }

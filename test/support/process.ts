@@ -166,6 +166,35 @@ export async function startOutage(command: string, args: readonly string[], port
   }
 }
 
+/** A started Outage on 127.0.0.1:`port` whose files are in `dir`: close() stops it and removes `dir`. */
+export type LoopbackDaemon = Outage & { port: number; host: string; close(): Promise<void> }
+
+/** startOutage for a daemon kept in `dir` (removed too when the daemon does not come up). */
+export async function startLoopbackDaemon(
+  command: string,
+  args: readonly string[],
+  port: number,
+  dir: string,
+  readyMs?: number,
+): Promise<LoopbackDaemon> {
+  let daemon: Outage
+  try {
+    daemon = await startOutage(command, args, port, readyMs)
+  } catch (err) {
+    await removeDir(dir)
+    throw err
+  }
+  return {
+    port,
+    host: '127.0.0.1',
+    ...daemon,
+    async close() {
+      await daemon.stop()
+      await removeDir(dir)
+    },
+  }
+}
+
 /** Sends a signal to a process and its descendants (from /proc/PID/stat), parents first. */
 async function signalTree(pid: number | undefined, signal: NodeJS.Signals): Promise<void> {
   if (pid === undefined) return

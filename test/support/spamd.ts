@@ -4,7 +4,7 @@
 import { chmod, mkdir, copyFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { freePort } from './ports.js'
-import { isRoot, removeDir, startOutage, tempDir, type Outage } from './process.js'
+import { isRoot, startLoopbackDaemon, tempDir, type Outage } from './process.js'
 
 /** SpamAssassin's GTUBE test string: its rule scores 1000. */
 export const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X'
@@ -39,14 +39,5 @@ export async function startSpamd(options: { rules?: string } = {}): Promise<Spam
     '--syslog=stderr',
     ...(isRoot() ? ['--username=nobody'] : []),
   ]
-  const daemon = await startOutage('/usr/sbin/spamd', args, port, 30_000)
-  return {
-    port,
-    host: '127.0.0.1',
-    ...daemon,
-    async close() {
-      await daemon.stop()
-      await removeDir(dir)
-    },
-  }
+  return startLoopbackDaemon('/usr/sbin/spamd', args, port, dir, 30_000)
 }
