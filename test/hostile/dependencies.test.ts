@@ -5,11 +5,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
-import { startAppliance } from '../support/appliance.js'
-import { startClamd, EICAR } from '../support/clamd.js'
+import { EICAR } from '../support/clamd.js'
 import { readMbox } from '../support/mbox.js'
 import { Wire } from './wire.js'
-import { record, sampleMemory, totalRestarts } from './figures.js'
+import { record, totalRestarts } from './figures.js'
+import { startScannedAppliance } from './scanned.js'
 
 // EICAR as an attachment: clamd's hash signature matches the decoded part, as a mail client sends it.
 const INFECTED = [
@@ -48,17 +48,10 @@ test(
   { timeout: 120_000 },
   async (t) => {
     const started = Date.now()
-    const clamd = await startClamd()
-    t.after(() => clamd.close())
-    const app = await startAppliance({
-      timeoutMs: 90_000,
-      services: ['filter', 'smtp-ingress', 'delivery'],
+    const { clamd, app, port, mem } = await startScannedAppliance(t, {
       users: { 'alice@ours.example': 'pw' },
-      env: { CLAMAV_PORT: String(clamd.port), SPAM_ENGINE: 'off', FILTER_FAILURE: 'tempfail', FILTER_SCAN_TIMEOUT: '5s' },
+      env: { FILTER_FAILURE: 'tempfail', FILTER_SCAN_TIMEOUT: '5s' },
     })
-    t.after(() => app.stop())
-    const mem = sampleMemory(app)
-    const port = app.port('smtp-ingress', 'smtp')
 
     type Phase = 'before' | 'down' | 'after' | 'hung' | 'resumed'
     const tally: Record<Phase, Record<string, number>> = { before: {}, down: {}, after: {}, hung: {}, resumed: {} }

@@ -5,10 +5,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
-import { startAppliance, type Appliance } from '../support/appliance.js'
-import { startClamd } from '../support/clamd.js'
 import { Wire, wellFormed } from './wire.js'
-import { FULL, record, sampleMemory, totalRestarts } from './figures.js'
+import { FULL, record, totalRestarts } from './figures.js'
+import { startScannedAppliance } from './scanned.js'
 import { prng } from '../support/prng.js'
 
 const TEMPLATES = [
@@ -155,17 +154,10 @@ test(
   async (t) => {
     const started = Date.now()
     const seed = Number(process.env.HOSTILE_SEED ?? Date.now() % 1_000_000)
-    const clamd = await startClamd()
-    t.after(() => clamd.close())
-    const app: Appliance = await startAppliance({
-      timeoutMs: 90_000,
-      services: ['filter', 'smtp-ingress', 'delivery'],
+    const { app, port, mem } = await startScannedAppliance(t, {
       users: { 'alice@ours.example': 'pw' },
-      env: { CLAMAV_PORT: String(clamd.port), SPAM_ENGINE: 'off', MESSAGE_SIZE_LIMIT: '10M', SMTP_TIMEOUT: '20s' },
+      env: { MESSAGE_SIZE_LIMIT: '10M', SMTP_TIMEOUT: '20s' },
     })
-    t.after(() => app.stop())
-    const mem = sampleMemory(app)
-    const port = app.port('smtp-ingress', 'smtp')
     const bad: string[] = []
     const codes: Record<string, number> = {}
     const note = (what: string, reply: string): void => {
