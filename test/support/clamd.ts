@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { freePort } from './ports.js'
-import { isRoot, startLoopbackDaemon, tempDir, type Outage } from './process.js'
+import { isRoot, startLoopbackDaemon, tempDir, type LoopbackDaemon } from './process.js'
 
 /** The 68-byte EICAR anti-virus test file (eicar.org): harmless, detected by every scanner. */
 export const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
@@ -13,11 +13,7 @@ export const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST
 export const EICAR_SIGNATURE = 'Eicar-Test-Signature.UNOFFICIAL'
 
 /** stop()/start() (a scanner outage, back on the same port) and pause()/resume() (hung) from Outage. */
-export interface Clamd extends Outage {
-  port: number
-  host: string
-  close(): Promise<void>
-}
+export type Clamd = LoopbackDaemon
 
 export async function startClamd(): Promise<Clamd> {
   const dir = await tempDir('clamd')

@@ -4,7 +4,7 @@ import { isIP } from 'node:net'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { freePort } from './ports.js'
-import { removeDir, startOutage, tempDir, type Outage } from './process.js'
+import { startLoopbackDaemon, tempDir, type Outage } from './process.js'
 
 export interface DnsOptions {
   /** MX records; a domain may have several. pref defaults to 10. */
@@ -80,26 +80,15 @@ export async function startDns(options: DnsOptions = {}): Promise<Dns> {
   await writeFile(confFile, conf.map((line) => `${line}\n`).join(''))
   if (conf.some((line) => line.length > 990)) throw new Error('startDns: a TXT record with a comma is longer than dnsmasq reads')
 
-  let daemon: Outage
-  try {
-    daemon = await startOutage('/usr/sbin/dnsmasq', args, port)
-  } catch (err) {
-    await removeDir(dir)
-    throw err
-  }
+  const daemon = await startLoopbackDaemon('/usr/sbin/dnsmasq', args, port, dir)
   const server = `127.0.0.1:${port}`
   return {
-    port,
+    ...daemon,
     server,
     resolver() {
       const resolver = new dns.Resolver({ timeout: 1000, tries: 2 })
       resolver.setServers([server])
       return resolver
-    },
-    ...daemon,
-    async close() {
-      await daemon.stop()
-      await removeDir(dir)
     },
   }
 }

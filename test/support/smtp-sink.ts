@@ -3,7 +3,7 @@ import { chown, mkdir, readdir, readFile, stat, chmod } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort } from './ports.js'
-import { isRoot, removeDir, startOutage, systemUser, tempDir, type Outage } from './process.js'
+import { isRoot, startLoopbackDaemon, systemUser, tempDir, type Outage } from './process.js'
 
 /** Command names as smtp-sink knows them: CONNECT, HELO, EHLO, LHLO, MAIL, RCPT, VRFY, DATA, '.', RSET, NOOP, QUIT. */
 export type SinkCommand = 'CONNECT' | 'HELO' | 'EHLO' | 'LHLO' | 'MAIL' | 'RCPT' | 'VRFY' | 'DATA' | '.' | 'RSET' | 'NOOP' | 'QUIT'
@@ -92,13 +92,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   const port = await freePort()
   args.push(`127.0.0.1:${port}`, '64')
 
-  let daemon: Outage
-  try {
-    daemon = await startOutage('/usr/sbin/smtp-sink', args, port)
-  } catch (err) {
-    await removeDir(dir)
-    throw err
-  }
+  const daemon = await startLoopbackDaemon('/usr/sbin/smtp-sink', args, port, dir)
 
   const messages = async (): Promise<string[]> => {
     const names = await readdir(dumpDir)
@@ -114,7 +108,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   const received = async () => (await messages()).map(parseSinkDump)
 
   return {
-    port,
+    ...daemon,
     messages,
     received,
     async waitForMessages(count, timeoutMs = 10_000) {
@@ -125,11 +119,6 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
         if (Date.now() > deadline) throw new Error(`smtp-sink has ${found.length} of ${count} messages after ${timeoutMs} ms`)
         await sleep(50)
       }
-    },
-    ...daemon,
-    async close() {
-      await daemon.stop()
-      await removeDir(dir)
     },
   }
 }

@@ -4,17 +4,13 @@
 import { chmod, mkdir, copyFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { freePort } from './ports.js'
-import { isRoot, startLoopbackDaemon, tempDir, type Outage } from './process.js'
+import { isRoot, startLoopbackDaemon, tempDir, type LoopbackDaemon } from './process.js'
 
 /** SpamAssassin's GTUBE test string: its rule scores 1000. */
 export const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X'
 
 /** stop()/start() (back on the same port) and pause()/resume() (hung: SIGSTOP of spamd and its children) from Outage. */
-export interface Spamd extends Outage {
-  port: number
-  host: string
-  close(): Promise<void>
-}
+export type Spamd = LoopbackDaemon
 
 /** `rules` is SpamAssassin configuration added to local.cf, e.g. `body T_X /x/\nscore T_X 6`. */
 export async function startSpamd(options: { rules?: string } = {}): Promise<Spamd> {
