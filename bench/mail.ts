@@ -105,9 +105,16 @@ function messagesFor(r: Row): number {
   const base = quick ? 100 : r.size > 10_000 || r.rcpts > 1 ? 150 : 300
   return Math.max(r.sessions, base)
 }
-/** Messages for the latency run (our client): every session sends at least one. */
+/** Messages of a latency run: at least one a session. */
+const LATENCY_MESSAGES = quick ? 100 : 500
+
+/**
+ * Messages for the latency run (our client): every session sends at least one, and a side's two
+ * runs give 1,000 latencies, so that its p99 is the tenth longest (100 a run, until November 2026,
+ * gave 200: the p99 was the second longest, which one slow reply moves).
+ */
 function latencyMessagesFor(r: Row): number {
-  return Math.max(r.sessions, 100)
+  return Math.max(r.sessions, LATENCY_MESSAGES)
 }
 
 async function waitDelivered(server: Server, target: number, since: number): Promise<{ count: number; at: number; drained: boolean }> {
@@ -363,7 +370,7 @@ async function postfixTable(format: MailboxFormat, first: boolean): Promise<numb
     say(`## Filters off, ${format === 'maildir' ? 'Maildir' : 'mbox'}: Facteur against Postfix`)
     say()
     say(
-      `${format === 'maildir' ? "Both deliver into Maildirs (file fsync'd, then renamed into new/)." : "Both append to mbox files (mboxrd quoting; the file fsync'd after the append, under a lock: Postfix's fcntl lock and dotlock, our journaled dotlock)."} Each row runs Postfix, then Facteur, ${ROUNDS === 1 ? 'once' : `${ROUNDS} times over (A B A B)`}; a side's figures are its runs together (rates over all its messages, percentiles over all its latencies). accepted: smtp-source's messages / its run time. delivered: messages found in the mailboxes / time until the last one is there. p50/p99: end of DATA to 250, by bench/smtp-load.ts. RSS: peak (VmHWM) of our services together, for the row. ratio: our delivered msg/s / Postfix's. CPU: user + system time of all the server's processes (Postfix's master and its daemons; our supervisor and services) per message, receiving and delivering: the figure the machine's other jobs disturb least. Before the first row each server took ${WARM_UP} messages of 2 KB from 50 sessions, not measured (V8 compiles our hot paths in the first few hundred; Postfix forks the daemons it then reuses).`,
+      `${format === 'maildir' ? "Both deliver into Maildirs (file fsync'd, then renamed into new/)." : "Both append to mbox files (mboxrd quoting; the file fsync'd after the append, under a lock: Postfix's fcntl lock and dotlock, our journaled dotlock)."} Each row runs Postfix, then Facteur, ${ROUNDS === 1 ? 'once' : `${ROUNDS} times over (A B A B)`}; a side's figures are its runs together (rates over all its messages, percentiles over all its latencies). accepted: smtp-source's messages / its run time. delivered: messages found in the mailboxes / time until the last one is there. p50/p99: end of DATA to 250, by bench/smtp-load.ts, in a run of its own after smtp-source's (same sessions, mode, size and recipients; at least ${LATENCY_MESSAGES} messages a run). RSS: peak (VmHWM) of our services together, for the row. ratio: our delivered msg/s / Postfix's. CPU: user + system time of all the server's processes (Postfix's master and its daemons; our supervisor and services) per message, receiving and delivering: the figure the machine's other jobs disturb least. Before the first row each server took ${WARM_UP} messages of 2 KB from 50 sessions, not measured (V8 compiles our hot paths in the first few hundred; Postfix forks the daemons it then reuses).`,
     )
     say()
     say(
