@@ -10,6 +10,7 @@ import { startAppliance, type Appliance } from './support/appliance.js'
 import { smtpSession, sendMail } from './support/smtp-session.js'
 import { swaks, lastReply } from './support/swaks.js'
 import { readMbox, waitForCount } from './support/mbox.js'
+import { prng } from './support/prng.js'
 
 let mx: Appliance
 let port: number
@@ -134,6 +135,45 @@ test('refuses bare LF and bare CR in DATA (SMTP smuggling) and creates no second
     await s.close()
   }
   assert.deepEqual(await fs.readdir(path.join(mx.spoolDir, 'queue')), [])
+})
+
+test('takes whole transactions from clients that wait for no reply, not even 354, however their bytes are cut', async () => {
+  // RFC 2920 §3.1 has the client wait for 354 before the message; some bulk senders do not. The
+  // bytes after DATA are then the message, already read: each transaction must still get its
+  // replies in order, be queued whole, and the session end at QUIT, never wait for a deadline.
+  const rand = prng(2920)
+  const before = (await readMbox(mbox('bob'))).length
+  const lines = new Map<string, number>()
+  for (let k = 0; k < 30; k++) {
+    const n = 1 + Math.floor(rand() * 3)
+    let script = 'EHLO client.remote.example\r\n'
+    for (let i = 0; i < n; i++) {
+      const count = Math.floor(rand() * 3000)
+      lines.set(`unwaited ${k}.${i}`, count)
+      script += `MAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@ours.example>\r\nDATA\r\nSubject: unwaited ${k}.${i}\r\n\r\n${'line\r\n'.repeat(count)}.\r\n`
+    }
+    const bytes = Buffer.from(script + 'QUIT\r\n')
+    const s = await smtpSession(port)
+    // Cuts of 1-64 bytes or up to 20 KB (a whole next transaction in one read), now and then a pause.
+    for (let at = 0; at < bytes.length;) {
+      const end = Math.min(bytes.length, at + 1 + Math.floor(rand() * (rand() < 0.3 ? 64 : 20_000)))
+      s.write(bytes.subarray(at, end))
+      at = end
+      if (rand() < 0.2) await new Promise((r) => setTimeout(r, Math.floor(rand() * 5)))
+    }
+    const codes: string[] = []
+    for (let i = 0; i < 2 + 4 * n; i++) codes.push((await s.read()).slice(0, 3))
+    assert.deepEqual(codes, ['250', ...Array<string[]>(n).fill(['250', '250', '354', '250']).flat(), '221'], `session ${k}`)
+    await s.closed
+  }
+  const got = (await waitForCount(() => readMbox(mbox('bob')), before + lines.size)).slice(before)
+  assert.equal(got.length, lines.size)
+  for (const m of got) {
+    const subject = /^Subject: (unwaited \S+)$/m.exec(m)?.[1] ?? ''
+    assert.equal(m.split('\n').filter((l) => l === 'line').length, lines.get(subject), subject)
+    lines.delete(subject)
+  }
+  assert.equal(lines.size, 0)
 })
 
 test('refuses loops: more than 50 Received fields, or a Delivered-To naming the recipient', async () => {
