@@ -105,14 +105,14 @@ function messagesFor(r: Row): number {
   const base = quick ? 100 : r.size > 10_000 || r.rcpts > 1 ? 150 : 300
   return Math.max(r.sessions, base)
 }
-/** Messages of a latency run: at least one a session. */
+/**
+ * The fewest messages of a latency run: a side's two runs give 1,000 latencies, so that its p99
+ * is the tenth longest (100 a run, until November 2026, gave 200: the p99 was the second longest,
+ * which one slow reply moves).
+ */
 const LATENCY_MESSAGES = quick ? 100 : 500
 
-/**
- * Messages for the latency run (our client): every session sends at least one, and a side's two
- * runs give 1,000 latencies, so that its p99 is the tenth longest (100 a run, until November 2026,
- * gave 200: the p99 was the second longest, which one slow reply moves).
- */
+/** Messages for the latency run (our client): every session sends at least one. */
 function latencyMessagesFor(r: Row): number {
   return Math.max(r.sessions, LATENCY_MESSAGES)
 }

@@ -66,9 +66,9 @@ export function loopbackEnv(dir: string): Record<string, string> {
 
 export async function startAppliance(opts: ApplianceOptions = {}): Promise<Appliance> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'facteur-e2e-'))
-  const configDir = path.join(dir, 'config')
-  const spoolDir = path.join(dir, 'spool')
-  const mailDir = path.join(dir, 'mail')
+  const { FILTER_URL, ...loopback } = loopbackEnv(dir)
+  // The directories the services are told to use, made here with the tables they read.
+  const { CONFIG_DIR: configDir, SPOOL_DIR: spoolDir, MAIL_DIR: mailDir } = loopback
   for (const d of [configDir, spoolDir, mailDir]) await fs.mkdir(d, { recursive: true })
   await fs.writeFile(
     path.join(configDir, 'users'),
@@ -77,10 +77,9 @@ export async function startAppliance(opts: ApplianceOptions = {}): Promise<Appli
       .join(''),
   )
   await fs.writeFile(path.join(configDir, 'aliases'), opts.aliases ?? '')
-  // The content filter needs clamd and spamd: only tests that ask for it (services: [..., 'filter']) get it.
-  const { FILTER_URL, ...loopback } = loopbackEnv(dir)
   const env: Record<string, string> = {
     ...loopback,
+    // The content filter needs clamd and spamd: only tests that ask for it (services: [..., 'filter']) get it.
     ...(opts.services?.includes('filter') ? {} : { FILTER_URL }),
     MAIL_HOSTNAME: 'mx.ours.example',
     QUEUE_SCAN_INTERVAL: '200ms',
