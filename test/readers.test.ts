@@ -246,6 +246,64 @@ for (const format of ['mbox', 'maildir'] as const) {
       assert.equal(bodyOf(seen), asStored(format, sentBody))
     })
 
+    test('one message to alice and bob, small and 2 MB: each reads it whole; Maildir copies share one file', async () => {
+      const messages = [
+        { subject: `both small ${format}`, body: BODY },
+        { subject: `both 2MB ${format}`, body: bigBody(2 * 1024 * 1024) },
+      ]
+      const s = await smtpSession(port, { timeoutMs: 30_000 })
+      try {
+        assert.match(await s.send('EHLO client.remote.example'), /^250-/)
+        for (const m of messages) {
+          assert.match(await s.send('MAIL FROM:<sender@remote.example>'), /^250 /)
+          for (const to of ['alice', 'bob']) assert.match(await s.send(`RCPT TO:<${to}@ours.example>`), /^250 /)
+          assert.match(await s.send('DATA'), /^354 /)
+          const message = `From: sender@remote.example\nTo: alice@ours.example, bob@ours.example\nSubject: ${m.subject}\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n${m.body}`
+          assert.match(await s.sendRaw(dataBytes(message)), /^250 /)
+        }
+        await s.send('QUIT')
+      } finally {
+        await s.close()
+      }
+      for (const m of messages) {
+        const seen = await Promise.all((['alice', 'bob'] as const).map((local) => fetchBySubject(local, m.subject)))
+        for (const x of seen) {
+          assert.equal(sha256(bodyOf(x)), sha256(asStored(format, m.body)), m.subject)
+          // A shared file names no recipient (it would show each the other, Bcc included); mbox copies are apart.
+          if (format === 'maildir') assert.match(x, /^Return-Path: <sender@remote\.example>\r\nReceived: /)
+        }
+        if (format === 'mbox')
+          for (const [i, local] of (['alice', 'bob'] as const).entries())
+            assert.match(seen[i], new RegExp(`^Return-Path: <sender@remote\\.example>\\r\\nDelivered-To: ${local}@ours\\.example\\r\\n`))
+      }
+      if (format === 'maildir') {
+        // Dovecot has moved what it read into cur/: the files, found by their Subject, are one inode each message.
+        const files = async (local: string) => {
+          const dir = setup.mailbox(mail, local)
+          const all = [
+            ...(await fs.readdir(path.join(dir, 'cur'))).map((n) => path.join(dir, 'cur', n)),
+            ...(await fs.readdir(path.join(dir, 'new'))).map((n) => path.join(dir, 'new', n)),
+          ]
+          return all
+        }
+        for (const m of messages) {
+          const inodes = new Set<number>()
+          for (const local of ['alice', 'bob']) {
+            const mine = []
+            for (const f of await files(local)) {
+              const head = (await fs.readFile(f, 'latin1')).slice(0, 2000)
+              if (head.includes(`\nSubject: ${m.subject}\n`)) mine.push(f)
+            }
+            assert.equal(mine.length, 1, `${local}: ${m.subject}`)
+            const st = await fs.stat(mine[0])
+            assert.equal(st.nlink, 2)
+            inodes.add(st.ino)
+          }
+          assert.equal(inodes.size, 1, m.subject)
+        }
+      }
+    })
+
     test('a real Postfix relays an 8-bit message and 5 MB and 20 MB ones into the MX: all arrive intact', async (t) => {
       const ehlo = await smtpSession(port)
       assert.match(await ehlo.send('EHLO postfix.test'), /^250[ -]8BITMIME$/m, 'the MX offers 8BITMIME, so Postfix need not downgrade')

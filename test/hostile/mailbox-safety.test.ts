@@ -167,7 +167,7 @@ test(
     await fs.writeFile(secret, 'do not touch\n', { mode: 0o600 })
 
     const planted = ['m1', 'm2', 'm3', 't1', 't2', 'n1', 'c1', 'j1', 'j2', 'f1', 'u1']
-    const users = Object.fromEntries(['sam', 'bob', 'okay', ...planted].map((u) => [`${u}@ours.example`, 'pw']))
+    const users = Object.fromEntries(['sam', 'bob', 'okay', 'multi', ...planted].map((u) => [`${u}@ours.example`, 'pw']))
     const app = await startAppliance({
       timeoutMs: 90_000,
       users,
@@ -229,10 +229,10 @@ test(
 
     // 2. The same names and folder tricks straight into the spool: delivery's own defence.
     const spool = await openSpool(app.spoolDir)
-    const inject = async (address: string, subject: string, folder?: string): Promise<void> => {
+    const inject = async (address: string | string[], subject: string, folder?: string): Promise<void> => {
       await spool.enqueue(Buffer.from(`From: <sam@ours.example>\r\nSubject: ${subject}\r\n\r\nbody of ${subject}\r\n`), {
         sender: 'sam@ours.example',
-        recipients: [{ address, original: address, status: 'pending', attempts: 0 }],
+        recipients: [address].flat().map((a) => ({ address: a, original: a, status: 'pending' as const, attempts: 0 })),
         receivedAt: Date.now(),
         nextAttempt: 0,
         client: { ip: '127.0.0.1', helo: 'test', tls: false },
@@ -261,13 +261,29 @@ test(
       accepted[u] = await send(port, `${u}@ours.example`, `to ${u}`, 'sam@ours.example')
     for (const u of ['j1', 'j2']) await inject(`${u}@ours.example`, `junk for ${u}`, 'Junk')
     accepted.okay = await send(port, 'okay@ours.example', 'control', 'sam@ours.example')
+    // The planted Maildirs again, as recipients of one message with a control (one file for all,
+    // hard-linked into each new/): each refused as when alone; and into .Junk.
+    const atOnce = ['m1', 'm2', 'm3', 't1', 't2', 'n1', 'c1']
+    await inject(
+      [...atOnce, 'multi'].map((u) => `${u}@ours.example`),
+      'all at once',
+    )
+    await inject(
+      ['j1', 'j2', 'multi'].map((u) => `${u}@ours.example`),
+      'junk at once',
+      'Junk',
+    )
 
     // Every permanent failure comes back to sam as a DSN; f1 and u1 stay deferred in the spool.
     const permanent = [...spoolEscapes, ...['m1', 'm2', 'm3', 't1', 't2', 'n1', 'c1', 'j1', 'j2'].map((u) => `${u}@ours.example`)]
     let got: Map<string, string[]> = new Map()
     const bounced = await until(async () => {
       got = await bounces(box('sam'))
-      return permanent.every((a) => got.has(a)) && (got.get('okay@ours.example')?.length ?? 0) >= folderTricks.length
+      return (
+        permanent.every((a) => got.has(a)) &&
+        (got.get('okay@ours.example')?.length ?? 0) >= folderTricks.length &&
+        [...atOnce, 'j1', 'j2'].every((u) => (got.get(`${u}@ours.example`)?.length ?? 0) >= 2)
+      )
     }, 60_000)
     const deferred = async (u: string): Promise<string | undefined> => {
       const e = (await spoolEnvelopes(app.spoolDir)).find((x) => x.recipients.some((r) => r.address === `${u}@ours.example`))
@@ -297,26 +313,32 @@ test(
     )
 
     // What changed around MAIL_DIR: only the mailboxes that were meant to receive.
-    const allowed = ['sam', 'okay', 'f1', 'u1'].map((u) => box(u))
+    const allowed = ['sam', 'okay', 'multi', 'f1', 'u1'].map((u) => box(u))
     const strays = [...after.keys()].filter((p) => !before.has(p) && !allowed.some((a) => p === a || p.startsWith(a + path.sep)))
     const changedOutside = [...outsideAfter].filter(([p, v]) => outsideBefore.get(p) !== v).map(([p]) => p)
     const bobGot = (await readMaildir(box('bob'))).length
     const okayFolders = (await fs.readdir(box('okay'))).filter((n) => n.startsWith('.'))
+    const multiGot = [(await readMaildir(box('multi'))).length, (await readMaildir(path.join(box('multi'), '.Junk'))).length]
     const restarts = await totalRestarts(app)
     await mem.stop()
     const codes = (list: string[]): string => list.map((a) => (got.get(a)?.[0] ?? 'none').split(' ')[0]).join(', ')
     record({
       test: 'Maildir mailbox safety (mailbox-safety.test.ts)',
-      load: `${wireEscapes.length} escaping local parts at RCPT; ${spoolEscapes.length} escaping names and ${folderTricks.length} folder names injected into the spool; 11 messages to planted Maildirs; 1 control`,
+      load: `${wireEscapes.length} escaping local parts at RCPT; ${spoolEscapes.length} escaping names and ${folderTricks.length} folder names injected into the spool; 11 messages to planted Maildirs; 1 control; 2 messages to 7 and 2 planted Maildirs with a control each`,
       injected:
         'symlinks for the Maildir (to a Maildir outside, an empty directory outside, another user’s Maildir), tmp/ (outside, dangling), new/, cur/, .Junk, .Junk/maildirfolder (to a file outside); new/ a file; new/ immutable',
-      sent: wireEscapes.length + spoolEscapes.length + folderTricks.length + 12,
-      accepted: Object.values(accepted).filter((r) => r.startsWith('250')).length + spoolEscapes.length + folderTricks.length + 2,
-      delivered: (await readMaildir(box('okay'))).length + (await readMaildir(box('f1'))).length + (await readMaildir(box('u1'))).length,
+      sent: wireEscapes.length + spoolEscapes.length + folderTricks.length + 14,
+      accepted: Object.values(accepted).filter((r) => r.startsWith('250')).length + spoolEscapes.length + folderTricks.length + 4,
+      delivered:
+        (await readMaildir(box('okay'))).length +
+        multiGot[0] +
+        multiGot[1] +
+        (await readMaildir(box('f1'))).length +
+        (await readMaildir(box('u1'))).length,
       lost: permanent.filter((a) => !got.has(a)).length,
       restarts,
       peakRssMiB: mem.max(),
-      result: `RCPT: ${wireReplies.map((r) => r.slice(0, 9).trim()).join(', ')}; DSN status for spool escapes ${codes(spoolEscapes)}, for folder names ${(got.get('okay@ours.example') ?? []).map((b) => b.split(' ')[0]).join(', ')}, for planted Maildirs ${codes(['m1', 'm2', 'm3', 't1', 't2', 'n1', 'c1', 'j1', 'j2'].map((u) => `${u}@ours.example`))}; new/ a file: ${fState}, new/ immutable: ${locked ? uState : 'not tried (chattr +i failed here)'}, both delivered after repair: ${repaired}; paths written outside the mailboxes: ${strays.length + changedOutside.length + tmpAfter.length - tmpBefore.length}; another user's Maildir got ${bobGot}`,
+      result: `RCPT: ${wireReplies.map((r) => r.slice(0, 9).trim()).join(', ')}; DSN status for spool escapes ${codes(spoolEscapes)}, for folder names ${(got.get('okay@ours.example') ?? []).map((b) => b.split(' ')[0]).join(', ')}, for planted Maildirs ${codes(['m1', 'm2', 'm3', 't1', 't2', 'n1', 'c1', 'j1', 'j2'].map((u) => `${u}@ours.example`))}; new/ a file: ${fState}, new/ immutable: ${locked ? uState : 'not tried (chattr +i failed here)'}, both delivered after repair: ${repaired}; paths written outside the mailboxes: ${strays.length + changedOutside.length + tmpAfter.length - tmpBefore.length}; another user's Maildir got ${bobGot}; the controls of the messages to several got ${multiGot.join(' and ')}`,
       durationS: Math.round((Date.now() - started) / 1000),
     })
     t.diagnostic(`bounces: ${JSON.stringify(Object.fromEntries(got))}`)
@@ -334,6 +356,7 @@ test(
     assert.ok(repaired, 'delivered once new/ was repaired')
     assert.deepEqual(okayFolders, [], 'folder tricks made no folder')
     assert.equal((await readMaildir(box('okay'))).length, 1, 'only the control message reached okay')
+    assert.deepEqual(multiGot, [1, 1], 'the control of the messages to several got each, the second in .Junk')
     assert.equal(restarts, 0)
   },
 )

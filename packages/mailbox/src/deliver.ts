@@ -1,7 +1,8 @@
 // One entry for local delivery: picks the writer for the mailbox format.
 import type { Readable } from 'node:stream'
 import { appendMbox } from './mbox.js'
-import { deliverMaildir } from './maildir.js'
+import { deliverMaildir, deliverMaildirs } from './maildir.js'
+import type { MailboxError } from './errors.js'
 import type { Owner } from './paths.js'
 import type { HeldMessage } from './lines.js'
 
@@ -26,4 +27,26 @@ export async function deliverToMailbox(target: MailboxTarget, meta: DeliveryMeta
     head,
     message,
   })
+}
+
+/**
+ * One message for several recipients' Maildirs (`targets`: their paths and folders, below one
+ * base, one owner): one file for all, hard-linked (maildir.ts). It carries Return-Path but no
+ * Delivered-To, which would show each reader the others, Bcc recipients included (Dovecot's LMTP
+ * does the same). Returns, per target in order, null once delivered, or why not.
+ */
+export async function deliverToMaildirs(
+  targets: { path: string; folder?: string }[],
+  common: { base: string; owner: Owner; sender: string },
+  message: () => Readable | HeldMessage,
+): Promise<(MailboxError | null)[]> {
+  const results = await deliverMaildirs({
+    targets: targets.map((t) => ({ dir: t.path, folder: t.folder })),
+    base: common.base,
+    owner: common.owner,
+    head: `Return-Path: <${common.sender}>\n`,
+    message: message(),
+    copy: message,
+  })
+  return results.map((r) => (typeof r === 'string' ? null : r))
 }

@@ -5,7 +5,7 @@ import type { Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
 import type { ActiveMessage, RecipientState } from '@facteur/spool'
 import { HeldMessage } from '@facteur/mailbox'
-import { deliverLocal } from './local.js'
+import { deliverLocal, deliverLocalShared } from './local.js'
 import { expired, nextRetry } from './retry.js'
 import type { Outcome } from './outcome.js'
 
@@ -63,19 +63,26 @@ export async function attempt(message: ActiveMessage, deps: AttemptDeps): Promis
   const local: RecipientState[] = []
   const remote: RecipientState[] = []
   for (const r of open) ((await isLocal(r)) ? local : remote).push(r)
-  // Local copies are written side by side (each its own mailbox): their fsyncs overlap. A
-  // small message is read once and converted once for all of them (HeldMessage).
+  // Local copies are written side by side (each its own mailbox): their fsyncs overlap; Maildir
+  // copies share one file. A small message is read once and converted once for all (HeldMessage).
   const content = local.length && env.size <= HELD_MAX ? new HeldMessage(await message.read()) : undefined
-  let nextLocal = 0
-  await Promise.all(
-    Array.from({ length: Math.min(LOCAL_PARALLEL, local.length) }, async () => {
-      while (nextLocal < local.length) {
-        const r = local[nextLocal++]
-        const started = Date.now()
-        record(r, await deliverLocal(config, message, r, { content }), started)
-      }
-    }),
-  )
+  if (local.length > 1 && config.mailbox.format === 'maildir') {
+    // Maildirs: one file for all the local copies, hard-linked into each.
+    const started = Date.now()
+    const outcomes = await deliverLocalShared(config, message, local, content)
+    local.forEach((r, i) => record(r, outcomes[i], started))
+  } else {
+    let nextLocal = 0
+    await Promise.all(
+      Array.from({ length: Math.min(LOCAL_PARALLEL, local.length) }, async () => {
+        while (nextLocal < local.length) {
+          const r = local[nextLocal++]
+          const started = Date.now()
+          record(r, await deliverLocal(config, message, r, { content }), started)
+        }
+      }),
+    )
+  }
   if (remote.length) {
     const started = Date.now()
     const outcomes = deps.remote

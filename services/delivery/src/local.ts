@@ -1,10 +1,12 @@
-// Local delivery: one recipient's copy into its mailbox (MAILBOX_FORMAT at MAILBOX_PATH), as
+// Local delivery: recipients' copies into their mailboxes (MAILBOX_FORMAT at MAILBOX_PATH), as
 // MAIL_UID. Temporary failures (locked mailbox, full disk) are retried; a path that would leave
 // the mailbox base, or a symlink, is a permanent failure.
 import { expandMailboxPath, type Config } from '@facteur/config'
-import { deliverToMailbox, MailboxError, type HeldMessage } from '@facteur/mailbox'
+import { deliverToMailbox, deliverToMaildirs, MailboxError, type HeldMessage } from '@facteur/mailbox'
 import type { ActiveMessage, RecipientState } from '@facteur/spool'
 import type { Outcome } from './outcome.js'
+
+const NOT_ALLOWED: Outcome = { status: 'failed', reply: '550 5.1.3 Mailbox name not allowed' }
 
 /** `content`: the message already in memory (shared by the attempt's local copies); else streamed from the spool. */
 export async function deliverLocal(
@@ -13,9 +15,8 @@ export async function deliverLocal(
   rcpt: RecipientState,
   opts: { folder?: string; content?: HeldMessage } = {},
 ): Promise<Outcome> {
-  const at = rcpt.address.lastIndexOf('@')
-  const path = expandMailboxPath(config.mailbox.pathTemplate, rcpt.address.slice(0, at), rcpt.address.slice(at + 1))
-  if (!path) return { status: 'failed', reply: '550 5.1.3 Mailbox name not allowed' }
+  const path = mailboxPath(config, rcpt)
+  if (!path) return NOT_ALLOWED
   try {
     await deliverToMailbox(
       {
@@ -28,12 +29,50 @@ export async function deliverLocal(
       { sender: message.envelope.sender, recipient: rcpt.address, receivedAt: new Date(message.envelope.receivedAt) },
       opts.content ?? message.open(),
     )
-    return { status: 'delivered', reply: `250 2.0.0 Delivered to ${config.mailbox.format}` }
+    return delivered(config)
   } catch (err) {
-    const temporary = err instanceof MailboxError ? err.temporary : true
-    const detail = (err as Error).message
-    // The reply reaches the sender in a DSN: the server's file names stay in our log.
-    const text = `mailbox unavailable: ${detail.replace(/'?\/[^\s':,]*'?/g, '<path>')}`
-    return temporary ? { status: 'deferred', reply: `451 4.2.0 ${text}`, detail } : { status: 'failed', reply: `550 5.2.0 ${text}`, detail }
+    return notDelivered(err)
   }
+}
+
+/**
+ * Several recipients' Maildir copies as one file, hard-linked into each Maildir (without
+ * Delivered-To: @facteur/mailbox's deliverToMaildirs). Outcomes in the recipients' order.
+ */
+export async function deliverLocalShared(
+  config: Config,
+  message: ActiveMessage,
+  rcpts: RecipientState[],
+  content?: HeldMessage,
+): Promise<Outcome[]> {
+  const paths = rcpts.map((r) => mailboxPath(config, r))
+  const valid = paths.filter((p): p is string => p !== null)
+  const results = await deliverToMaildirs(
+    valid.map((path) => ({ path, folder: message.envelope.folder })),
+    { base: config.mailbox.base, owner: { uid: config.mailbox.uid, gid: config.mailbox.gid }, sender: message.envelope.sender },
+    () => content ?? message.open(),
+  )
+  let next = 0
+  return paths.map((p) => {
+    if (p === null) return NOT_ALLOWED
+    const err = results[next++]
+    return err ? notDelivered(err) : delivered(config)
+  })
+}
+
+function mailboxPath(config: Config, rcpt: RecipientState): string | null {
+  const at = rcpt.address.lastIndexOf('@')
+  return expandMailboxPath(config.mailbox.pathTemplate, rcpt.address.slice(0, at), rcpt.address.slice(at + 1))
+}
+
+function delivered(config: Config): Outcome {
+  return { status: 'delivered', reply: `250 2.0.0 Delivered to ${config.mailbox.format}` }
+}
+
+function notDelivered(err: unknown): Outcome {
+  const temporary = err instanceof MailboxError ? err.temporary : true
+  const detail = (err as Error).message
+  // The reply reaches the sender in a DSN: the server's file names stay in our log.
+  const text = `mailbox unavailable: ${detail.replace(/'?\/[^\s':,]*'?/g, '<path>')}`
+  return temporary ? { status: 'deferred', reply: `451 4.2.0 ${text}`, detail } : { status: 'failed', reply: `550 5.2.0 ${text}`, detail }
 }
