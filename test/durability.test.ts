@@ -12,6 +12,7 @@ import { servicePid, waitForRestart } from './support/supervisor.js'
 import { freePort, waitForPort } from './support/ports.js'
 import { startDns } from './support/dnsmasq.js'
 import { startTestFilter } from '../services/filter/test/harness.js'
+import { openSpool } from '@facteur/spool'
 
 test('a message answered 250 survives kill -9 of the ingress and of delivery right after the reply', async (t) => {
   const mx = await startAppliance({ users: { 'alice@ours.example': 'pw' } })
@@ -55,19 +56,20 @@ test('a message answered 250 survives kill -9 of the ingress and of delivery rig
 })
 
 for (const format of ['mbox', 'maildir'] as const) {
-  test(`kill -9 of delivery in the middle of writing a large message leaves no partial message (${format})`, async (t) => {
-    const mx = await startAppliance({ users: { 'alice@ours.example': 'pw' }, env: { MAILBOX_FORMAT: format, MESSAGE_SIZE_LIMIT: '200M' } })
+  // Two recipients: mbox appends a copy to each; Maildir writes one file for both (hard links).
+  test(`kill -9 of delivery in the middle of writing a large message to two recipients leaves no partial message (${format})`, async (t) => {
+    const mx = await startAppliance({
+      users: { 'alice@ours.example': 'pw', 'bob@ours.example': 'pw' },
+      env: { MAILBOX_FORMAT: format, MESSAGE_SIZE_LIMIT: '200M' },
+    })
     t.after(() => mx.stop())
     const port = mx.port('smtp-ingress', 'smtp')
-    const mailbox = path.join(mx.mailDir, 'alice')
-    // A first small message, so the mailbox holds something that must stay intact.
-    assert.match(
-      (await sendMail(port, { from: 'a@remote.example', to: ['alice@ours.example'], data: 'Subject: first\r\n\r\nsmall\r\n' })).message ??
-        '',
-      /^250 /,
-    )
-    const read = format === 'mbox' ? () => readMbox(mailbox) : () => readMaildir(mailbox)
-    await waitForCount(read, 1)
+    const to = ['alice@ours.example', 'bob@ours.example']
+    const mailboxes = ['alice', 'bob'].map((u) => path.join(mx.mailDir, u))
+    // A first small message, so the mailboxes hold something that must stay intact.
+    assert.match((await sendMail(port, { from: 'a@remote.example', to, data: 'Subject: first\r\n\r\nsmall\r\n' })).message ?? '', /^250 /)
+    const read = (mailbox: string) => (format === 'mbox' ? readMbox(mailbox) : readMaildir(mailbox))
+    for (const m of mailboxes) await waitForCount(() => read(m), 1)
 
     const deliveryPid = await servicePid(mx, 'delivery')
     process.kill(deliveryPid, 'SIGSTOP') // hold delivery until the message is queued
@@ -82,16 +84,17 @@ for (const format of ['mbox', 'maildir'] as const) {
     const lines = Math.ceil((64 * 1024 * 1024) / line.length)
     const r = await sendMail(port, {
       from: 'a@remote.example',
-      to: ['alice@ours.example'],
+      to,
       data: `Subject: large\r\n\r\n${line.repeat(lines)}`,
       timeoutMs: 120_000,
     })
     assert.match(r.message ?? '', /^250 /)
     const started = Date.now()
-    // Watch the write begin, then kill delivery while it is under way.
+    // Watch the write begin (the shared Maildir file is made in the first recipient's tmp/), then
+    // kill delivery while it is under way.
     const growing = async (): Promise<boolean> => {
-      if (format === 'mbox') return (await fs.stat(mailbox)).size > 2000
-      return (await fs.readdir(path.join(mailbox, 'tmp'))).length > 0
+      if (format === 'mbox') return (await Promise.all(mailboxes.map((m) => fs.stat(m)))).some((st) => st.size > 2000)
+      return (await fs.readdir(path.join(mailboxes[0], 'tmp'))).length > 0
     }
     process.kill(deliveryPid, 'SIGCONT')
     while (!(await growing())) {
@@ -99,29 +102,46 @@ for (const format of ['mbox', 'maildir'] as const) {
       await new Promise((res) => setImmediate(res))
     }
     process.kill(deliveryPid, 'SIGKILL')
-    const partial = format === 'mbox' ? (await fs.stat(mailbox)).size : (await readMaildir(mailbox)).length
-    if (format === 'mbox') assert.ok(partial < lines * (line.length - 1), 'killed before the append ended')
-    else assert.equal(partial, 1, 'killed before the rename into new/')
+    if (format === 'mbox') {
+      const sizes = (await Promise.all(mailboxes.map((m) => fs.stat(m)))).map((st) => st.size)
+      assert.ok(
+        sizes.every((size) => size < lines * (line.length - 1)),
+        `killed before an append ended: ${sizes.join(', ')}`,
+      )
+    } else for (const m of mailboxes) assert.equal((await readMaildir(m)).length, 1, 'killed before the links into new/')
 
     await waitForRestart(mx, 'delivery', deliveryPid)
-    const msgs = await waitForCount(read, 2, 60_000)
+    for (const m of mailboxes) await waitForCount(() => read(m), 2, 60_000)
     await new Promise((res) => setTimeout(res, 1000))
-    const final = await read()
-    assert.equal(final.length, 2)
-    assert.ok(final[0].includes('Subject: first'))
-    const big = final.find((m) => m.includes('Subject: large'))!
-    const body = big.slice(big.indexOf('\n\n') + 2)
-    assert.equal(body.length, lines * (line.length - 1), 'the large message is whole')
-    assert.equal(msgs.filter((m) => m.includes('Subject: large')).length, 1)
+    for (const m of mailboxes) {
+      const final = await read(m)
+      assert.equal(final.length, 2, m)
+      assert.ok(final[0].includes('Subject: first'))
+      const big = final.filter((x) => x.includes('Subject: large'))
+      assert.equal(big.length, 1, m)
+      const body = big[0].slice(big[0].indexOf('\n\n') + 2)
+      assert.equal(body.length, lines * (line.length - 1), `the large message is whole in ${m}`)
+    }
   })
 }
 
-/** Runs the ingress alone under strace, sends it one message and returns the trace's lines and the queue id. */
-async function traceOneMessage(t: TestContext, env: Record<string, string>): Promise<{ lines: string[]; id: string }> {
+/** A directory with config/ (alice and bob), spool/ and mail/, removed after the test. */
+async function serviceDir(t: TestContext): Promise<string> {
   const dir = await fs.mkdtemp('/tmp/facteur-strace-')
+  t.after(() => fs.rm(dir, { recursive: true, force: true }))
   for (const d of ['config', 'spool', 'mail']) await fs.mkdir(path.join(dir, d))
-  await fs.writeFile(path.join(dir, 'config', 'users'), 'alice@ours.example:{PLAIN}pw\n')
-  const port = await freePort()
+  await fs.writeFile(path.join(dir, 'config', 'users'), 'alice@ours.example:{PLAIN}pw\nbob@ours.example:{PLAIN}pw\n')
+  return dir
+}
+
+/** Runs one service alone under strace (its file calls) in `dir` until `act` resolves; returns the trace's lines. */
+async function straced(
+  t: TestContext,
+  service: string,
+  dir: string,
+  env: Record<string, string>,
+  act: () => Promise<void>,
+): Promise<string[]> {
   const trace = path.join(dir, 'trace')
   const child = spawn(
     'strace',
@@ -131,18 +151,18 @@ async function traceOneMessage(t: TestContext, env: Record<string, string>): Pro
       '-s',
       '120',
       '-e',
-      'trace=openat,fsync,fdatasync,rename,renameat,renameat2,write,writev',
+      'trace=openat,fsync,fdatasync,rename,renameat,renameat2,link,linkat,unlink,unlinkat,write,writev',
       '-o',
       trace,
       process.execPath,
       '--import',
       'tsx',
       '--conditions=source',
-      'services/smtp-ingress/src/main.ts',
+      `services/${service}/src/main.ts`,
     ],
     {
       cwd: ROOT,
-      env: { ...loopbackEnv(dir), SMTP_PORT: String(port), LOG_FORMAT: 'json', ...env },
+      env: { ...loopbackEnv(dir), LOG_FORMAT: 'json', ...env },
       stdio: 'ignore',
       detached: true, // its own process group: strace and the traced node are signalled together
     },
@@ -155,13 +175,24 @@ async function traceOneMessage(t: TestContext, env: Record<string, string>): Pro
     }
   }
   t.after(() => signal('SIGKILL'))
-  await waitForPort(port, '127.0.0.1', 60_000)
-  const r = await sendMail(port, { from: 'a@remote.example', to: ['alice@ours.example'], data: 'Subject: traced\r\n\r\nx\r\n' })
-  const id = /queued as (\w+)/.exec(r.message ?? '')?.[1]
-  assert.ok(id, JSON.stringify(r))
+  await act()
   signal('SIGTERM')
   await new Promise((res) => child.once('exit', res))
-  return { lines: (await fs.readFile(trace, 'utf8')).split('\n'), id }
+  return (await fs.readFile(trace, 'utf8')).split('\n')
+}
+
+/** Runs the ingress alone under strace, sends it one message and returns the trace's lines and the queue id. */
+async function traceOneMessage(t: TestContext, env: Record<string, string>): Promise<{ lines: string[]; id: string }> {
+  const dir = await serviceDir(t)
+  const port = await freePort()
+  let id: string | undefined
+  const lines = await straced(t, 'smtp-ingress', dir, { SMTP_PORT: String(port), ...env }, async () => {
+    await waitForPort(port, '127.0.0.1', 60_000)
+    const r = await sendMail(port, { from: 'a@remote.example', to: ['alice@ours.example'], data: 'Subject: traced\r\n\r\nx\r\n' })
+    id = /queued as (\w+)/.exec(r.message ?? '')?.[1]
+    assert.ok(id, JSON.stringify(r))
+  })
+  return { lines, id: id! }
 }
 
 /** Indexes in the trace of the commit's steps, asserted present. */
@@ -202,4 +233,42 @@ test("strace with the content filter on: the bytes are fsync'd while the filter 
   const earlySync = lines.findIndex((l) => new RegExp(`fsync\\(\\d+<[^>]*/spool/data/${id}>`).test(l))
   assert.ok(steps.create < read && read < steps.envWrite, JSON.stringify({ ...steps, read }))
   assert.ok(steps.create < earlySync && earlySync < steps.envWrite, JSON.stringify({ ...steps, earlySync }))
+})
+
+test("strace of delivery, one message to two Maildirs: one file written in tmp/, fsync'd, linked into both new/, fsync'd again with both new/, before the spool lets the message go", async (t) => {
+  const dir = await serviceDir(t)
+  const spool = await openSpool(path.join(dir, 'spool'))
+  const to = ['alice@ours.example', 'bob@ours.example']
+  const { id } = await spool.enqueue(Buffer.from('Subject: shared\r\n\r\nx\r\n'), {
+    sender: 'a@remote.example',
+    recipients: to.map((address) => ({ address, original: address, status: 'pending', attempts: 0 })),
+    receivedAt: Date.now(),
+    nextAttempt: 0,
+    client: { ip: '127.0.0.1', helo: 'test', tls: false },
+    source: 'smtp-ingress',
+  })
+  const newDirs = ['alice', 'bob'].map((u) => path.join(dir, 'mail', u, 'new'))
+  const lines = await straced(t, 'delivery', dir, { MAILBOX_FORMAT: 'maildir' }, async () => {
+    for (const d of newDirs) await waitForCount(async () => fs.readdir(d).catch(() => []), 1, 60_000)
+    // Delivered: the message leaves active/ (its file kept in spare/ for reuse, or removed).
+    await waitForCount(async () => ((await fs.readdir(path.join(dir, 'spool', 'active'))).includes(id) ? [] : [id]), 1, 10_000)
+  })
+  const at = (re: RegExp, from = 0): number => lines.findIndex((l, i) => i >= from && re.test(l))
+  const create = at(/open\w*\(.*mail\/alice\/tmp\/[^"]*".*O_CREAT/)
+  const tmp = /mail\/alice\/tmp\/([^"]+)"/.exec(lines[create] ?? '')?.[1] ?? ''
+  const write = at(new RegExp(`write\\(\\d+<[^>]*/tmp/${tmp}>`))
+  const fileSync = at(new RegExp(`fsync\\(\\d+<[^>]*/tmp/${tmp}>`))
+  const links = ['alice', 'bob'].map((u) => at(new RegExp(`link\\w*\\(.*tmp/${tmp}".*mail/${u}/new/`)))
+  const inodeSync = at(new RegExp(`fsync\\(\\d+<[^>]*/tmp/${tmp}>`), fileSync + 1)
+  const dirSyncs = ['alice', 'bob'].map((u) => at(new RegExp(`fsync\\(\\d+<[^>]*mail/${u}/new>`)))
+  // The file leaves active/ (renamed into spare/ for reuse, or removed): active/ is its first name.
+  const lets = at(new RegExp(`(rename\\w*|unlink\\w*)\\([^"]*"[^"]*/spool/active/${id}"`))
+  const steps = { create, write, fileSync, links, inodeSync, dirSyncs, lets }
+  assert.ok(
+    [create, write, fileSync, ...links, inodeSync, ...dirSyncs, lets].every((i) => i >= 0),
+    JSON.stringify(steps),
+  )
+  assert.equal(lines.filter((l) => /open\w*\(.*mail\/\w+\/tmp\/.*O_CREAT/.test(l)).length, 1, 'one file for both')
+  assert.ok(create < write && write < fileSync && links.every((l) => fileSync < l && l < inodeSync), JSON.stringify(steps))
+  assert.ok(dirSyncs.every((d) => links.every((l) => l < d) && d < lets) && inodeSync < lets, JSON.stringify(steps))
 })
