@@ -125,3 +125,18 @@ test('a Maildir on another file system (a tmpfs mounted in MAIL_DIR) gets a copy
     await run('umount', [mount])
   }
 })
+
+test('300 recipients: one file with 300 links, new Maildirs made on the way', async (t) => {
+  const s = await setup(t)
+  const dirs = Array.from({ length: 300 }, (_, i) => `domain${i % 3}/user${i}`)
+  const results = await s.deliver(dirs)
+  assert.equal(results.filter((r) => typeof r === 'string').length, 300, String(results.find((r) => typeof r !== 'string')))
+  const inodes = new Set<number>()
+  for (const d of dirs) {
+    const [f] = await s.files(d)
+    const st = await fs.stat(f.file)
+    assert.equal(st.nlink, 300)
+    inodes.add(st.ino)
+  }
+  assert.equal(inodes.size, 1)
+})
