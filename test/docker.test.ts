@@ -279,7 +279,7 @@ test('docker compose config is valid, and the services do not run as root', asyn
   )
 })
 
-test('a message to :25 lands in the mail volume; the ingress logs the client address Docker showed it', async (t) => {
+test('a message to :25 lands in the mail volume; the ingress logs the client address Docker showed it, and listens through 4 sockets', async (t) => {
   if (unavailable) return t.skip(unavailable)
   const out = await swaks([
     '--server',
@@ -306,6 +306,11 @@ test('a message to :25 lands in the mail volume; the ingress logs the client add
   gateway = String(lines.find((l) => typeof l.gateway === 'string')?.gateway ?? '')
   t.diagnostic(`the ingress logged the client 127.0.0.1 as ${remoteIp} (its bridge gateway: ${gateway})`)
   console.log(`# swaks on 127.0.0.1 reached the ingress as ${remoteIp}; the bridge gateway is ${gateway}`)
+  // The image's Node 22 shares :25 between 4 sockets (SO_REUSEPORT, packages/reception/src/listen.ts):
+  // the container's listening TCP sockets (state 0A) on port 25 (0019), IPv4 and IPv6.
+  const tables = await composeOk(['exec', '-T', 'smtp-ingress', 'cat', '/proc/net/tcp', '/proc/net/tcp6'])
+  const on25 = tables.split('\n').filter((l) => /^\s*\d+: [0-9A-F]+:0019 [0-9A-F]+:0000 0A /.test(l))
+  assert.equal(on25.length, 4, tables)
 })
 
 test('a message through 587 with STARTTLS and AUTH is delivered too', async (t) => {

@@ -15,4 +15,5 @@ export { openReceiving, receivingChecks, type ReceivingResources } from './resou
 export { runReceivingService, type ReceivingListeners } from './service.js'
 export { mailTransactions, type Transaction, type TransactionPolicy, type MessagePolicy, type Transactions } from './transaction.js'
 export { listenerOptions, guardListener, type SessionTimeout } from './listener.js'
+export { listenShared, REUSE_PORT, type Listening } from './listen.js'
 export { onEachConnection, type SmtpConnection } from './smtp-connection.js'

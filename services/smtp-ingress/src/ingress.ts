@@ -2,7 +2,6 @@
 // TRUSTED_NETWORKS), refuses everything else in the dialogue, and answers 250 only once the
 // message is committed to the spool. The session dispatches; policy/ decides.
 import { SMTPServer } from 'smtp-server'
-import type { AddressInfo } from 'node:net'
 import type { Config } from '@facteur/config'
 import { inNetworks } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
@@ -10,7 +9,7 @@ import type { Spool } from '@facteur/spool'
 import type { Accounts } from '@facteur/accounts'
 import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
 import { SmtpError } from '@facteur/smtp-error'
-import { guardListener, listenerOptions, mailTransactions, type Transaction } from '@facteur/reception'
+import { guardListener, listenerOptions, listenShared, mailTransactions, type Transaction } from '@facteur/reception'
 import { decideRecipient } from './policy/rcpt.js'
 import { checkLoops } from './policy/loops.js'
 import { setGreetingDelay } from './greeting.js'
@@ -76,14 +75,7 @@ export async function startIngress(deps: {
   servesRenewedCertificate(server, certs, logger)
   setGreetingDelay(server, config.smtp.greetingDelayMs)
   guardListener(server, config.smtp, (timeout) => logger.info('timeout', timeout))
-  await new Promise<void>((resolve, reject) => {
-    server.server.once('error', reject)
-    server.listen(config.smtp.port, config.smtp.listen, () => resolve())
-  })
-  const addr = server.server.address() as AddressInfo
-  return {
-    port: addr.port,
-    address: addr.address,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  }
+  const listening = await listenShared(server, config.smtp.port, config.smtp.listen)
+  logger.debug('listening', { sockets: listening.sockets })
+  return { port: listening.port, address: listening.address, close: () => listening.close() }
 }
