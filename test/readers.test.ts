@@ -278,13 +278,12 @@ for (const format of ['mbox', 'maildir'] as const) {
       }
       if (format === 'maildir') {
         // Dovecot has moved what it read into cur/: the files, found by their Subject, are one inode each message.
-        const files = async (local: string) => {
+        const files = async (local: string): Promise<string[]> => {
           const dir = setup.mailbox(mail, local)
-          const all = [
-            ...(await fs.readdir(path.join(dir, 'cur'))).map((n) => path.join(dir, 'cur', n)),
-            ...(await fs.readdir(path.join(dir, 'new'))).map((n) => path.join(dir, 'new', n)),
-          ]
-          return all
+          const subs = await Promise.all(
+            ['cur', 'new'].map(async (sub) => (await fs.readdir(path.join(dir, sub))).map((n) => path.join(dir, sub, n))),
+          )
+          return subs.flat()
         }
         for (const m of messages) {
           const inodes = new Set<number>()

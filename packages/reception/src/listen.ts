@@ -36,8 +36,9 @@ export async function listenShared(server: SMTPServer, port: number, host: strin
   const extra: net.Server[] = []
   try {
     for (let i = 1; i < SOCKETS; i++) {
-      // Their connections go where the first socket's go: smtp-server's handler and the guards.
-      const s = net.createServer((socket) => server.server.emit('connection', socket))
+      // Made with the options smtp-server gave its own (net reads its socket options there); their
+      // connections go where the first socket's go: smtp-server's handler and the guards.
+      const s = net.createServer(server.options as net.ServerOpts, (socket) => server.server.emit('connection', socket))
       s.on('error', (err) => server.server.emit('error', err))
       extra.push(s)
       await listen(s, shared)
