@@ -26,8 +26,12 @@ export type MaildirTarget = { dir: string; folder?: string }
 export async function deliverMaildir(
   opts: MaildirTarget & { base: string; owner: Owner; head: string; message: Message },
 ): Promise<string> {
-  const root = await maildirRoot(opts, opts.base, opts.owner)
-  const file = await writeTmp(root, opts.head, opts.message, opts.owner)
+  return writeInto(await maildirRoot(opts, opts.base, opts.owner), opts.head, opts.message, opts.owner)
+}
+
+/** The Maildir protocol into a root maildirRoot() made ready: tmp/, fsync, rename into new/, fsync of new/. */
+async function writeInto(root: string, head: string, message: Message, owner: Owner): Promise<string> {
+  const file = await writeTmp(root, head, message, owner)
   const name = `${file.unique},S=${file.size}`
   try {
     fss.closeSync(file.fd)
@@ -90,10 +94,8 @@ export async function deliverMaildirs(opts: {
       const name = names[i]
       const root = roots[i]
       if (name instanceof MailboxError || typeof root !== 'string') return name as MailboxError
-      if (name === null) {
-        const { dir, folder } = opts.targets[i]
-        return deliverMaildir({ dir, folder, base, owner, head, message: opts.copy() }).catch(asMailboxError)
-      }
+      // Its root is checked already: only the copy is to write.
+      if (name === null) return writeInto(root, head, opts.copy(), owner).catch(asMailboxError)
       try {
         await syncDir(path.join(root, 'new'))
       } catch (err) {
