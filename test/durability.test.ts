@@ -112,7 +112,11 @@ for (const format of ['mbox', 'maildir'] as const) {
 
     await waitForRestart(mx, 'delivery', deliveryPid)
     for (const m of mailboxes) await waitForCount(() => read(m), 2, 60_000)
-    await new Promise((res) => setTimeout(res, 1000))
+    // The mailboxes are final once the message has left the spool: delivery lets it go only after
+    // every copy is written and fsync'd (an mbox read earlier may show an append still under way).
+    const inSpool = async (): Promise<string[]> =>
+      (await Promise.all(['queue', 'active'].map((d) => fs.readdir(path.join(mx.spoolDir, d))))).flat().filter((n) => !n.startsWith('.'))
+    await waitForCount(async () => ((await inSpool()).length ? [] : [true]), 1, 120_000)
     for (const m of mailboxes) {
       const final = await read(m)
       assert.equal(final.length, 2, m)
