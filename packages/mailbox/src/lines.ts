@@ -39,15 +39,59 @@ export async function* toLocalLines(input: Readable | AsyncIterable<Buffer>, quo
   if (rest !== '') yield Buffer.from(fix(rest, quoteFrom) + '\n', 'latin1')
 }
 
-/** What toLocalLines yields, for a whole message at once: one pass over the text, not one per line. */
+const CR = 0x0d
+const LF = 0x0a
+const GT = 0x3e
+const FROM = Buffer.from('From ')
+
+/**
+ * What toLocalLines yields, for a whole message at once, in one copy: the runs between CRLFs are
+ * found by the native indexOf and copied whole, with no text decoded (under Node 22 about 2.5
+ * times as fast on 100 KB as a latin1 string's replaceAll, bench/README.md).
+ */
 export function localBytes(message: Buffer, quoteFrom: boolean): Buffer {
   if (message.length === 0) return message
   // Each line loses one CR before its LF; a last line without LF loses a trailing CR, gains a LF.
-  let text = message.toString('latin1').replaceAll('\r\n', '\n')
-  if (!text.endsWith('\n')) text = (text.endsWith('\r') ? text.slice(0, -1) : text) + '\n'
-  // (^|\n), not the m flag: a lone CR left inside a line must not start a line for the quoting.
-  if (quoteFrom) text = text.replace(/(^|\n)(>*From )/g, '$1>$2')
-  return Buffer.from(text, 'latin1')
+  const out = Buffer.allocUnsafe(message.length + 1)
+  let o = 0
+  let from = 0
+  for (let i = message.indexOf(CR); i !== -1; i = message.indexOf(CR, i + 1)) {
+    if (message[i + 1] !== LF) continue // a lone CR stays
+    out.set(message.subarray(from, i), o)
+    o += i - from
+    from = ++i // the run that follows starts with the LF
+  }
+  out.set(message.subarray(from), o)
+  o += message.length - from
+  if (out[o - 1] === CR) out[o - 1] = LF
+  else if (out[o - 1] !== LF) out[o++] = LF
+  const text = out.subarray(0, o)
+  return quoteFrom ? quoteFromLines(text) : text
+}
+
+/**
+ * mboxrd's rule (RFC 4155 App. A) on LF lines: a line that is `From ` after any number of `>`
+ * gets one `>` more. Only a LF starts a line: a lone CR left inside one does not.
+ */
+function quoteFromLines(text: Buffer): Buffer {
+  const starts: number[] = []
+  for (let j = text.indexOf(FROM); j !== -1; j = text.indexOf(FROM, j + 1)) {
+    let k = j
+    while (k > 0 && text[k - 1] === GT) k--
+    if (k === 0 || text[k - 1] === LF) starts.push(k)
+  }
+  if (!starts.length) return text
+  const out = Buffer.allocUnsafe(text.length + starts.length)
+  let o = 0
+  let from = 0
+  for (const k of starts) {
+    out.set(text.subarray(from, k), o)
+    o += k - from
+    out[o++] = GT
+    from = k
+  }
+  out.set(text.subarray(from), o)
+  return out
 }
 
 function fix(line: string, quoteFrom: boolean): string {

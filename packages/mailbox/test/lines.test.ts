@@ -35,3 +35,20 @@ test('localBytes gives what toLocalLines gives, with and without mboxrd quoting'
       )
     }
 })
+
+test('localBytes on lines cut and quoted at every place, against the line rules themselves', () => {
+  const lines = ['From a', '>From b', '>>From c', 'x From d', 'From', '', '>', 'From From e']
+  for (let n = 0; n < 200; n++) {
+    // Deterministic mixes of the lines above with every kind of line end.
+    const ends = ['\r\n', '\n', '\r\r\n']
+    const picked = Array.from({ length: 1 + (n % 7) }, (_, i) => lines[(n * 7 + i * 3) % lines.length] + ends[(n + i) % ends.length])
+    const message = Buffer.from(picked.join('') + (n % 3 === 0 ? 'last' : n % 3 === 1 ? 'last\r' : ''), 'latin1')
+    const expected = message
+      .toString('latin1')
+      .replaceAll('\r\n', '\n')
+      .replace(/\r$/, '\n')
+      .replace(/([^\n])$/, '$1\n')
+      .replace(/(^|\n)(>*From )/g, '$1>$2')
+    assert.equal(localBytes(message, true).toString('latin1'), expected, JSON.stringify(message.toString('latin1')))
+  }
+})
