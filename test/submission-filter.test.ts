@@ -51,7 +51,7 @@ test("a virus in a user's message is refused at DATA with 554 5.7.1 naming the s
   await fs.writeFile(file, EICAR)
   const r = await submit(['--attach', `@${file}`])
   assert.equal(lastReply(r.stdout, '.'), `554 5.7.1 Virus found: ${EICAR_SIGNATURE}`)
-  assert.match(app.output(), /submission info: refused .*cmd=DATA .*filter=reject/)
+  await app.waitForLog(/submission info: refused .*cmd=DATA .*filter=reject/)
 })
 
 test('clean mail is delivered after the scan, without an Authentication-Results field claiming our authserv-id', async () => {
@@ -64,5 +64,5 @@ test('clean mail is delivered after the scan, without an Authentication-Results 
   assert.match(lastReply(r.stdout, '.') ?? '', /^250 /, r.stdout)
   const [m] = await waitForCount(async () => (await readMbox(path.join(app.mailDir, 'bob'))).filter((x) => x.includes('Subject: clean')), 1)
   assert.doesNotMatch(m, /bank\.example/)
-  assert.match(app.output(), /submission info: queued .*filter=accept/)
+  await app.waitForLog(/submission info: queued .*filter=accept/)
 })

@@ -1,5 +1,6 @@
 import winston from 'winston'
 import { countLogEvent } from '@facteur/metrics'
+import { BatchedStdout } from './stdout.js'
 
 export type Logger = winston.Logger
 
@@ -31,9 +32,8 @@ export function createLogger(opts: {
     level: opts.level ?? 'info',
     defaultMeta: { service: opts.service },
     format: winston.format.combine(counted, shown, format),
-    transports: [
-      opts.stream ? new winston.transports.Stream({ stream: opts.stream }) : new winston.transports.Console({ stderrLevels: [] }),
-    ],
+    // stdout, one write(2) per turn of the event loop (stdout.ts); a given stream, a line at a time.
+    transports: [opts.stream ? new winston.transports.Stream({ stream: opts.stream }) : new BatchedStdout()],
   })
   return logger
 }
