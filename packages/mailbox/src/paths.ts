@@ -1,7 +1,7 @@
 // Directories on the way to a mailbox: made as needed, owned by the mail user, never through a
 // symlink below the mailbox base (one out of it, or into another user's mailbox).
 import fs from 'node:fs/promises'
-import { realpathSync } from 'node:fs'
+import { lstatSync, realpathSync } from 'node:fs'
 import path from 'node:path'
 import { MailboxError } from './errors.js'
 
@@ -30,14 +30,41 @@ export async function ensureDirs(dirs: string[], base: string, owner: Owner, mod
   }
   // Almost always the directories exist: realpath calls settle it, without the mkdir calls
   // (each failing with EEXIST, an exception apiece) that making them takes. Synchronous:
-  // realpath(3) of directories in use walks cached dentries (about 10 us here), where a trip
+  // realpath(3) of directories in use walks cached dentries (a few us here), where a trip
   // through libuv's pool costs several times that in thread wake-ups, four times per copy.
+  if (settled(dirs, base)) return
   const known = realpaths([base, ...dirs])
   if (known) {
     for (const [i, dir] of dirs.entries()) unlinked(dir, path.relative(base, dir), known[0], known[i + 1])
     return
   }
   for (const dir of dirs) await makeChecked(dir, base, owner, mode)
+}
+
+/**
+ * The usual case in fewer calls: a directory whose parent is known to be reached by its own names
+ * (new/ and cur/ after tmp/ of one Maildir) is checked by an lstat, a directory and not a symlink,
+ * instead of a realpath(3) that reads every component's link again: 10 system calls a Maildir
+ * instead of 18 (bench/README.md). False when something is missing or odd: the full check below
+ * then makes what is missing, or refuses with its own message.
+ */
+function settled(dirs: string[], base: string): boolean {
+  const reached = new Set<string>()
+  let realBase: string | null = null
+  for (const dir of dirs) {
+    if (reached.has(path.dirname(dir))) {
+      if (!lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) return false
+    } else {
+      const known = realpaths(realBase === null ? [base, dir] : [dir])
+      if (!known) return false
+      realBase ??= known[0]
+      unlinked(dir, path.relative(base, dir), realBase, known[known.length - 1])
+      // Its real path is the base's and its own names: so is each directory on the way to it.
+      for (let d = path.dirname(dir); d.length > base.length && d.startsWith(base); d = path.dirname(d)) reached.add(d)
+    }
+    reached.add(dir)
+  }
+  return true
 }
 
 /** The real paths, or null when one of them cannot be resolved (missing: made by the slow path). */

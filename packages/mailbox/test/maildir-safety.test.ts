@@ -1,5 +1,5 @@
 // deliverMaildir never writes outside its own Maildir: not through a symlink planted for the
-// Maildir, tmp/ or a folder (to a directory outside MAIL_DIR or to another user's Maildir), not
+// Maildir, tmp/, new/, cur/ or a folder (to a directory outside MAIL_DIR or to another user's Maildir), not
 // through a folder name that climbs out, not into a maildirfolder marker that is a symlink.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -58,6 +58,21 @@ test('a dangling tmp/ symlink is refused, the target is not created', async (t) 
   await fs.symlink(path.join(s.outside, 'later'), path.join(s.base, 't2', 'tmp'))
   await s.refused(s.deliver('t2'))
   assert.deepEqual(await s.entries(s.outside), ['empty'])
+})
+
+test("new/ or cur/ symlinked to another user's (tmp/ real): refused, nothing delivered there, after a clean delivery", async (t) => {
+  // The directories after tmp/ are checked by an lstat once tmp/'s real path is known (paths.ts):
+  // a symlink there must still be refused, with the full check's message.
+  const s = await setup(t)
+  for (const sub of ['new', 'cur']) {
+    const dir = `n-${sub}`
+    assert.match(await s.deliver(dir), /,S=\d+$/) // made and checked whole first
+    await fs.rm(path.join(s.base, dir, sub), { recursive: true })
+    await fs.symlink(path.join(s.base, 'bob', sub), path.join(s.base, dir, sub))
+    assert.match(await s.refused(s.deliver(dir)), /resolves to .*\(a symlink\?\)/)
+  }
+  assert.deepEqual(await fs.readdir(path.join(s.base, 'bob', 'new')), [])
+  assert.deepEqual(await fs.readdir(path.join(s.base, 'bob', 'tmp')), [])
 })
 
 test('folder names that climb out of the Maildir are refused', async (t) => {
