@@ -60,13 +60,6 @@ export function guardListener(server: SMTPServer, limits: DeadlineLimits, onTime
       const live = pending.get(socket) ?? socket
       if (live.destroyed) return
       onTimeout({ remoteIp: socket.remoteAddress, phase: 'handshake', elapsedMs: Date.now() - opened, bytes: socket.bytesRead })
-      // Cut off: whatever these sockets report from now on is of no interest, but must be heard:
-      // an 'error' without a listener ends the process. smtp-server listens for one on each
-      // during an implicit TLS handshake (`once`). A CI run of the unit suite saw a 'read
-      // ECONNRESET' go unheard in the test of a handshake cut off here; which socket it came from
-      // was not found (it did not happen again in 12 runs of that test).
-      socket.on('error', () => undefined)
-      if (live !== socket) live.on('error', () => undefined)
       live.destroy()
     }, limits.timeoutMs).unref()
     before.set(socket, timer)
