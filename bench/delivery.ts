@@ -17,6 +17,7 @@ import { openSpool } from '@facteur/spool'
 import { ROOT, loopbackEnv } from '../test/support/appliance.js'
 import { countMaildirs, mboxCounter } from '../test/support/postfix-local.js'
 import { benchMessage } from './smtp-load.js'
+import { CLOCK_TICK_MS, procStat } from './machine.js'
 
 const env = process.env
 const MESSAGES = Number(env.MESSAGES ?? 2000)
@@ -27,12 +28,10 @@ const BURSTS = Number(env.BURSTS ?? 4)
 /** Messages queued at once (as many ingress sessions committing side by side). */
 const WRITERS = 50
 const USERS = ['bench', ...Array.from({ length: RECIPIENTS - 1 }, (_, i) => `${i + 2}bench`)]
-const CLOCK_TICK_MS = 10
-
-/** user and system CPU of a process so far, ms (/proc: clock ticks). */
+/** user and system CPU of a process so far, ms. */
 async function cpuOf(pid: number): Promise<{ user: number; system: number }> {
-  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8')
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const f = await procStat(pid)
+  if (!f) throw new Error(`process ${pid} has gone`)
   return { user: Number(f[11]) * CLOCK_TICK_MS, system: Number(f[12]) * CLOCK_TICK_MS }
 }
 

@@ -25,7 +25,7 @@ import { run } from '../test/support/process.js'
 import { percentile, smtpLoad, idleConnections, benchMessage } from './smtp-load.js'
 import { filterBench } from './mail-filter.js'
 import { smtpServerAlone, type AloneRun } from './smtp-alone.js'
-import { busyMeter } from './machine.js'
+import { CLOCK_TICK_MS, busyMeter, procStat } from './machine.js'
 import { loadConfig } from '@facteur/config'
 
 const quick = process.argv.includes('--quick')
@@ -78,8 +78,6 @@ type Server = {
   rssMB?(): Promise<number>
 }
 
-const CLOCK_TICK_MS = 1000 / Number((await run('getconf', ['CLK_TCK'])).stdout.trim() || 100)
-
 /**
  * CPU time (user + system, ms) used so far by a process and its children: the living ones (from
  * /proc) and those it has reaped (its cutime/cstime). Postfix's master forks every daemon itself;
@@ -89,9 +87,8 @@ async function treeCpuMs(root: number): Promise<number> {
   let ticks = 0
   for (const name of await fs.readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue
-    const stat = await fs.readFile(`/proc/${name}/stat`, 'utf8').catch(() => '')
-    // Fields after the command in parentheses: state ppid ... utime stime cutime cstime (3-based: 14-17).
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const f = await procStat(name)
+    if (!f) continue
     const pid = Number(name)
     if (pid === root) ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])
     else if (Number(f[1]) === root) ticks += Number(f[11]) + Number(f[12])
