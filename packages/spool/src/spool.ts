@@ -70,6 +70,11 @@ export type Spool = {
    * (those the caller saw land in queue/), their envelopes read afresh, instead of listing the directory.
    */
   due(now?: number, only?: string[]): Promise<string[]>
+  /**
+   * Forgets what due() remembers of these messages' next attempts: their envelopes changed in
+   * another process (mailctl's flush or release), so the next listing reads them afresh.
+   */
+  forget(ids: Iterable<string>): void
   /** Claims a queued message for one worker (rename queue -> active); null if another won. */
   claim(id: string): Promise<ActiveMessage | null>
   /** After a crash: active/ back to queue/, leftovers in tmp/ and data/ removed; a spool of the two-file layout converted. */
@@ -82,7 +87,10 @@ export type Spool = {
   remove(id: string): Promise<boolean>
   /** Makes every queued message due now, and asks delivery to retry hosts it marked down. */
   flush(): Promise<number>
-  /** True once per flush() since the last call (delivery forgets its down hosts then); call after due(). */
+  /**
+   * True once per flush() since the last call (delivery forgets its down hosts then); call after
+   * due(). Everything due() remembered is forgotten then: list again to see the flushed messages.
+   */
   takeFlushRequest(): Promise<boolean>
   /** Messages queued or active (the queue depth). */
   depth(): Promise<number>
@@ -443,6 +451,9 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       }
       return out
     },
+    forget(ids) {
+      for (const id of ids) nextAttemptCache.delete(id)
+    },
     async claim(id) {
       // No fsync of active/: after a crash recover() puts active/ back in queue/ anyway.
       try {
@@ -533,7 +544,11 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
     },
     async flush() {
       // A marker in queue/ (ignored as a message: not a queue id) wakes delivery's watcher too.
-      await fs.writeFile(p('queue', FLUSH_MARKER), String(Date.now()))
+      // Written first, so that delivery forgets its down hosts before it sees a message come back
+      // due; and again last, so that a delivery that took it meanwhile, and then listed queue/
+      // with next attempts it remembered from before, lists it once more (without inotify too).
+      const mark = (): Promise<void> => fs.writeFile(p('queue', FLUSH_MARKER), String(Date.now()))
+      await mark()
       let n = 0
       for (const id of await ids('queue')) {
         const a = await spool.claim(id)
@@ -541,6 +556,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         await a.release(0)
         n++
       }
+      await mark()
       return n
     },
     async takeFlushRequest() {
@@ -550,6 +566,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
       flushSeen = false
       try {
         await fs.unlink(p('queue', FLUSH_MARKER))
+        nextAttemptCache.clear()
         return true
       } catch {
         return false

@@ -65,6 +65,32 @@ test('a later envelope is appended; one cut short leaves the one before it in fo
   assert.deepEqual(await spool.due(), [e.id])
 })
 
+test('a flush by another process (mailctl): due() lists the flushed message once the flush request is taken, and forget() drops a remembered next attempt', async (t) => {
+  const dir = await spoolDir(t)
+  const delivery = await openSpool(dir)
+  const mailctl = await openSpool(dir)
+  const e = await delivery.enqueue(Buffer.from(body), draft())
+  const active = (await delivery.claim(e.id))!
+  await active.release(Date.now() + 300_000)
+  assert.deepEqual(await delivery.due(), [])
+  await delivery.takeFlushRequest() // the first listing's
+  // Delivery remembers the next attempt it set; the flush appends another in the other process.
+  assert.equal(await mailctl.flush(), 1)
+  assert.deepEqual(await delivery.due(), [], 'judged by the next attempt remembered')
+  assert.equal(await delivery.takeFlushRequest(), true)
+  assert.deepEqual(await delivery.due(), [e.id])
+  assert.equal(await delivery.takeFlushRequest(), false)
+  // Held and released by mailctl: the name seen landing is forgotten, then read afresh.
+  const again = (await delivery.claim(e.id))!
+  await again.release(Date.now() + 300_000)
+  assert.deepEqual(await delivery.due(), [])
+  assert.equal(await mailctl.hold(e.id), true)
+  assert.equal(await mailctl.release(e.id), true)
+  assert.deepEqual(await delivery.due(), [])
+  delivery.forget([e.id])
+  assert.deepEqual(await delivery.due(), [e.id])
+})
+
 test('a message retried many times: the envelopes after it are compacted to the newest, its bytes untouched', async (t) => {
   const dir = await spoolDir(t)
   const spool = await openSpool(dir)

@@ -49,9 +49,16 @@ export function startRunner(deps: AttemptDeps & { spool: Spool; onFlush?: () => 
         let due: string[]
         if (listAll || landed.size > MAX_HINTS) {
           listAll = false
+          // A name that landed may carry a new envelope (mailctl's flush or release): read afresh.
+          spool.forget(landed)
           landed.clear()
           due = await spool.due()
-          if (await spool.takeFlushRequest()) deps.onFlush?.()
+          if (await spool.takeFlushRequest()) {
+            deps.onFlush?.()
+            // That listing may have judged flushed messages by next attempts from before: again.
+            listAll = true
+            again = true
+          }
         } else {
           const names = [...landed].filter((id) => !inFlight.has(id))
           landed.clear()
