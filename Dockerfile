@@ -11,7 +11,7 @@ RUN find . -type f ! -name package.json ! -name package-lock.json ! -path './pac
  && find . -depth -type d -empty -delete
 
 # --- Build: every dependency (TypeScript included), then `tsc -b`; the dist/ directories are
-# gathered in /out for the runtime stage.
+# gathered in /out for the runtime stage (without tsc's build information, kept in each dist/).
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY --from=manifests /src/ ./
@@ -22,7 +22,8 @@ COPY services/ services/
 RUN npm run build \
  && for d in packages/* services/*; do \
       if [ -d "$d/dist" ]; then mkdir -p "/out/$d" && cp -r "$d/dist" "/out/$d/"; fi; \
-    done
+    done \
+ && rm -f /out/*/*/dist/tsconfig.tsbuildinfo
 
 # --- Runtime: production dependencies and the built JavaScript, run by plain node as MAIL_UID.
 FROM node:22-bookworm-slim
