@@ -24,13 +24,22 @@ async function healthz(port: number): Promise<{ code: number; body: Health }> {
   return { code, body: JSON.parse(body) as Health }
 }
 
-/** Polls (bounded) until `probe` holds; returns its last value for the assertion message. */
-async function eventually<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
+/**
+ * Polls (bounded) until `probe` holds; returns its last value for the assertion message, with
+ * `context()` (the appliance's last log lines) when it never held.
+ */
+async function eventually<T>(
+  what: string,
+  read: () => Promise<T>,
+  ok: (v: T) => boolean,
+  timeoutMs = 10_000,
+  context?: () => string,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const v = await read()
     if (ok(v)) return v
-    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(v)}`)
+    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(v)}${context ? `\n${context()}` : ''}`)
     await new Promise((r) => setTimeout(r, 100))
   }
 }
@@ -288,6 +297,7 @@ describe('a running appliance', () => {
         async () => remote.messages.length,
         (n) => n === 1,
         20_000,
+        () => mx.output().slice(-4000),
       )
       assert.deepEqual(remote.messages[0].to, ['pal@remote.example'])
       assert.match(remote.messages[0].data, /Subject: waiting/)
@@ -317,11 +327,13 @@ describe('a running appliance', () => {
     const remote = await listenMx(downPort)
     try {
       assert.equal((await mailctl(['queue', 'flush'])).stdout, '1 message(s) due now\n')
+      // Its next attempt was QUEUE_RETRY_MIN (5 minutes) away: seconds mean the flush did it.
       await eventually(
         'the host, back up, receives it',
         async () => remote.messages.length,
         (n) => n === 1,
-        3000,
+        10_000,
+        () => mx.output().slice(-4000),
       )
     } finally {
       await remote.close()
