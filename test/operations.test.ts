@@ -15,6 +15,7 @@ import { smtpSession, sendMail, dataBytes } from './support/smtp-session.js'
 import { readMbox, waitForCount } from './support/mbox.js'
 import { canConnect, freePort } from './support/ports.js'
 import { swaks } from './support/swaks.js'
+import { waitFor } from './support/queue.js'
 import { removeDir, run, tempDir, type RunResult } from './support/process.js'
 
 type Health = { status: string; service: string; checks: Record<string, { status: string; detail?: string }> }
@@ -24,22 +25,13 @@ async function healthz(port: number): Promise<{ code: number; body: Health }> {
   return { code, body: JSON.parse(body) as Health }
 }
 
-/**
- * Polls (bounded) until `probe` holds; returns its last value for the assertion message, with
- * `context()` (the appliance's last log lines) when it never held.
- */
-async function eventually<T>(
-  what: string,
-  read: () => Promise<T>,
-  ok: (v: T) => boolean,
-  timeoutMs = 10_000,
-  context?: () => string,
-): Promise<T> {
+/** Polls (bounded) until `probe` holds; returns its last value for the assertion message. */
+async function eventually<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const v = await read()
     if (ok(v)) return v
-    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(v)}${context ? `\n${context()}` : ''}`)
+    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(v)}`)
     await new Promise((r) => setTimeout(r, 100))
   }
 }
@@ -292,13 +284,10 @@ describe('a running appliance', () => {
       const flushed = await mailctl(['queue', 'flush'])
       assert.equal(flushed.code, 0, flushed.stdout + flushed.stderr)
       assert.equal(flushed.stdout, '1 message(s) due now\n')
-      await eventually(
-        'the remote host receives it',
-        async () => remote.messages.length,
-        (n) => n === 1,
-        20_000,
-        () => mx.output().slice(-4000),
-      )
+      await waitFor('the remote host to receive it', async () => remote.messages.length === 1, {
+        timeoutMs: 20_000,
+        context: () => `${remote.messages.length} received\n${mx.output().slice(-4000)}`,
+      })
       assert.deepEqual(remote.messages[0].to, ['pal@remote.example'])
       assert.match(remote.messages[0].data, /Subject: waiting/)
       await eventually(
@@ -328,13 +317,10 @@ describe('a running appliance', () => {
     try {
       assert.equal((await mailctl(['queue', 'flush'])).stdout, '1 message(s) due now\n')
       // Its next attempt was QUEUE_RETRY_MIN (5 minutes) away: seconds mean the flush did it.
-      await eventually(
-        'the host, back up, receives it',
-        async () => remote.messages.length,
-        (n) => n === 1,
-        10_000,
-        () => mx.output().slice(-4000),
-      )
+      await waitFor('the host, back up, to receive it', async () => remote.messages.length === 1, {
+        timeoutMs: 10_000,
+        context: () => `${remote.messages.length} received\n${mx.output().slice(-4000)}`,
+      })
     } finally {
       await remote.close()
     }
