@@ -54,3 +54,32 @@ test('IPv4-mapped addresses count as IPv4, IPv6 addresses by their /64', () => {
   assert.equal(clientKey('::1'), '0:0:0:0::/64')
   assert.equal(clientKey('fe80::1%eth0'), 'fe80:0:0:0::/64')
 })
+
+test('attempts under way count against the ban: the one past the limit waits, then goes on or is refused', async () => {
+  const g = new AuthGuard(settings)
+  const clock = (): number => 5000
+  const settled = (p: Promise<unknown>): Promise<boolean> =>
+    Promise.race([p.then(() => true), new Promise<boolean>((r) => setImmediate(() => r(false)))])
+  // A client of many users, none failing: three at once, the fourth waits for one to end.
+  const ends = await Promise.all([1, 2, 3].map(() => g.admit('192.0.2.1', clock)))
+  const fourth = g.admit('192.0.2.1', clock)
+  assert.equal(await settled(fourth), false, 'the fourth waits')
+  ends[0]!()
+  ends[0]!() // ending twice frees one place only
+  const end4 = await fourth
+  assert.ok(end4, 'admitted once an attempt succeeded')
+  const fifth = g.admit('192.0.2.1', clock)
+  assert.equal(await settled(fifth), false, 'still three under way')
+  // A brute force: the three under way fail; the one waiting is refused, its password never checked.
+  const attacker = [g.failed('192.0.2.1', 'a@x.example', 5000), g.failed('192.0.2.1', 'b@x.example', 5000)]
+  assert.deepEqual(attacker, [false, false])
+  const waiting = g.admit('192.0.2.1', clock)
+  ends[1]!()
+  assert.equal(await settled(waiting), false, 'two failures and two under way: still waiting')
+  assert.equal(g.failed('192.0.2.1', 'c@x.example', 5000), true)
+  ends[2]!()
+  assert.equal(await waiting, null, 'banned while it waited')
+  assert.equal(await fifth, null)
+  assert.equal(await g.admit('192.0.2.2', clock).then((e) => typeof e), 'function', 'another address is not held up')
+  end4!()
+})

@@ -49,3 +49,18 @@ test('failures against one account slow its replies down, yet its owner still ge
   const after = await authOnce(port, 'bob@ours.example', 'bob-secret', '127.0.0.7')
   assert.ok(after.ms < 300, `a success ends the slowdown: ${after.ms} ms`)
 })
+
+test('thirty AUTHs at once from one address: no more than SUBMISSION_AUTH_BAN_FAILURES passwords are checked', async (t) => {
+  const sub = await startTestSubmission(t, { users, env })
+  const port = sub.port('submissions')
+  // A brute force in parallel: each connection's AUTH arrives before any other's failure is
+  // counted. Without a count of the attempts in flight, every one of them got its password checked.
+  const replies = await Promise.all(
+    Array.from({ length: 30 }, (_, i) => authOnce(port, `${['alice', 'bob', 'carol'][i % 3]}@ours.example`, `guess-${i}`, '127.0.0.8')),
+  )
+  const checked = replies.filter((r) => r.reply.startsWith('535 ')).length
+  const refused = replies.filter((r) => r.reply === '454 4.7.0 Too many failed authentications from your address, try again later').length
+  assert.equal(checked, 3, `passwords checked: ${replies.map((r) => r.reply.slice(0, 3)).join(' ')}`)
+  assert.equal(refused, 27)
+  assert.match((await authOnce(port, 'alice@ours.example', 'alice-secret', '127.0.0.9')).reply, /^235 /, 'another address still gets in')
+})

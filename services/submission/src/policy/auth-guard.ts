@@ -1,7 +1,9 @@
 // Brute force against AUTH (RFC 4954 §4 leaves the defence to the server). Too many failures from
 // one client address ban that address for a while; failures against one account slow that
 // account's AUTH replies down, whoever asks, but the right password is still accepted from
-// anywhere: an attacker can make the real user wait, never lock them out.
+// anywhere: an attacker can make the real user wait, never lock them out. The attempts being
+// checked count against the ban too, so a brute force over many connections at once gets no more
+// guesses than one that waits for each reply.
 import { isIP } from 'node:net'
 
 export type AuthGuardSettings = {
@@ -20,6 +22,8 @@ export class AuthGuard {
   private readonly clientFailures = new Map<string, number[]>()
   private readonly bans = new Map<string, number>()
   private readonly accountFailures = new Map<string, number[]>()
+  /** Attempts being checked per client key, and the attempts waiting for one of them to end. */
+  private readonly checking = new Map<string, { count: number; waiting: (() => void)[] }>()
 
   constructor(
     private readonly settings: AuthGuardSettings,
@@ -35,6 +39,39 @@ export class AuthGuard {
     if (until > now) return until
     this.bans.delete(key)
     return null
+  }
+
+  /**
+   * Waits until an attempt from `ip` may have its password checked: the client's recent failures
+   * and the attempts under way stay below banFailures, so the attempts that could still fail are
+   * never more than the failures left before the ban. Resolves with the function that ends the
+   * attempt (call it once its failure or success is recorded), or with null once the client is
+   * banned. Attempts without a failure to come (a client of many users) wait for each other only
+   * near the limit.
+   */
+  async admit(ip: string, clock: () => number = Date.now): Promise<(() => void) | null> {
+    const key = clientKey(ip)
+    for (;;) {
+      const now = clock()
+      if (this.bannedUntil(ip, now) !== null) return null
+      let slot = this.checking.get(key)
+      if (!slot) this.checking.set(key, (slot = { count: 0, waiting: [] }))
+      const failures = recent(this.clientFailures.get(key), now - this.settings.banWindowMs).length
+      // With nothing under way, failures < banFailures (the last one allowed starts the ban).
+      if (failures + slot.count < this.settings.banFailures) {
+        slot.count++
+        const s = slot
+        let ended = false
+        return () => {
+          if (ended) return
+          ended = true
+          s.count--
+          for (const wake of s.waiting.splice(0)) wake()
+          if (s.count === 0 && this.checking.get(key) === s) this.checking.delete(key)
+        }
+      }
+      await new Promise<void>((resolve) => slot.waiting.push(resolve))
+    }
   }
 
   /** How long to hold back this account's next AUTH reply, success or not. */

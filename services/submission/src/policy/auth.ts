@@ -18,29 +18,33 @@ export async function authenticate(
 ): Promise<string> {
   const { accounts, guard } = ctx
   const account = loginName(attempt.username, ctx.mailDomain)
-  const started = Date.now()
+  const end = await guard.admit(attempt.ip)
   // RFC 4954 §6: 454 4.7.0 Temporary authentication failure.
-  if (guard.bannedUntil(attempt.ip, started) !== null) {
+  if (!end) {
     ctx.onFailure?.({ account, known: Boolean(accounts.user(account)), banned: true, delayMs: 0 })
     throw new SmtpError(454, '7.0', 'Too many failed authentications from your address, try again later')
   }
-  const delayMs = guard.delayFor(account, started)
-  const check = async (): Promise<boolean> => {
-    // RFC 4616 §2: an authorization identity other than the authentication identity asks to act
-    // as somebody else, which nobody may do here.
-    if (attempt.authzid && loginName(attempt.authzid, ctx.mailDomain) !== account) return false
-    await accounts.refresh()
-    return accounts.authenticate(account, attempt.password)
+  try {
+    const delayMs = guard.delayFor(account, Date.now())
+    const check = async (): Promise<boolean> => {
+      // RFC 4616 §2: an authorization identity other than the authentication identity asks to act
+      // as somebody else, which nobody may do here.
+      if (attempt.authzid && loginName(attempt.authzid, ctx.mailDomain) !== account) return false
+      await accounts.refresh()
+      return accounts.authenticate(account, attempt.password)
+    }
+    const [ok] = await Promise.all([check(), sleep(delayMs)])
+    if (ok) {
+      guard.succeeded(account)
+      return account
+    }
+    const banned = guard.failed(attempt.ip, account, Date.now())
+    ctx.onFailure?.({ account, known: Boolean(accounts.user(account)), banned, delayMs })
+    // RFC 4954 §6: 535 5.7.8 Authentication credentials invalid.
+    throw new SmtpError(535, '7.8', 'Authentication credentials invalid')
+  } finally {
+    end()
   }
-  const [ok] = await Promise.all([check(), sleep(delayMs)])
-  if (ok) {
-    guard.succeeded(account)
-    return account
-  }
-  const banned = guard.failed(attempt.ip, account, Date.now())
-  ctx.onFailure?.({ account, known: Boolean(accounts.user(account)), banned, delayMs })
-  // RFC 4954 §6: 535 5.7.8 Authentication credentials invalid.
-  throw new SmtpError(535, '7.8', 'Authentication credentials invalid')
 }
 
 /** The account a login names: `alice` alone means alice@MAIL_DOMAIN. */
