@@ -29,6 +29,9 @@ export type Accounts = {
 
 const MAX_DEPTH = 10
 
+/** A bcrypt hash (the cost mailctl gives new passwords) of a random password nobody kept. */
+const UNKNOWN_USER_HASH = '{BLF-CRYPT}$2b$10$Y65oCY/SMgy.Hzo12.fYW.8ACHAy9/eVT/lkENRPnkPaD30H6vOZ2'
+
 export function openAccounts(opts: {
   configDir: string
   localDomains: readonly string[]
@@ -157,7 +160,10 @@ export function openAccounts(opts: {
     },
     async authenticate(address, password) {
       const u = users.get(normalizeAddress(address))
-      return u ? verifyPassword(u.password, password) : false
+      // An unknown name costs the comparison a user's password does: the reply's time does not
+      // tell which names exist.
+      const ok = await verifyPassword(u?.password ?? UNKNOWN_USER_HASH, password)
+      return ok && u !== undefined
     },
     allUsers: () => [...users.values()],
     allAliases: () => new Map(aliases),

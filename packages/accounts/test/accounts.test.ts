@@ -57,3 +57,21 @@ test('a users file replaced by rename is picked up', async () => {
   assert.equal(await acc.authenticate('carol@ours.example', 's3cret'), true)
   assert.equal(await acc.authenticate('carol@ours.example', 'wrong'), false)
 })
+
+test('a name nobody has costs a bcrypt comparison like a user with a wrong password, and never authenticates', async () => {
+  const { acc } = await setup(`alice@ours.example:${await hashPassword('right')}\n`, '')
+  const median = async (address: string): Promise<number> => {
+    const times: number[] = []
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now()
+      assert.equal(await acc.authenticate(address, 'wrong'), false)
+      times.push(performance.now() - t0)
+    }
+    return times.sort((a, b) => a - b)[2]
+  }
+  const known = await median('alice@ours.example')
+  const unknown = await median('nobody@ours.example')
+  // Without the comparison an unknown name answered in microseconds, a user in tens of ms.
+  assert.ok(unknown > known / 3, `unknown name ${unknown.toFixed(1)} ms, user ${known.toFixed(1)} ms`)
+  assert.equal(await acc.authenticate('alice@ours.example', 'right'), true)
+})
