@@ -1,7 +1,7 @@
 // TLS scanned with Debian's testssl.sh on :25 (STARTTLS), 587 (STARTTLS) and 465 (implicit):
 // no protocol below TLS 1.2, no NULL, anonymous, export, LOW or 3DES/IDEA cipher. Offline: the
 // address is given (--ip, --nodns none), only the protocol and cipher-category checks run.
-// AUTH before TLS, sender spoofing and brute-force bans are test/submission.test.ts's.
+// AUTH before TLS, sender spoofing and brute-force bans are auth.test.ts's.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
