@@ -30,6 +30,7 @@ export async function filterBench(opts: {
     env: {
       MAILBOX_FORMAT: 'maildir',
       SMTP_MAX_CLIENTS: '2000',
+      SMTP_MAX_CLIENTS_PER_IP: '0',
       CLAMAV_PORT: String(clamd.port),
       SPAMD_PORT: String(spamd.port),
       DNS_SERVERS: dns.server,

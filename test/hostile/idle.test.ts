@@ -131,7 +131,9 @@ test(
       timeoutMs: 120_000,
       services: ['smtp-ingress', 'delivery', 'submission'],
       users: { 'alice@ours.example': 'pw' },
-      env: { SMTP_MAX_CLIENTS: String(LIMIT), SMTP_TIMEOUT: `${TIMEOUT_S}s`, SUBMISSION_ALT_PORT: '0' },
+      // Every client here comes from 127.0.0.1: no limit per address (client-limit.test.ts has it),
+      // so that they fill SMTP_MAX_CLIENTS.
+      env: { SMTP_MAX_CLIENTS: String(LIMIT), SMTP_MAX_CLIENTS_PER_IP: '0', SMTP_TIMEOUT: `${TIMEOUT_S}s`, SUBMISSION_ALT_PORT: '0' },
     })
     t.after(() => app.stop())
     await waitForListeners(app, 'submission', ['submission', 'submissions', 'alt'])

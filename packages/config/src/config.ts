@@ -25,6 +25,8 @@ export type Config = Readonly<{
     port: number
     listen: string
     maxClients: number
+    /** Sessions from one client address (IPv6: its /64) at once, TRUSTED_NETWORKS apart; 0: no limit. */
+    maxClientsPerIp: number
     /** A command line, or a message after 354 (plus minDataRate), must arrive within it. */
     timeoutMs: number
     /** Bytes per second that extend the DATA deadline by one second (Postfix smtpd_min_data_rate). */
@@ -125,6 +127,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       port: r.port('SMTP_PORT', 25),
       listen: r.string('SMTP_LISTEN', '0.0.0.0'),
       maxClients: r.int('SMTP_MAX_CLIENTS', 200, 1, 100_000),
+      maxClientsPerIp: r.int('SMTP_MAX_CLIENTS_PER_IP', 50, 0, 100_000),
       timeoutMs: smtpTimeoutMs,
       minDataRate: r.int('SMTP_MIN_DATA_RATE', 500, 1, 1_000_000_000),
       greetingDelayMs: r.duration('SMTP_GREETING_DELAY', '25ms'),

@@ -17,3 +17,4 @@ export { mailTransactions, type Transaction, type TransactionPolicy, type Messag
 export { listenerOptions, guardListener, type SessionTimeout } from './listener.js'
 export { listenShared, REUSE_PORT, type Listening } from './listen.js'
 export { onEachConnection, type SmtpConnection } from './smtp-connection.js'
+export { ClientLimit, clientKey } from './client-limit.js'

@@ -9,7 +9,7 @@ import type { Spool } from '@facteur/spool'
 import type { Accounts } from '@facteur/accounts'
 import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
 import { SmtpError } from '@facteur/smtp-error'
-import { guardListener, listenerOptions, listenShared, mailTransactions, type Transaction } from '@facteur/reception'
+import { ClientLimit, guardListener, listenerOptions, listenShared, mailTransactions, type Transaction } from '@facteur/reception'
 import { decideRecipient } from './policy/rcpt.js'
 import { checkLoops } from './policy/loops.js'
 import { setGreetingDelay } from './greeting.js'
@@ -25,6 +25,7 @@ export async function startIngress(deps: {
 }): Promise<Ingress> {
   const { config, logger, spool, accounts, certs } = deps
   const trusted = (ip: string): boolean => inNetworks(config.trustedNetworks, ip)
+  const clients = new ClientLimit(config.smtp.maxClientsPerIp, { hostname: config.hostname, exempt: trusted })
 
   const mail = mailTransactions<Transaction>(
     { config, logger, spool },
@@ -57,6 +58,11 @@ export async function startIngress(deps: {
     useProxy: config.proxy.trusted.length ? [...config.proxy.trusted] : false,
 
     onConnect(session, cb) {
+      const refused = clients.admit(session)
+      if (refused) {
+        logger.info('refused', { cid: session.id, remoteIp: session.remoteAddress, reply: refused.reply })
+        return cb(refused.toServerError())
+      }
       logger.debug('connect', { cid: session.id, remoteIp: session.remoteAddress })
       cb()
     },
@@ -68,7 +74,10 @@ export async function startIngress(deps: {
 
     onRcptTo: mail.onRcptTo,
     onData: mail.onData,
-    onClose: mail.onClose,
+    onClose(session) {
+      clients.release(session)
+      mail.onClose(session)
+    },
   })
 
   server.on('error', (err) => logger.warn('smtp error', { err: err.message }))

@@ -8,7 +8,7 @@ import type { Spool } from '@facteur/spool'
 import type { Accounts } from '@facteur/accounts'
 import type { Certificates } from '@facteur/certs'
 import { SmtpError, toSmtpError } from '@facteur/smtp-error'
-import { guardListener, listenerOptions, mailTransactions, type Transaction } from '@facteur/reception'
+import { guardListener, listenerOptions, mailTransactions, type ClientLimit, type Transaction } from '@facteur/reception'
 import { authenticate, type AuthOutcome } from './policy/auth.js'
 import type { AuthGuard } from './policy/auth-guard.js'
 import { checkFromHeader, ownsAddress, SENDER_NOT_OWNED } from './policy/sender.js'
@@ -25,13 +25,14 @@ export type SubmissionContext = {
   certs: Certificates
   guard: AuthGuard
   limits: SendingLimits
+  clients: ClientLimit
 }
 
 /** A submission transaction is the authenticated user's. */
 type UserTransaction = Transaction & { user: string }
 
 export function createSubmissionServer(ctx: SubmissionContext, listener: { name: string; implicitTls: boolean }): SMTPServer {
-  const { config, logger, spool, accounts, certs, guard, limits } = ctx
+  const { config, logger, spool, accounts, certs, guard, limits, clients } = ctx
   const ownedBy = (user: string) => (address: string) => ownsAddress(address, user, { accounts, localDomains: config.localDomains })
 
   const mail = mailTransactions<UserTransaction>(
@@ -81,6 +82,11 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
     hideDSN: false,
 
     onConnect(session, cb) {
+      const refused = clients.admit(session)
+      if (refused) {
+        logger.info('refused', { cid: session.id, listener: listener.name, remoteIp: session.remoteAddress, reply: refused.reply })
+        return cb(refused.toServerError())
+      }
       // RFC 3207 §4.2, RFC 4954 §4: AUTH is neither offered nor accepted before TLS. smtp-server
       // would list it in the EHLO reply on a clear channel, so it is off until onSecure.
       if (!session.secure) session.disabledCommands = ['AUTH']
@@ -158,7 +164,10 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
 
     onRcptTo: mail.onRcptTo,
     onData: mail.onData,
-    onClose: mail.onClose,
+    onClose(session) {
+      clients.release(session)
+      mail.onClose(session)
+    },
   })
   guardListener(server, config.smtp, (timeout) => logger.info('timeout', { listener: listener.name, ...timeout }))
   return server

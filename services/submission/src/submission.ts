@@ -1,9 +1,10 @@
 // The submission service (RFC 6409): the same session on every listener, STARTTLS on
 // SUBMISSION_PORT, implicit TLS on SUBMISSIONS_PORT (RFC 8314 §3.3), and the optional alternate
-// port. The brute-force guard and the sending limits are shared by all of them.
+// port. The brute-force guard, the sending limits and the count of each client's sessions
+// (SMTP_MAX_CLIENTS_PER_IP) are shared by all of them.
 import type { AddressInfo } from 'node:net'
 import type { SMTPServer } from 'smtp-server'
-import type { Config } from '@facteur/config'
+import { inNetworks, type Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
 import type { Spool } from '@facteur/spool'
 import type { Accounts } from '@facteur/accounts'
@@ -11,7 +12,7 @@ import { AuthGuard } from './policy/auth-guard.js'
 import { SendingLimits } from './policy/rate.js'
 import { createSubmissionServer } from './session.js'
 import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
-import type { ReceivingListeners } from '@facteur/reception'
+import { ClientLimit, type ReceivingListeners } from '@facteur/reception'
 
 export type ListenerName = 'submission' | 'submissions' | 'alt'
 export type Submission = ReceivingListeners<ListenerName>
@@ -24,7 +25,15 @@ export async function startSubmission(deps: {
   certs: Certificates
 }): Promise<Submission> {
   const s = deps.config.submission
-  const ctx = { ...deps, guard: new AuthGuard(s.auth), limits: new SendingLimits(s.limits) }
+  const ctx = {
+    ...deps,
+    guard: new AuthGuard(s.auth),
+    limits: new SendingLimits(s.limits),
+    clients: new ClientLimit(deps.config.smtp.maxClientsPerIp, {
+      hostname: deps.config.hostname,
+      exempt: (ip) => inNetworks(deps.config.trustedNetworks, ip),
+    }),
+  }
   const plan: { name: ListenerName; port: number; implicitTls: boolean }[] = [
     { name: 'submission', port: s.port, implicitTls: false },
     { name: 'submissions', port: s.securePort, implicitTls: true },

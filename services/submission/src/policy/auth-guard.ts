@@ -4,7 +4,7 @@
 // anywhere: an attacker can make the real user wait, never lock them out. The attempts being
 // checked count against the ban too, so a brute force over many connections at once gets no more
 // guesses than one that waits for each reply.
-import { isIP } from 'node:net'
+import { clientKey } from '@facteur/reception'
 
 export type AuthGuardSettings = {
   banFailures: number
@@ -105,26 +105,6 @@ export class AuthGuard {
   succeeded(account: string): void {
     this.accountFailures.delete(account)
   }
-}
-
-/**
- * Who a ban applies to: an IPv4 address, or the /64 network of an IPv6 address (one subscriber
- * usually holds a whole /64, RFC 6177 §2, and could otherwise walk through its addresses).
- */
-export function clientKey(ip: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)
-  if (mapped) return mapped[1]
-  const addr = ip.replace(/%.*$/, '')
-  if (isIP(addr) !== 6) return addr
-  const [head, tail = ''] = addr.toLowerCase().split('::')
-  const groups = (part: string): string[] => (part === '' ? [] : part.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g])))
-  const left = groups(head)
-  const right = groups(tail)
-  const full = addr.includes('::') ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left
-  return `${full
-    .slice(0, 4)
-    .map((g) => g.replace(/^0+(?=.)/, ''))
-    .join(':')}::/64`
 }
 
 function recent(times: number[] | undefined, since: number): number[] {

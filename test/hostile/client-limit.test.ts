@@ -1,0 +1,117 @@
+// One address holding connections on every listener (:25, 587, 465, the alternate port), with the
+// default limits (SMTP_MAX_CLIENTS=200, SMTP_MAX_CLIENTS_PER_IP=50): it gets 50 sessions on the MX
+// and 50 on submission (its three ports together), every other connection is answered
+// `421 4.7.0` and closed at once, and real clients from other addresses send mail while it holds
+// them. TRUSTED_NETWORKS are not counted; once the address lets go it gets in again.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { startAppliance } from '../support/appliance.js'
+import { swaks, lastReply } from '../support/swaks.js'
+import { readMbox, waitForCount } from '../support/mbox.js'
+import { Wire, type Mode } from './wire.js'
+import { record, sampleMemory, totalRestarts, waitForListeners } from './figures.js'
+
+const PER_IP = 50
+const ATTACK = 300
+const REFUSED = /^421 4\.7\.0 mx\.ours\.example Too many connections from your address, try again later$/
+const AUTH = ['--from', 'alice@ours.example', '--auth', 'PLAIN', '--auth-user', 'alice@ours.example', '--auth-password', 'pw']
+
+/** Opens `n` connections from `localAddress`, 25 at a time; each with the first reply it got. */
+async function openMany(port: number, mode: Mode, n: number, localAddress: string): Promise<{ w: Wire | null; first: string }[]> {
+  const out: { w: Wire | null; first: string }[] = []
+  for (let i = 0; i < n; i += 25) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(25, n - i) }, async () => {
+        try {
+          const w = await Wire.open(port, { mode, localAddress, timeoutMs: 30_000 })
+          return { w, first: w.greeting }
+        } catch (e) {
+          return { w: null, first: `closed: ${(e as Error).message}` }
+        }
+      }),
+    )
+    out.push(...batch)
+  }
+  return out
+}
+
+test(
+  'one address holding 300 connections on each listener gets 50 per service; the rest 421 4.7.0; others still send mail',
+  { timeout: 300_000 },
+  async (t) => {
+    const started = Date.now()
+    const app = await startAppliance({
+      timeoutMs: 90_000,
+      services: ['smtp-ingress', 'delivery', 'submission'],
+      users: { 'alice@ours.example': 'pw' },
+      env: { SUBMISSION_ALT_PORT: '0', TRUSTED_NETWORKS: '127.0.0.4' },
+    })
+    t.after(() => app.stop())
+    await waitForListeners(app, 'submission', ['submission', 'submissions', 'alt'])
+    const mem = sampleMemory(app)
+    const listeners = [
+      { name: ':25', port: app.port('smtp-ingress', 'smtp'), mode: 'plain' as Mode, real: ['--from', 'a@remote.example'] },
+      { name: '587', port: app.port('submission', 'submission'), mode: 'plain' as Mode, real: ['--tls', ...AUTH] },
+      { name: '465', port: app.port('submission', 'submissions'), mode: 'implicit' as Mode, real: ['--tlsc', ...AUTH] },
+      { name: 'alt', port: app.port('submission', 'alt'), mode: 'implicit' as Mode, real: ['--tlsc', ...AUTH] },
+    ]
+    // The attack: every listener at once (submission's three ports share one count).
+    const held = await Promise.all(listeners.map((l) => openMany(l.port, l.mode, ATTACK, '127.0.0.2')))
+    const greeted = held.map((cs) => cs.filter((c) => c.first.startsWith('220 ')).length)
+    const refused = held.map((cs) => cs.filter((c) => REFUSED.test(c.first)).length)
+    const other = held.flat().filter((c) => !c.first.startsWith('220 ') && !REFUSED.test(c.first))
+    // A refused connection is closed by the server, not left to its timeout.
+    await new Promise((r) => setTimeout(r, 1000))
+    const refusedOpen = held.flat().filter((c) => REFUSED.test(c.first) && c.w && !c.w.closed).length
+    // While it holds them: real clients from another address, on every listener.
+    const real = []
+    for (const l of listeners) {
+      const r = await swaks(['--server', `127.0.0.1:${l.port}`, '--to', 'alice@ours.example', '--timeout', '30', ...l.real], {
+        timeoutMs: 60_000,
+      })
+      real.push(lastReply(r.stdout, '.') ?? `no reply: ${r.stdout.slice(-200)}`)
+    }
+    // A trusted network is not counted.
+    const trusted = await openMany(listeners[0].port, 'plain', PER_IP + 20, '127.0.0.4')
+    const trustedGreeted = trusted.filter((c) => c.first.startsWith('220 ')).length
+    for (const c of [...held.flat(), ...trusted]) c.w?.close()
+    // Let go: its places are free again (the server sees each close as it comes).
+    await new Promise((r) => setTimeout(r, 1000))
+    const again = []
+    for (const l of listeners) {
+      const [c] = await openMany(l.port, l.mode, 1, '127.0.0.2')
+      again.push(c.first.slice(0, 3))
+      c.w?.close()
+    }
+    const mbox = path.join(app.mailDir, 'alice')
+    const delivered = await waitForCount(() => readMbox(mbox), listeners.length, 30_000).catch(() => readMbox(mbox))
+    const restarts = await totalRestarts(app)
+    await mem.stop()
+    record({
+      test: 'one address holding connections (client-limit.test.ts)',
+      load: `${ATTACK} connections from one address on each of :25, 587, 465 and the alternate port at once, opened 25 at a time, held; SMTP_MAX_CLIENTS=200, SMTP_MAX_CLIENTS_PER_IP=${PER_IP} (the defaults); ${PER_IP + 20} from a TRUSTED_NETWORKS address`,
+      injected: 'connections that are never used, from one address',
+      sent: listeners.length,
+      accepted: real.filter((r) => r.startsWith('250')).length,
+      delivered: delivered.length,
+      restarts,
+      peakRssMiB: mem.max(),
+      result: `greeted ${listeners.map((l, i) => `${l.name} ${greeted[i]}`).join(', ')} (submission's three ports share ${PER_IP}); 421 4.7.0 ${refused.reduce((a, b) => a + b, 0)}, each closed by the server (${refusedOpen} left open after 1 s); other replies ${other.length}${other.length ? ` (${other[0].first})` : ''}; swaks from another address while they were held: ${real.map((r) => r.slice(0, 3)).join('/')}; trusted address: ${trustedGreeted} of ${PER_IP + 20} greeted; after letting go: ${again.join('/')}`,
+      durationS: Math.round((Date.now() - started) / 1000),
+    })
+    assert.equal(greeted[0], PER_IP, ':25')
+    assert.equal(greeted[1] + greeted[2] + greeted[3], PER_IP, 'submission, its three ports together')
+    assert.equal(
+      refused.reduce((a, b) => a + b, 0),
+      listeners.length * ATTACK - 2 * PER_IP,
+    )
+    assert.deepEqual(other, [])
+    assert.equal(refusedOpen, 0)
+    for (const r of real) assert.match(r, /^250 /)
+    assert.equal(trustedGreeted, PER_IP + 20)
+    assert.deepEqual(again, ['220', '220', '220', '220'])
+    assert.equal(delivered.length, listeners.length)
+    assert.equal(restarts, 0)
+  },
+)
