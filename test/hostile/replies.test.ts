@@ -123,7 +123,14 @@ test(
       timeoutMs: 120_000,
       services: ['smtp-ingress', 'delivery', 'submission'],
       users: { 'alice@ours.example': 'pw' },
-      env: { SMTP_MAX_CLIENTS: String(LIMIT), SMTP_TIMEOUT: '5s', SUBMISSION_ALT_PORT: '0' },
+      // One session makes every error there is: no error limits here (listener-guard.test.ts has them).
+      env: {
+        SMTP_MAX_CLIENTS: String(LIMIT),
+        SMTP_TIMEOUT: '5s',
+        SUBMISSION_ALT_PORT: '0',
+        SMTP_SOFT_ERROR_LIMIT: '0',
+        SMTP_HARD_ERROR_LIMIT: '0',
+      },
     })
     t.after(() => app.stop())
     await waitForListeners(app, 'submission', ['submission', 'submissions', 'alt'])

@@ -33,6 +33,11 @@ export type Config = Readonly<{
     minDataRate: number
     /** Pause before the 220 greeting: a client that talks first is refused (early talker). */
     greetingDelayMs: number
+    /** Errors (4xx/5xx replies) in a session without a message taken, past which each command waits errorSleepMs; 0: never. */
+    softErrorLimit: number
+    /** Errors at which the session is closed with 421 4.7.0; 0: never. */
+    hardErrorLimit: number
+    errorSleepMs: number
     sizeLimit: number
     maxRecipients: number
     headerSizeLimit: number
@@ -109,6 +114,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   const smtpTimeoutMs = r.duration('SMTP_TIMEOUT', '5m')
   if (smtpTimeoutMs < 1000) throw new ConfigError('SMTP_TIMEOUT', r.raw('SMTP_TIMEOUT'), 'a duration of at least 1s, like 5m')
 
+  const errorSleepMs = r.duration('SMTP_ERROR_SLEEP', '1s')
+  if (errorSleepMs > 60_000) throw new ConfigError('SMTP_ERROR_SLEEP', r.raw('SMTP_ERROR_SLEEP'), 'a duration of at most 60s, like 1s')
+
   const retryMinMs = r.duration('QUEUE_RETRY_MIN', '5m')
   const retryMaxMs = r.duration('QUEUE_RETRY_MAX', '1h')
   if (retryMaxMs < retryMinMs)
@@ -131,6 +139,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       timeoutMs: smtpTimeoutMs,
       minDataRate: r.int('SMTP_MIN_DATA_RATE', 500, 1, 1_000_000_000),
       greetingDelayMs: r.duration('SMTP_GREETING_DELAY', '25ms'),
+      softErrorLimit: r.int('SMTP_SOFT_ERROR_LIMIT', 10, 0, 1000),
+      hardErrorLimit: r.int('SMTP_HARD_ERROR_LIMIT', 20, 0, 1000),
+      errorSleepMs,
       sizeLimit: r.size('MESSAGE_SIZE_LIMIT', 25 * 1024 * 1024),
       maxRecipients: r.int('MAX_RECIPIENTS', 100, 1, 100_000),
       headerSizeLimit: r.size('HEADER_SIZE_LIMIT', 256 * 1024),

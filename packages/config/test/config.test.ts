@@ -37,6 +37,17 @@ test('slow clients: SMTP_TIMEOUT 5 minutes and SMTP_MIN_DATA_RATE 500 bytes a se
   assert.equal(loadConfig({ ...base, SMTP_TIMEOUT: '5s', SMTP_MIN_DATA_RATE: '2000' }).smtp.minDataRate, 2000)
 })
 
+test("abusive clients: 50 sessions an address, errors slowed past 10 and cut at 20, as Postfix's smtpd defaults", () => {
+  const c = loadConfig(base)
+  assert.deepEqual([c.smtp.maxClientsPerIp, c.smtp.softErrorLimit, c.smtp.hardErrorLimit, c.smtp.errorSleepMs], [50, 10, 20, 1000])
+  const off = loadConfig({ ...base, SMTP_MAX_CLIENTS_PER_IP: '0', SMTP_SOFT_ERROR_LIMIT: '0', SMTP_HARD_ERROR_LIMIT: '0' }).smtp
+  assert.deepEqual([off.maxClientsPerIp, off.softErrorLimit, off.hardErrorLimit], [0, 0, 0])
+  assert.throws(() => loadConfig({ ...base, SMTP_ERROR_SLEEP: '2m' }), {
+    message: 'SMTP_ERROR_SLEEP="2m" is not valid: expected a duration of at most 60s, like 1s',
+  })
+  assert.throws(() => loadConfig({ ...base, SMTP_MAX_CLIENTS_PER_IP: '-1' }), /SMTP_MAX_CLIENTS_PER_IP="-1"/)
+})
+
 test('a template without %d is refused when there are several local domains', () => {
   assert.throws(
     () => loadConfig({ ...base, LOCAL_DOMAINS: 'a.example,b.example', MAILBOX_PATH: '/var/mail/%u' }),

@@ -18,3 +18,5 @@ export { listenerOptions, guardListener, type SessionTimeout } from './listener.
 export { listenShared, REUSE_PORT, type Listening } from './listen.js'
 export { onEachConnection, type SmtpConnection } from './smtp-connection.js'
 export { ClientLimit, clientKey } from './client-limit.js'
+export { type ErrorLimits } from './error-limit.js'
+export { type DeadlineLimits } from './deadline.js'

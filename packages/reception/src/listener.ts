@@ -2,7 +2,8 @@
 // port) sets up alike around smtp-server: the options they share, and the guards each connection
 // gets: one enhanced status code on every reply (replies.ts) and deadlines against slow clients
 // (deadline.ts), also before the session starts (the PROXY header, an implicit TLS handshake);
-// and DATA read with a native search for dot-led lines (data-scan.ts).
+// limits on a session's errors (error-limit.ts); and DATA read with a native search for dot-led
+// lines (data-scan.ts).
 import type { Socket } from 'node:net'
 import type { SMTPServer, SMTPServerOptions } from 'smtp-server'
 import type { Config } from '@facteur/config'
@@ -11,6 +12,7 @@ import { onEachConnection } from './smtp-connection.js'
 import { enhancedReplies } from './replies.js'
 import { enforceDeadline, type DeadlineExceeded, type DeadlineLimits } from './deadline.js'
 import { installDataScan } from './data-scan.js'
+import { limitErrors, type ErrorLimits } from './error-limit.js'
 import { closeAfterQuit } from './quit.js'
 
 export type SessionTimeout = {
@@ -44,8 +46,20 @@ export function listenerOptions(config: Config, certs: Certificates): SMTPServer
   }
 }
 
-/** Installs the reply and deadline guards on every connection of `server`; `onTimeout` logs a closed session. */
-export function guardListener(server: SMTPServer, limits: DeadlineLimits, onTimeout: (t: SessionTimeout) => void): void {
+/**
+ * Installs the reply, deadline and error guards on every connection of `server` (error limits left
+ * out: none); `onTimeout` logs a closed session.
+ */
+export function guardListener(
+  server: SMTPServer,
+  limits: DeadlineLimits & Partial<ErrorLimits>,
+  onTimeout: (t: SessionTimeout) => void,
+): void {
+  const errorLimits: ErrorLimits = {
+    softErrorLimit: limits.softErrorLimit ?? 0,
+    hardErrorLimit: limits.hardErrorLimit ?? 0,
+    errorSleepMs: limits.errorSleepMs ?? 0,
+  }
   installDataScan()
   // Before the session: smtp-server times only the silence of a socket that has not sent its PROXY
   // header or finished its implicit TLS handshake; a byte a second would keep it. One deadline here.
@@ -72,5 +86,7 @@ export function guardListener(server: SMTPServer, limits: DeadlineLimits, onTime
     enhancedReplies(connection)
     closeAfterQuit(connection)
     enforceDeadline(connection, limits, (what) => onTimeout({ cid: connection.id, remoteIp: connection.remoteAddress, ...what }))
+    // Last, so that it sees smtp-server's own reply contexts (the 250 that takes a message).
+    limitErrors(connection, errorLimits)
   })
 }

@@ -1,5 +1,5 @@
 // The parts of smtp-server's per-connection object (SMTPConnection, not in its typings) that the
-// reply and deadline guards, the close after QUIT and the ingress's greeting delay use, and the
+// reply, deadline and error guards, the close after QUIT and the ingress's greeting delay use, and the
 // one place they reach it: every connection as SMTPServer adds it to its `connections` set,
 // before `init()` runs.
 // Checked against smtp-server 3.21 (dist/esm/smtp-connection.js);
@@ -32,6 +32,10 @@ export type SmtpConnection = {
   _dataStream: unknown
   _parser: { _dataMode: boolean; dataBytes: number } | null
   _onClose(): void
+  /** True once the greeting was sent: from then on the client may speak. */
+  _ready: boolean
+  /** Handles one command line; the parser reads the next once `callback` ran. */
+  _onCommand(command: Buffer, callback?: () => void): void
   /** Starts the session: sets the socket's listeners, then greets after smtp-server's fixed pause. */
   init(): void
   /** Sends the greeting; from then on the client may speak. */

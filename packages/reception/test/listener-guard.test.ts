@@ -13,7 +13,7 @@ import { once } from 'node:events'
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server'
 import { SmtpError } from '@facteur/smtp-error'
 import { openCertificates } from '@facteur/certs'
-import { guardListener, type SessionTimeout } from '@facteur/reception'
+import { guardListener, type DeadlineLimits, type ErrorLimits, type SessionTimeout } from '@facteur/reception'
 import { smtpSession } from '../../../test/support/smtp-session.js'
 import { waitFor } from '../../../test/support/queue.js'
 
@@ -23,7 +23,7 @@ const TIMED_OUT = '421 4.4.2 mx.test.example Error: timeout exceeded'
 async function listen(
   t: TestContext,
   options: SMTPServerOptions = {},
-  limits = { timeoutMs: TIMEOUT_MS, minDataRate: 100 },
+  limits: DeadlineLimits & Partial<ErrorLimits> = { timeoutMs: TIMEOUT_MS, minDataRate: 100 },
 ): Promise<{ port: number; timeouts: SessionTimeout[]; server: SMTPServer }> {
   const timeouts: SessionTimeout[] = []
   const server = new SMTPServer({
@@ -246,4 +246,87 @@ test('the 421 at the client limit carries 4.3.2', async (t) => {
   )
   assert.match(second, /^421 4\.3\.2 mx\.test\.example Too many connected clients/)
   await first.close()
+})
+
+const TOO_MANY_ERRORS = '421 4.7.0 mx.test.example Error: too many errors'
+/** Every name that starts with "nobody" is unknown: a harvest's guesses. */
+const guessedNames: SMTPServerOptions = {
+  onRcptTo(address, _session, cb) {
+    if (address.address.startsWith('nobody')) return cb(new SmtpError(550, '1.1', 'No such user here').toServerError())
+    cb()
+  },
+}
+
+test('past SMTP_SOFT_ERROR_LIMIT each command waits SMTP_ERROR_SLEEP; at SMTP_HARD_ERROR_LIMIT 421 4.7.0 closes the session', async (t) => {
+  const sleepMs = 1000
+  const { port } = await listen(t, guessedNames, {
+    timeoutMs: 10_000,
+    minDataRate: 100,
+    softErrorLimit: 2,
+    hardErrorLimit: 4,
+    errorSleepMs: sleepMs,
+  })
+  const s = await smtpSession(port)
+  await s.send('EHLO harvest.example')
+  await s.send('MAIL FROM:<a@remote.example>')
+  const timed = async (line: string): Promise<{ reply: string; ms: number }> => {
+    const t0 = performance.now()
+    const reply = await s.send(line)
+    return { reply, ms: performance.now() - t0 }
+  }
+  const guesses = [await timed('RCPT TO:<nobody1@ours.example>'), await timed('RCPT TO:<nobody2@ours.example>')]
+  // Two errors made: the next commands wait, in order, a pipelined batch included.
+  s.write('RCPT TO:<b@ours.example>\r\nNOOP\r\n')
+  const t0 = performance.now()
+  const pipelined = [await s.read(), await s.read()]
+  const pipelinedMs = performance.now() - t0
+  const third = await timed('RCPT TO:<nobody3@ours.example>')
+  const fourth = await timed('RCPT TO:<nobody4@ours.example>')
+  const closing = await s.read()
+  await s.closed
+  assert.deepEqual(
+    guesses.map((g) => g.reply),
+    ['550 5.1.1 No such user here', '550 5.1.1 No such user here'],
+  )
+  for (const g of guesses) assert.ok(g.ms < sleepMs, `before the soft limit: ${g.ms} ms`)
+  assert.deepEqual(
+    pipelined.map((r) => r.slice(0, 9)),
+    ['250 2.1.5', '250 2.0.0'],
+  )
+  assert.ok(pipelinedMs >= 2 * sleepMs * 0.9, `two commands held back: ${pipelinedMs} ms`)
+  assert.equal(third.reply, '550 5.1.1 No such user here')
+  assert.ok(third.ms >= sleepMs * 0.9, `held back: ${third.ms} ms`)
+  assert.equal(fourth.reply, '550 5.1.1 No such user here')
+  assert.equal(closing, TOO_MANY_ERRORS)
+})
+
+test('a message taken starts the error count again', async (t) => {
+  const { port } = await listen(t, guessedNames, {
+    timeoutMs: 10_000,
+    minDataRate: 100,
+    softErrorLimit: 0,
+    hardErrorLimit: 3,
+    errorSleepMs: 0,
+  })
+  const s = await smtpSession(port)
+  await s.send('EHLO sender.example')
+  const replies: string[] = []
+  for (const round of [1, 2]) {
+    replies.push(await s.send('MAIL FROM:<a@remote.example>'))
+    replies.push(await s.send(`RCPT TO:<nobody${round}a@ours.example>`))
+    replies.push(await s.send(`RCPT TO:<nobody${round}b@ours.example>`))
+    replies.push(await s.send('RCPT TO:<b@ours.example>'))
+    replies.push(await s.send('DATA'))
+    replies.push(await s.sendRaw('Subject: x\r\n\r\nbody\r\n.\r\n'))
+  }
+  // Two errors since the last message, then a third: the limit.
+  replies.push(await s.send('MAIL FROM:<a@remote.example>'))
+  replies.push(await s.send('RCPT TO:<nobody3a@ours.example>'))
+  replies.push(await s.send('RCPT TO:<nobody3b@ours.example>'))
+  assert.equal(await s.send('RCPT TO:<nobody3c@ours.example>'), '550 5.1.1 No such user here')
+  assert.equal(await s.read(), TOO_MANY_ERRORS)
+  assert.deepEqual(
+    replies.map((r) => r.slice(0, 3)),
+    ['250', '550', '550', '250', '354', '250', '250', '550', '550', '250', '354', '250', '250', '550', '550'],
+  )
 })
