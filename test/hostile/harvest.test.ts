@@ -84,6 +84,12 @@ test(
     )
     const restarts = await totalRestarts(app)
     await mem.stop()
+    // Each closing and each refusal is logged (refusals are counted in facteur_messages_rejected_total).
+    const lines = app.output().split('\n')
+    const logged = {
+      closed: lines.filter((l) => l.includes('too many errors') && l.includes('127.0.0.2')).length,
+      refused: lines.filter((l) => l.includes('refused') && l.includes('CONNECT') && l.includes('127.0.0.3')).length,
+    }
     const seconds = (Date.now() - started) / 1000
     record({
       test: 'directory harvest (harvest.test.ts)',
@@ -103,6 +109,8 @@ test(
     assert.equal(one[one.length - 1].reply, TOO_MANY)
     for (const r of slowed) assert.ok(r.ms >= 900, `${r.name}: ${r.ms} ms`)
     assert.ok(refusedAtConnect > 0, 'the address met SMTP_MAX_CLIENTS_PER_IP')
+    assert.equal(logged.closed, 1, 'the session closed for its errors is logged')
+    assert.equal(logged.refused, refusedAtConnect, 'each connection refused is logged')
     assert.equal(restarts, 0)
   },
 )

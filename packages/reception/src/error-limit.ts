@@ -14,7 +14,12 @@ export type ErrorLimits = {
   errorSleepMs: number
 }
 
-export function limitErrors(connection: SmtpConnection, limits: ErrorLimits): void {
+/** `onHardLimit`: the session is being closed for its errors (the service logs it). */
+export function limitErrors(
+  connection: SmtpConnection,
+  limits: ErrorLimits,
+  onHardLimit: (errors: number) => void = () => undefined,
+): void {
   let errors = 0
   const send = connection.send.bind(connection)
   connection.send = (code, data, context) => {
@@ -24,8 +29,10 @@ export function limitErrors(connection: SmtpConnection, limits: ErrorLimits): vo
     // Replies before the session (context false: a refusal, the greeting) and 421s, which close it, are not counted.
     if (code < 400 || code === 421 || !connection._ready) return
     errors++
-    if (limits.hardErrorLimit > 0 && errors >= limits.hardErrorLimit && !connection._closing && !connection._closed)
+    if (limits.hardErrorLimit > 0 && errors >= limits.hardErrorLimit && !connection._closing && !connection._closed) {
+      onHardLimit(errors)
       send(421, `4.7.0 ${connection.name} Error: too many errors`, false)
+    }
   }
   if (limits.softErrorLimit === 0 || limits.errorSleepMs === 0) return
   // smtp-server reads the next command line only once this one's callback ran, so a command held

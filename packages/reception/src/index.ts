@@ -14,7 +14,7 @@ export { checkRemoteRecipient, expandOrForward, LOCAL_ONLY } from './outbound-rc
 export { openReceiving, receivingChecks, type ReceivingResources } from './resources.js'
 export { runReceivingService, type ReceivingListeners } from './service.js'
 export { mailTransactions, type Transaction, type TransactionPolicy, type MessagePolicy, type Transactions } from './transaction.js'
-export { listenerOptions, guardListener, type SessionTimeout } from './listener.js'
+export { listenerOptions, guardListener, type SessionTimeout, type TooManyErrors } from './listener.js'
 export { listenShared, REUSE_PORT, type Listening } from './listen.js'
 export { onEachConnection, type SmtpConnection } from './smtp-connection.js'
 export { ClientLimit, clientKey } from './client-limit.js'

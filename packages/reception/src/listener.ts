@@ -46,14 +46,18 @@ export function listenerOptions(config: Config, certs: Certificates): SMTPServer
   }
 }
 
+/** What the service logs when it closes a session at SMTP_HARD_ERROR_LIMIT. */
+export type TooManyErrors = { cid: string; remoteIp: string; errors: number }
+
 /**
  * Installs the reply, deadline and error guards on every connection of `server` (error limits left
- * out: none); `onTimeout` logs a closed session.
+ * out: none); `onTimeout` and `onTooManyErrors` log a session closed by them.
  */
 export function guardListener(
   server: SMTPServer,
   limits: DeadlineLimits & Partial<ErrorLimits>,
   onTimeout: (t: SessionTimeout) => void,
+  onTooManyErrors: (e: TooManyErrors) => void = () => undefined,
 ): void {
   const errorLimits: ErrorLimits = {
     softErrorLimit: limits.softErrorLimit ?? 0,
@@ -87,6 +91,6 @@ export function guardListener(
     closeAfterQuit(connection)
     enforceDeadline(connection, limits, (what) => onTimeout({ cid: connection.id, remoteIp: connection.remoteAddress, ...what }))
     // Last, so that it sees smtp-server's own reply contexts (the 250 that takes a message).
-    limitErrors(connection, errorLimits)
+    limitErrors(connection, errorLimits, (errors) => onTooManyErrors({ cid: connection.id, remoteIp: connection.remoteAddress, errors }))
   })
 }

@@ -59,10 +59,7 @@ export async function startIngress(deps: {
 
     onConnect(session, cb) {
       const refused = clients.admit(session)
-      if (refused) {
-        logger.info('refused', { cid: session.id, remoteIp: session.remoteAddress, reply: refused.reply })
-        return cb(refused.toServerError())
-      }
+      if (refused) return cb(mail.refuse(session, 'CONNECT', refused))
       logger.debug('connect', { cid: session.id, remoteIp: session.remoteAddress })
       cb()
     },
@@ -83,7 +80,12 @@ export async function startIngress(deps: {
   server.on('error', (err) => logger.warn('smtp error', { err: err.message }))
   servesRenewedCertificate(server, certs, logger)
   setGreetingDelay(server, config.smtp.greetingDelayMs)
-  guardListener(server, config.smtp, (timeout) => logger.info('timeout', timeout))
+  guardListener(
+    server,
+    config.smtp,
+    (timeout) => logger.info('timeout', timeout),
+    (e) => logger.info('too many errors', e),
+  )
   const listening = await listenShared(server, config.smtp.port, config.smtp.listen)
   logger.debug('listening', { sockets: listening.sockets })
   return { port: listening.port, address: listening.address, close: () => listening.close() }

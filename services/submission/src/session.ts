@@ -83,10 +83,7 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
 
     onConnect(session, cb) {
       const refused = clients.admit(session)
-      if (refused) {
-        logger.info('refused', { cid: session.id, listener: listener.name, remoteIp: session.remoteAddress, reply: refused.reply })
-        return cb(refused.toServerError())
-      }
+      if (refused) return cb(refuse(session, 'CONNECT', refused))
       // RFC 3207 §4.2, RFC 4954 §4: AUTH is neither offered nor accepted before TLS. smtp-server
       // would list it in the EHLO reply on a clear channel, so it is off until onSecure.
       if (!session.secure) session.disabledCommands = ['AUTH']
@@ -169,7 +166,12 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
       mail.onClose(session)
     },
   })
-  guardListener(server, config.smtp, (timeout) => logger.info('timeout', { listener: listener.name, ...timeout }))
+  guardListener(
+    server,
+    config.smtp,
+    (timeout) => logger.info('timeout', { listener: listener.name, ...timeout }),
+    (e) => logger.info('too many errors', { listener: listener.name, ...e }),
+  )
   return server
 }
 
