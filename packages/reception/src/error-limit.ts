@@ -26,7 +26,7 @@ export function limitErrors(
     send(code, data, context)
     // smtp-server sends the 250 that takes a message with this context (SMTPConnection#_flushData).
     if (context === 'DATA_OK') errors = 0
-    // Replies before the session (context false: a refusal, the greeting) and 421s, which close it, are not counted.
+    // Not counted: replies before the greeting (a refusal at connect) and 421s, which close the session anyway.
     if (code < 400 || code === 421 || !connection._ready) return
     errors++
     if (limits.hardErrorLimit > 0 && errors >= limits.hardErrorLimit && !connection._closing && !connection._closed) {

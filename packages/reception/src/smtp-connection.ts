@@ -32,7 +32,7 @@ export type SmtpConnection = {
   _dataStream: unknown
   _parser: { _dataMode: boolean; dataBytes: number } | null
   _onClose(): void
-  /** True once the greeting was sent: from then on the client may speak. */
+  /** True from the greeting on (set as it is sent): from then on the client may speak. */
   _ready: boolean
   /** Handles one command line; the parser reads the next once `callback` ran. */
   _onCommand(command: Buffer, callback?: () => void): void
