@@ -10,12 +10,12 @@ import { startAppliance } from '../support/appliance.js'
 import { swaks, lastReply } from '../support/swaks.js'
 import { readMbox, waitForCount } from '../support/mbox.js'
 import { Wire, type Mode } from './wire.js'
+import { LISTENERS } from './listeners.js'
 import { record, sampleMemory, totalRestarts, waitForListeners } from './figures.js'
 
 const PER_IP = 50
 const ATTACK = 300
 const REFUSED = /^421 4\.7\.0 mx\.ours\.example Too many connections from your address, try again later$/
-const AUTH = ['--from', 'alice@ours.example', '--auth', 'PLAIN', '--auth-user', 'alice@ours.example', '--auth-password', 'pw']
 
 /** Opens `n` connections from `localAddress`, 25 at a time; each with the first reply it got. */
 async function openMany(port: number, mode: Mode, n: number, localAddress: string): Promise<{ w: Wire | null; first: string }[]> {
@@ -50,12 +50,7 @@ test(
     t.after(() => app.stop())
     await waitForListeners(app, 'submission', ['submission', 'submissions', 'alt'])
     const mem = sampleMemory(app)
-    const listeners = [
-      { name: ':25', port: app.port('smtp-ingress', 'smtp'), mode: 'plain' as Mode, real: ['--from', 'a@remote.example'] },
-      { name: '587', port: app.port('submission', 'submission'), mode: 'plain' as Mode, real: ['--tls', ...AUTH] },
-      { name: '465', port: app.port('submission', 'submissions'), mode: 'implicit' as Mode, real: ['--tlsc', ...AUTH] },
-      { name: 'alt', port: app.port('submission', 'alt'), mode: 'implicit' as Mode, real: ['--tlsc', ...AUTH] },
-    ]
+    const listeners = LISTENERS.map((l) => ({ ...l, port: app.port(l.service, l.listener) }))
     // The attack: every listener at once (submission's three ports share one count).
     const held = await Promise.all(listeners.map((l) => openMany(l.port, l.mode, ATTACK, '127.0.0.2')))
     const greeted = held.map((cs) => cs.filter((c) => c.first.startsWith('220 ')).length)

@@ -13,6 +13,7 @@ import { startAppliance } from '../support/appliance.js'
 import { servicePid } from '../support/supervisor.js'
 import { swaks, lastReply } from '../support/swaks.js'
 import { Wire, type Mode } from './wire.js'
+import { LISTENERS } from './listeners.js'
 import { FULL, record, rssKiB, sampleMemory, totalRestarts, waitForListeners } from './figures.js'
 
 // Fewer on the implicit TLS ports: every idle client there costs a handshake, and all must be
@@ -112,16 +113,6 @@ function mostAtOnce(clients: Client[]): number {
   for (const [, d] of events) most = Math.max(most, (open += d))
   return most
 }
-
-type Listener = { name: string; service: string; listener: string; mode: Mode; real: string[] }
-
-const AUTH = ['--auth', 'PLAIN', '--auth-user', 'alice@ours.example', '--auth-password', 'pw', '--from', 'alice@ours.example']
-const LISTENERS: Listener[] = [
-  { name: ':25', service: 'smtp-ingress', listener: 'smtp', mode: 'plain', real: ['--from', 'a@remote.example'] },
-  { name: ':587', service: 'submission', listener: 'submission', mode: 'plain', real: ['--tls', ...AUTH] },
-  { name: ':465', service: 'submission', listener: 'submissions', mode: 'implicit', real: ['--tlsc', ...AUTH] },
-  { name: 'SUBMISSION_ALT_PORT', service: 'submission', listener: 'alt', mode: 'implicit', real: ['--tlsc', ...AUTH] },
-]
 
 test(
   'idle and byte-per-second clients on :25, 587, 465 and the alternate port: 421 4.3.2 past the limit, 421 4.4.2 at the deadline, memory bounded, swaks gets through',
