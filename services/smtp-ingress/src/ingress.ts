@@ -9,7 +9,7 @@ import type { Spool } from '@facteur/spool'
 import type { Accounts } from '@facteur/accounts'
 import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
 import { SmtpError } from '@facteur/smtp-error'
-import { ClientLimit, guardListener, listenerOptions, listenShared, mailTransactions, type Transaction } from '@facteur/reception'
+import { ClientLimit, fromGateway, guardListener, listenerOptions, listenShared, mailTransactions, type Transaction } from '@facteur/reception'
 import { decideRecipient } from './policy/rcpt.js'
 import { checkLoops } from './policy/loops.js'
 import { setGreetingDelay } from './greeting.js'
@@ -22,10 +22,14 @@ export async function startIngress(deps: {
   spool: Spool
   accounts: Accounts
   certs: Certificates
+  /** The Docker bridge gateway, when clients of a published port may all appear from it. */
+  gateway?: string | null
 }): Promise<Ingress> {
   const { config, logger, spool, accounts, certs } = deps
   const trusted = (ip: string): boolean => inNetworks(config.trustedNetworks, ip)
-  const clients = new ClientLimit(config.smtp.maxClientsPerIp, { hostname: config.hostname, exempt: trusted })
+  // The gateway stands for every client behind Docker's userland proxy: not one client to count.
+  const viaGateway = fromGateway(deps.gateway ?? null)
+  const clients = new ClientLimit(config.smtp.maxClientsPerIp, { hostname: config.hostname, exempt: (ip) => trusted(ip) || viaGateway(ip) })
 
   const mail = mailTransactions<Transaction>(
     { config, logger, spool },

@@ -1,9 +1,9 @@
 // smtp-ingress: read config, build the MX listener, start it.
 import { loadConfig, loadDotenv, exitOnConfigError } from '@facteur/config'
 import { createLogger } from '@facteur/logging'
-import { runReceivingService } from '@facteur/reception'
+import { announceGateway, bridgeGateway, runReceivingService } from '@facteur/reception'
 import { startIngress } from './ingress.js'
-import { bridgeGateway, refuseTrustedGateway } from './docker-gateway.js'
+import { refuseTrustedGateway } from './docker-gateway.js'
 
 const SERVICE = 'smtp-ingress'
 loadDotenv()
@@ -11,11 +11,7 @@ const config = exitOnConfigError(SERVICE, () => loadConfig(process.env))
 const logger = createLogger({ service: SERVICE, level: config.log.level, format: config.log.format })
 const gateway = await bridgeGateway()
 exitOnConfigError(SERVICE, () => refuseTrustedGateway(config, gateway))
-if (gateway)
-  logger.info('on a Docker bridge network: clients of published ports may appear from its gateway', {
-    gateway,
-    proxyTrusted: config.proxy.trusted.join(','),
-  })
+announceGateway(logger, config, gateway)
 
 await runReceivingService({
   service: SERVICE,
@@ -23,7 +19,7 @@ await runReceivingService({
   logger,
   healthPort: config.health.ingressPort,
   listen: async (resources) => {
-    const ingress = await startIngress({ config, logger, ...resources })
+    const ingress = await startIngress({ config, logger, gateway, ...resources })
     return { listeners: [{ name: 'smtp', address: ingress.address, port: ingress.port }], close: () => ingress.close() }
   },
 })

@@ -6,13 +6,16 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { PassThrough } from 'node:stream'
+import net from 'node:net'
+import { once } from 'node:events'
 import { loadConfig, ConfigError, type Config } from '@facteur/config'
 import { createLogger } from '@facteur/logging'
 import { openSpool } from '@facteur/spool'
 import { openAccounts } from '@facteur/accounts'
 import { openCertificates } from '@facteur/certs'
 import { startIngress } from '../src/ingress.js'
-import { bridgeGateway, parseDefaultRoute, refuseTrustedGateway } from '../src/docker-gateway.js'
+import { bridgeGateway, parseDefaultRoute } from '@facteur/reception'
+import { refuseTrustedGateway } from '../src/docker-gateway.js'
 import { swaks, lastReply } from '../../../test/support/swaks.js'
 
 async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
@@ -24,6 +27,7 @@ async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<str
 async function startMx(
   t: Parameters<typeof tempDir>[0],
   env: Record<string, string>,
+  gateway: string | null = null,
 ): Promise<{ port: number; log: () => string; config: Config }> {
   const dir = await tempDir(t)
   const configDir = path.join(dir, 'config')
@@ -48,7 +52,7 @@ async function startMx(
   })
   await accounts.refresh()
   const certs = await openCertificates({ configDir, hostname: config.hostname })
-  const mx = await startIngress({ config, logger, spool: await openSpool(config.spoolDir), accounts, certs })
+  const mx = await startIngress({ config, logger, spool: await openSpool(config.spoolDir), accounts, certs, gateway })
   t.after(() => mx.close())
   return { port: mx.port, log: () => out, config }
 }
@@ -158,6 +162,29 @@ test('sees a bridge gateway only in a container whose default route leaves throu
   assert.equal(await bridgeGateway(root), '172.19.0.1')
   await fs.writeFile(path.join(root, 'sys/class/net/eth0/iflink'), '12\n')
   assert.equal(await bridgeGateway(root), null, 'network_mode: host')
+})
+
+test("the bridge gateway's sessions are not one client's: SMTP_MAX_CLIENTS_PER_IP does not hold them", async (t) => {
+  // 127.0.0.9 plays the gateway every client of a published port comes from (userland proxy).
+  const mx = await startMx(
+    t,
+    { SMTP_LISTEN: '127.0.0.1', SMTP_PORT: '0', SMTP_MAX_CLIENTS_PER_IP: '2', SMTP_GREETING_DELAY: '0s' },
+    '127.0.0.9',
+  )
+  const sockets: net.Socket[] = []
+  const greet = async (localAddress: string): Promise<string> => {
+    const s = net.connect({ host: '127.0.0.1', port: mx.port, localAddress })
+    sockets.push(s)
+    return String((await once(s, 'data'))[0]).slice(0, 9)
+  }
+  try {
+    const fromGateway = await Promise.all([1, 2, 3].map(() => greet('127.0.0.9')))
+    assert.deepEqual(fromGateway, ['220 mail.', '220 mail.', '220 mail.'])
+    const fromOne = await Promise.all([1, 2, 3].map(() => greet('127.0.0.12')))
+    assert.deepEqual(fromOne.sort(), ['220 mail.', '220 mail.', '421 4.7.0'], 'another address is counted')
+  } finally {
+    for (const s of sockets) s.destroy()
+  }
 })
 
 test('refuses to start when TRUSTED_NETWORKS contains the bridge gateway, naming the variable', () => {

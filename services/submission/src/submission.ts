@@ -12,7 +12,7 @@ import { AuthGuard } from './policy/auth-guard.js'
 import { SendingLimits } from './policy/rate.js'
 import { createSubmissionServer } from './session.js'
 import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
-import { ClientLimit, type ReceivingListeners } from '@facteur/reception'
+import { ClientLimit, fromGateway, type ReceivingListeners } from '@facteur/reception'
 
 export type ListenerName = 'submission' | 'submissions' | 'alt'
 export type Submission = ReceivingListeners<ListenerName>
@@ -23,15 +23,20 @@ export async function startSubmission(deps: {
   spool: Spool
   accounts: Accounts
   certs: Certificates
+  /** The Docker bridge gateway, when clients of a published port may all appear from it. */
+  gateway?: string | null
 }): Promise<Submission> {
   const s = deps.config.submission
+  // Behind Docker's userland proxy the gateway stands for every client: its AUTH failures are
+  // counted per account, and its sessions are not counted as one client's.
+  const viaGateway = fromGateway(deps.gateway ?? null)
   const ctx = {
     ...deps,
-    guard: new AuthGuard(s.auth),
+    guard: new AuthGuard(s.auth, { shared: viaGateway }),
     limits: new SendingLimits(s.limits),
     clients: new ClientLimit(deps.config.smtp.maxClientsPerIp, {
       hostname: deps.config.hostname,
-      exempt: (ip) => inNetworks(deps.config.trustedNetworks, ip),
+      exempt: (ip) => inNetworks(deps.config.trustedNetworks, ip) || viaGateway(ip),
     }),
   }
   const plan: { name: ListenerName; port: number; implicitTls: boolean }[] = [

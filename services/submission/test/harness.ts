@@ -29,7 +29,13 @@ export type TestSubmission = {
 
 export async function startTestSubmission(
   t: TestContext,
-  opts: { users?: Record<string, string>; aliases?: string; env?: Record<string, string> } = {},
+  opts: {
+    users?: Record<string, string>
+    aliases?: string
+    env?: Record<string, string>
+    /** Plays the Docker bridge gateway every client of a published port comes from (userland proxy). */
+    gateway?: string
+  } = {},
 ): Promise<TestSubmission> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'facteur-submission-'))
   const configDir = path.join(dir, 'config')
@@ -59,7 +65,7 @@ export async function startTestSubmission(
     delimiter: config.recipientDelimiter,
   })
   const certs = await openCertificates({ configDir, hostname: config.hostname, certFile: config.tls.cert, keyFile: config.tls.key })
-  const submission = await startSubmission({ config, logger, spool, accounts, certs })
+  const submission = await startSubmission({ config, logger, spool, accounts, certs, gateway: opts.gateway ?? null })
   const sessions: SmtpSession[] = []
   t.after(async () => {
     for (const s of sessions) await s.close()

@@ -3,7 +3,9 @@
 // account's AUTH replies down, whoever asks, but the right password is still accepted from
 // anywhere: an attacker can make the real user wait, never lock them out. The attempts being
 // checked count against the ban too, so a brute force over many connections at once gets no more
-// guesses than one that waits for each reply.
+// guesses than one that waits for each reply. An address that stands for many clients (the Docker
+// bridge gateway behind the userland proxy) is banned per account instead: a stranger's failures
+// there would otherwise lock every user out, and an attacker gets the same few guesses per account.
 import { clientKey } from '@facteur/reception'
 
 export type AuthGuardSettings = {
@@ -25,15 +27,35 @@ export class AuthGuard {
   /** Attempts being checked per client key, and the attempts waiting for one of them to end. */
   private readonly checking = new Map<string, { count: number; waiting: (() => void)[] }>()
 
+  /** Bounds memory: past this many tracked keys, the oldest are forgotten. */
+  private readonly maxTracked: number
+  private readonly shared: (ip: string) => boolean
+
   constructor(
     private readonly settings: AuthGuardSettings,
-    /** Bounds memory: past this many tracked keys, the oldest are forgotten. */
-    private readonly maxTracked = 100_000,
-  ) {}
+    opts: {
+      maxTracked?: number
+      /** Addresses that stand for many clients: failures from them count per account. */
+      shared?: (ip: string) => boolean
+    } = {},
+  ) {
+    this.maxTracked = opts.maxTracked ?? 100_000
+    this.shared = opts.shared ?? (() => false)
+  }
 
-  /** When the client's ban ends (ms since epoch), or null when it is not banned. */
-  bannedUntil(ip: string, now: number): number | null {
-    const key = clientKey(ip)
+  /** Whether a ban from this address holds only the account it was earned on. */
+  perAccount(ip: string): boolean {
+    return this.shared(ip)
+  }
+
+  /** Who failures and bans are counted for: the client (clientKey), or the account at a shared address. */
+  private key(ip: string, account: string): string {
+    return this.shared(ip) ? `${clientKey(ip)} ${account}` : clientKey(ip)
+  }
+
+  /** When the client's ban (for this account, at a shared address) ends (ms since epoch), or null. */
+  bannedUntil(ip: string, account: string, now: number): number | null {
+    const key = this.key(ip, account)
     const until = this.bans.get(key)
     if (until === undefined) return null
     if (until > now) return until
@@ -49,11 +71,11 @@ export class AuthGuard {
    * banned. Attempts without a failure to come (a client of many users) wait for each other only
    * near the limit.
    */
-  async admit(ip: string, clock: () => number = Date.now): Promise<(() => void) | null> {
-    const key = clientKey(ip)
+  async admit(ip: string, account: string, clock: () => number = Date.now): Promise<(() => void) | null> {
+    const key = this.key(ip, account)
     for (;;) {
       const now = clock()
-      if (this.bannedUntil(ip, now) !== null) return null
+      if (this.bannedUntil(ip, account, now) !== null) return null
       let slot = this.checking.get(key)
       if (!slot) this.checking.set(key, (slot = { count: 0, waiting: [] }))
       const failures = recent(this.clientFailures.get(key), now - this.settings.banWindowMs).length
@@ -81,7 +103,7 @@ export class AuthGuard {
     return Math.min(this.settings.delayMaxMs, this.settings.delayMs * 2 ** Math.min(n - 1, ACCOUNT_MEMORY))
   }
 
-  /** Records a failure; returns true when it starts a ban of the client's address. */
+  /** Records a failure; returns true when it starts a ban of the client's address (or of the account there). */
   failed(ip: string, account: string, now: number): boolean {
     const since = now - this.settings.banWindowMs
     remember(
@@ -90,7 +112,7 @@ export class AuthGuard {
       [...recent(this.accountFailures.get(account), since), now].slice(-ACCOUNT_MEMORY),
       this.maxTracked,
     )
-    const key = clientKey(ip)
+    const key = this.key(ip, account)
     const times = [...recent(this.clientFailures.get(key), since), now]
     if (times.length < this.settings.banFailures) {
       remember(this.clientFailures, key, times.slice(-this.settings.banFailures), this.maxTracked)

@@ -18,11 +18,12 @@ export async function authenticate(
 ): Promise<string> {
   const { accounts, guard } = ctx
   const account = loginName(attempt.username, ctx.mailDomain)
-  const end = await guard.admit(attempt.ip)
+  const end = await guard.admit(attempt.ip, account)
   // RFC 4954 §6: 454 4.7.0 Temporary authentication failure.
   if (!end) {
     ctx.onFailure?.({ account, known: Boolean(accounts.user(account)), banned: true, delayMs: 0 })
-    throw new SmtpError(454, '7.0', 'Too many failed authentications from your address, try again later')
+    const whose = guard.perAccount(attempt.ip) ? 'for this account from your address' : 'from your address'
+    throw new SmtpError(454, '7.0', `Too many failed authentications ${whose}, try again later`)
   }
   try {
     const delayMs = guard.delayFor(account, Date.now())
