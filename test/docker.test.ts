@@ -193,6 +193,21 @@ async function logLines(service: string): Promise<Record<string, unknown>[]> {
     .map((l) => JSON.parse(l) as Record<string, unknown>)
 }
 
+/** swaks on the published 587: STARTTLS, then AUTH PLAIN as `user`. */
+const swaksAuth = (user: string, password: string, more: string[]): ReturnType<typeof swaks> =>
+  swaks([
+    '--server',
+    `127.0.0.1:${ports.submission}`,
+    '--tls',
+    '--auth',
+    'PLAIN',
+    '--auth-user',
+    user,
+    '--auth-password',
+    password,
+    ...more,
+  ])
+
 before(async () => {
   if (process.platform !== 'linux') return void (unavailable = 'the compose test runs on Linux only')
   const which = await run('sh', ['-c', 'command -v docker'])
@@ -315,31 +330,32 @@ test('a message to :25 lands in the mail volume; the ingress logs the client add
 
 test('a message through 587 with STARTTLS and AUTH is delivered too', async (t) => {
   if (unavailable) return t.skip(unavailable)
-  const out = await swaks([
-    '--server',
-    `127.0.0.1:${ports.submission}`,
-    '--tls',
-    '--auth',
-    'PLAIN',
-    '--auth-user',
-    USER,
-    '--auth-password',
-    PASSWORD,
-    '--from',
-    USER,
-    '--to',
-    USER,
-    '--header',
-    'Subject: over port 587',
-    '--timeout',
-    '30',
-  ])
+  const out = await swaksAuth(USER, PASSWORD, ['--from', USER, '--to', USER, '--header', 'Subject: over port 587', '--timeout', '30'])
   assert.match(lastReply(out, 'AUTH') ?? '', /^235 /, out.stdout)
   assert.match(lastReply(out, '.') ?? '', /^250 /, out.stdout)
   await until('the submitted message in /var/mail/alice', 30_000, async () => {
     const r = await compose(['exec', '-T', 'delivery', 'cat', '/var/mail/alice'])
     return r.code === 0 && r.stdout.includes('Subject: over port 587')
   })
+})
+
+test("behind Docker's userland proxy (every client from the bridge gateway) a stranger's failed AUTHs do not lock the users out", async (t) => {
+  if (unavailable) return t.skip(unavailable)
+  const auth = async (user: string, password: string): Promise<string> => {
+    const out = await swaksAuth(user, password, ['--quit-after', 'AUTH', '--timeout', '30'])
+    return lastReply(out, 'AUTH') ?? out.stdout
+  }
+  // Whether clients come through the userland proxy here: the ingress logs its gateway, and
+  // submission saw the earlier test's client as that address.
+  const gw = String((await logLines('smtp-ingress')).find((l) => typeof l.gateway === 'string')?.gateway)
+  const lines = await logLines('submission')
+  const seen = String(lines.find((l) => l.message === 'authenticated' && l.user === USER)?.remoteIp)
+  if (seen !== gw) return t.skip(`submission saw the client as ${seen}, not as the bridge gateway ${gw}: no userland proxy here`)
+  assert.equal(lines.find((l) => typeof l.gateway === 'string')?.gateway, gw, 'submission logged the gateway at start')
+  // SUBMISSION_AUTH_BAN_FAILURES (10) guesses at names nobody has, all from the gateway.
+  for (let i = 0; i < 10; i++) assert.match(await auth(`nobody-${i}@example.org`, 'guess'), /^535 5\.7\.8 /)
+  assert.match(await auth(USER, PASSWORD), /^235 /, 'the user still gets in')
+  console.log(`# 10 failed AUTHs through ${gw} (the gateway every client comes from here), then ${USER} authenticated`)
 })
 
 test('EICAR is refused 554 5.7.1 by the real clamd, GTUBE 550 5.7.1 by the real spamd', async (t) => {
