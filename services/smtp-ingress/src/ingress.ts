@@ -9,7 +9,15 @@ import type { Spool } from '@facteur/spool'
 import type { Accounts } from '@facteur/accounts'
 import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
 import { SmtpError } from '@facteur/smtp-error'
-import { ClientLimit, fromGateway, guardListener, listenerOptions, listenShared, mailTransactions, type Transaction } from '@facteur/reception'
+import {
+  ClientLimit,
+  fromGateway,
+  guardListener,
+  listenerOptions,
+  listenShared,
+  mailTransactions,
+  type Transaction,
+} from '@facteur/reception'
 import { decideRecipient } from './policy/rcpt.js'
 import { checkLoops } from './policy/loops.js'
 import { setGreetingDelay } from './greeting.js'
