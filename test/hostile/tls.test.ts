@@ -6,9 +6,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { startAppliance } from '../support/appliance.js'
 import { run } from '../support/process.js'
-import { record, sampleMemory, totalRestarts, waitForListeners } from './figures.js'
+import { record, totalRestarts } from './figures.js'
+import { startListeners } from './listeners.js'
 
 type Finding = { id: string; severity: string; finding: string }
 
@@ -23,14 +23,7 @@ test(
   { skip: !present && 'testssl.sh is not installed (Debian package testssl.sh)', timeout: 300_000 },
   async (t) => {
     const started = Date.now()
-    const app = await startAppliance({
-      timeoutMs: 90_000,
-      services: ['smtp-ingress', 'delivery', 'submission'],
-      users: { 'alice@ours.example': 'pw' },
-    })
-    t.after(() => app.stop())
-    await waitForListeners(app, 'submission', ['submission', 'submissions'])
-    const mem = sampleMemory(app)
+    const { app, mem } = await startListeners(t)
     const targets = [
       { name: ':25', port: app.port('smtp-ingress', 'smtp'), starttls: true },
       { name: ':587', port: app.port('submission', 'submission'), starttls: true },

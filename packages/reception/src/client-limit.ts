@@ -3,14 +3,16 @@
 // every slot under SMTP_MAX_CLIENTS (each for up to SMTP_TIMEOUT, then connect again), and nobody
 // else gets mail in. TRUSTED_NETWORKS are not counted (Postfix's
 // smtpd_client_event_limit_exceptions defaults to $mynetworks).
-import { isIP } from 'node:net'
-import type { SMTPServerSession } from 'smtp-server'
+import { isIP, type Socket } from 'node:net'
+import type { SMTPServer, SMTPServerSession } from 'smtp-server'
 import { SmtpError } from '@facteur/smtp-error'
 
 export class ClientLimit {
   private readonly open = new Map<string, number>()
   /** Session id -> the key it was counted under. */
   private readonly counted = new Map<string, string>()
+  /** Connections counted at accept whose session has not begun (an implicit-TLS handshake): `key port` -> key. */
+  private readonly accepted = new Map<string, string>()
 
   /** RFC 5321 §3.8, §4.2.3: 421 names our host and closes; RFC 3463 4.7.0, a policy refusal. */
   private readonly refusal: SmtpError
@@ -25,10 +27,19 @@ export class ClientLimit {
     this.exempt = opts.exempt ?? (() => false)
   }
 
-  /** Counts the session's client (call from onConnect); the error to refuse it with past the limit. */
-  admit(session: Pick<SMTPServerSession, 'id' | 'remoteAddress'>): SmtpError | null {
+  /**
+   * Counts the session's client (call from onConnect); the error to refuse it with past the limit.
+   * A connection already counted at accept (countFromAccept) is taken over, not counted again.
+   */
+  admit(session: Pick<SMTPServerSession, 'id' | 'remoteAddress' | 'remotePort'>): SmtpError | null {
     if (this.max === 0 || this.exempt(session.remoteAddress)) return null
     const key = clientKey(session.remoteAddress)
+    const early = `${key} ${session.remotePort}`
+    if (this.accepted.get(early) === key) {
+      this.accepted.delete(early)
+      this.counted.set(session.id, key)
+      return null
+    }
     const n = this.open.get(key) ?? 0
     if (n >= this.max) return this.refusal
     this.open.set(key, n + 1)
@@ -41,6 +52,51 @@ export class ClientLimit {
     const key = this.counted.get(session.id)
     if (key === undefined) return
     this.counted.delete(session.id)
+    this.down(key)
+  }
+
+  /**
+   * Counts an implicit-TLS listener's connections from the TCP accept, not from onConnect after
+   * the handshake: otherwise one address could hold every place before the session
+   * (SMTP_MAX_CLIENTS, each up to the handshake's deadline) while never being counted. Postfix's
+   * anvil counts at accept too. Past the limit the connection is closed at once: before TLS there
+   * is no way to send a 421. For listeners that take no PROXY header (the real client is the peer).
+   */
+  countFromAccept(server: SMTPServer, onRefused: (ip: string) => void): void {
+    const tcp = server.server
+    // Every handler the server has by now (smtp-server's own, guardListener's deadline before it)
+    // runs only for the connections let in: smtp-server would wrap a closed socket in TLS, which
+    // brings Node down (SIGSEGV). Install this after them.
+    const handlers = tcp.listeners('connection') as ((socket: Socket) => void)[]
+    tcp.removeAllListeners('connection')
+    const accept = (socket: Socket): void => {
+      for (const handler of handlers) handler.call(tcp, socket)
+    }
+    tcp.on('connection', (socket: Socket) => {
+      const ip = socket.remoteAddress ?? ''
+      if (this.max === 0 || this.exempt(ip)) return accept(socket)
+      const key = clientKey(ip)
+      const n = this.open.get(key) ?? 0
+      if (n >= this.max) {
+        socket.on('error', () => undefined)
+        socket.destroy()
+        return onRefused(ip)
+      }
+      this.open.set(key, n + 1)
+      const early = `${key} ${socket.remotePort}`
+      this.accepted.set(early, key)
+      // Closed before its session began (a handshake that failed or never ended): counted down
+      // here; once the session has begun, by release() from onClose.
+      socket.once('close', () => {
+        if (this.accepted.get(early) !== key) return
+        this.accepted.delete(early)
+        this.down(key)
+      })
+      accept(socket)
+    })
+  }
+
+  private down(key: string): void {
     const n = (this.open.get(key) ?? 1) - 1
     if (n > 0) this.open.set(key, n)
     else this.open.delete(key)

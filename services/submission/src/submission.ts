@@ -51,6 +51,19 @@ export async function startSubmission(deps: {
   try {
     for (const l of plan) {
       const server = createSubmissionServer(ctx, l)
+      // Before TLS no reply can be sent: a connection past the limit is closed, and logged. After
+      // createSubmissionServer, so that its guards run only for the connections let in.
+      if (l.implicitTls)
+        ctx.clients.countFromAccept(server, (ip) =>
+          deps.logger.info('refused', {
+            listener: l.name,
+            remoteIp: ip,
+            cmd: 'CONNECT',
+            code: 421,
+            enhanced: '4.7.0',
+            reason: 'Too many connections from your address (closed before the TLS handshake)',
+          }),
+        )
       server.on('error', (err) => deps.logger.warn('smtp error', { listener: l.name, err: err.message }))
       servesRenewedCertificate(server, deps.certs, deps.logger)
       await new Promise<void>((resolve, reject) => {
