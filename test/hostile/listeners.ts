@@ -1,5 +1,6 @@
 // Every listener a hostile test attacks (the MX and the three submission ports), with the swaks
-// arguments a real client sends there (alice, password "pw", on the submission ports).
+// arguments a real client sends there (alice, password "pw", on the submission ports), and the
+// appliance those tests start to attack them.
 import type { TestContext } from 'node:test'
 import { startAppliance, type Appliance } from '../support/appliance.js'
 import type { Mode } from './wire.js'

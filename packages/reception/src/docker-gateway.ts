@@ -6,7 +6,6 @@
 // container on a bridge network the gateway is the default route's, read from /proc/net/route.
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import type { Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
 import { clientKey } from './client-limit.js'
 
@@ -57,10 +56,7 @@ export function fromGateway(gateway: string | null): (ip: string) => boolean {
 }
 
 /** One line at start, so that an administrator reading the logs knows why addresses look alike. */
-export function announceGateway(logger: Logger, config: Config, gateway: string | null): void {
+export function announceGateway(logger: Logger, gateway: string | null, fields: Record<string, unknown> = {}): void {
   if (!gateway) return
-  logger.info('on a Docker bridge network: clients of published ports may appear from its gateway', {
-    gateway,
-    proxyTrusted: config.proxy.trusted.join(','),
-  })
+  logger.info('on a Docker bridge network: clients of published ports may appear from its gateway', { gateway, ...fields })
 }

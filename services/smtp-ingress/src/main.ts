@@ -11,7 +11,8 @@ const config = exitOnConfigError(SERVICE, () => loadConfig(process.env))
 const logger = createLogger({ service: SERVICE, level: config.log.level, format: config.log.format })
 const gateway = await bridgeGateway()
 exitOnConfigError(SERVICE, () => refuseTrustedGateway(config, gateway))
-announceGateway(logger, config, gateway)
+// PROXY_TRUSTED is the other way to real addresses (README): the ingress takes PROXY headers.
+announceGateway(logger, gateway, { proxyTrusted: config.proxy.trusted.join(',') })
 
 await runReceivingService({
   service: SERVICE,

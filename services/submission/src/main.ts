@@ -9,7 +9,7 @@ loadDotenv()
 const config = exitOnConfigError(SERVICE, () => loadConfig(process.env))
 const logger = createLogger({ service: SERVICE, level: config.log.level, format: config.log.format })
 const gateway = await bridgeGateway()
-announceGateway(logger, config, gateway)
+announceGateway(logger, gateway)
 
 await runReceivingService({
   service: SERVICE,
