@@ -6,13 +6,14 @@
 import { isIP, type Socket } from 'node:net'
 import type { SMTPServer, SMTPServerSession } from 'smtp-server'
 import { SmtpError } from '@facteur/smtp-error'
+import { inNetworks, type Config } from '@facteur/config'
 
 export class ClientLimit {
   private readonly open = new Map<string, number>()
   /** Session id -> the key it was counted under. */
   private readonly counted = new Map<string, string>()
-  /** Connections counted at accept whose session has not begun (an implicit-TLS handshake): `key port` -> key. */
-  private readonly accepted = new Map<string, string>()
+  /** Connections counted at accept whose session has not begun (an implicit-TLS handshake), as `key port`. */
+  private readonly accepted = new Set<string>()
 
   /** RFC 5321 §3.8, §4.2.3: 421 names our host and closes; RFC 3463 4.7.0, a policy refusal. */
   private readonly refusal: SmtpError
@@ -34,9 +35,7 @@ export class ClientLimit {
   admit(session: Pick<SMTPServerSession, 'id' | 'remoteAddress' | 'remotePort'>): SmtpError | null {
     if (this.max === 0 || this.exempt(session.remoteAddress)) return null
     const key = clientKey(session.remoteAddress)
-    const early = `${key} ${session.remotePort}`
-    if (this.accepted.get(early) === key) {
-      this.accepted.delete(early)
+    if (this.accepted.delete(`${key} ${session.remotePort}`)) {
       this.counted.set(session.id, key)
       return null
     }
@@ -62,7 +61,7 @@ export class ClientLimit {
    * anvil counts at accept too. Past the limit the connection is closed at once: before TLS there
    * is no way to send a 421. For listeners that take no PROXY header (the real client is the peer).
    */
-  countFromAccept(server: SMTPServer, onRefused: (ip: string) => void): void {
+  countFromAccept(server: SMTPServer, onRefused: (ip: string, refusal: SmtpError) => void): void {
     const tcp = server.server
     // Every handler the server has by now (smtp-server's own, guardListener's deadline before it)
     // runs only for the connections let in: smtp-server would wrap a closed socket in TLS, which
@@ -80,17 +79,15 @@ export class ClientLimit {
       if (n >= this.max) {
         socket.on('error', () => undefined)
         socket.destroy()
-        return onRefused(ip)
+        return onRefused(ip, this.refusal)
       }
       this.open.set(key, n + 1)
       const early = `${key} ${socket.remotePort}`
-      this.accepted.set(early, key)
+      this.accepted.add(early)
       // Closed before its session began (a handshake that failed or never ended): counted down
       // here; once the session has begun, by release() from onClose.
       socket.once('close', () => {
-        if (this.accepted.get(early) !== key) return
-        this.accepted.delete(early)
-        this.down(key)
+        if (this.accepted.delete(early)) this.down(key)
       })
       accept(socket)
     })
@@ -106,6 +103,17 @@ export class ClientLimit {
   connections(ip: string): number {
     return this.open.get(clientKey(ip)) ?? 0
   }
+}
+
+/**
+ * A listener's SMTP_MAX_CLIENTS_PER_IP: TRUSTED_NETWORKS are not counted, nor the addresses that
+ * stand for many clients (`shared`: the Docker bridge gateway, fromGateway).
+ */
+export function clientLimitFor(config: Config, shared: (ip: string) => boolean): ClientLimit {
+  return new ClientLimit(config.smtp.maxClientsPerIp, {
+    hostname: config.hostname,
+    exempt: (ip) => inNetworks(config.trustedNetworks, ip) || shared(ip),
+  })
 }
 
 /**

@@ -17,7 +17,7 @@ export { mailTransactions, type Transaction, type TransactionPolicy, type Messag
 export { listenerOptions, guardListener, type SessionTimeout, type TooManyErrors } from './listener.js'
 export { listenShared, REUSE_PORT, type Listening } from './listen.js'
 export { onEachConnection, type SmtpConnection } from './smtp-connection.js'
-export { ClientLimit, clientKey } from './client-limit.js'
+export { ClientLimit, clientKey, clientLimitFor } from './client-limit.js'
 export { bridgeGateway, parseDefaultRoute, fromGateway, announceGateway } from './docker-gateway.js'
 export { type ErrorLimits } from './error-limit.js'
 export { type DeadlineLimits } from './deadline.js'

@@ -10,7 +10,7 @@ import type { Accounts } from '@facteur/accounts'
 import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
 import { SmtpError } from '@facteur/smtp-error'
 import {
-  ClientLimit,
+  clientLimitFor,
   fromGateway,
   guardListener,
   listenerOptions,
@@ -36,8 +36,7 @@ export async function startIngress(deps: {
   const { config, logger, spool, accounts, certs } = deps
   const trusted = (ip: string): boolean => inNetworks(config.trustedNetworks, ip)
   // The gateway stands for every client behind Docker's userland proxy: not one client to count.
-  const viaGateway = fromGateway(deps.gateway ?? null)
-  const clients = new ClientLimit(config.smtp.maxClientsPerIp, { hostname: config.hostname, exempt: (ip) => trusted(ip) || viaGateway(ip) })
+  const clients = clientLimitFor(config, fromGateway(deps.gateway ?? null))
 
   const mail = mailTransactions<Transaction>(
     { config, logger, spool },

@@ -4,7 +4,7 @@
 // (SMTP_MAX_CLIENTS_PER_IP) are shared by all of them.
 import type { AddressInfo } from 'node:net'
 import type { SMTPServer } from 'smtp-server'
-import { inNetworks, type Config } from '@facteur/config'
+import type { Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
 import type { Spool } from '@facteur/spool'
 import type { Accounts } from '@facteur/accounts'
@@ -12,7 +12,7 @@ import { AuthGuard } from './policy/auth-guard.js'
 import { SendingLimits } from './policy/rate.js'
 import { createSubmissionServer } from './session.js'
 import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
-import { ClientLimit, fromGateway, type ReceivingListeners } from '@facteur/reception'
+import { clientLimitFor, fromGateway, type ReceivingListeners } from '@facteur/reception'
 
 export type ListenerName = 'submission' | 'submissions' | 'alt'
 export type Submission = ReceivingListeners<ListenerName>
@@ -34,10 +34,7 @@ export async function startSubmission(deps: {
     ...deps,
     guard: new AuthGuard(s.auth, { shared: viaGateway }),
     limits: new SendingLimits(s.limits),
-    clients: new ClientLimit(deps.config.smtp.maxClientsPerIp, {
-      hostname: deps.config.hostname,
-      exempt: (ip) => inNetworks(deps.config.trustedNetworks, ip) || viaGateway(ip),
-    }),
+    clients: clientLimitFor(deps.config, viaGateway),
   }
   const plan: { name: ListenerName; port: number; implicitTls: boolean }[] = [
     { name: 'submission', port: s.port, implicitTls: false },
@@ -54,14 +51,15 @@ export async function startSubmission(deps: {
       // Before TLS no reply can be sent: a connection past the limit is closed, and logged. After
       // createSubmissionServer, so that its guards run only for the connections let in.
       if (l.implicitTls)
-        ctx.clients.countFromAccept(server, (ip) =>
+        ctx.clients.countFromAccept(server, (ip, refusal) =>
           deps.logger.info('refused', {
             listener: l.name,
             remoteIp: ip,
             cmd: 'CONNECT',
-            code: 421,
-            enhanced: '4.7.0',
-            reason: 'Too many connections from your address (closed before the TLS handshake)',
+            code: refusal.code,
+            enhanced: refusal.status,
+            reason: refusal.message,
+            closed: 'before the TLS handshake',
           }),
         )
       server.on('error', (err) => deps.logger.warn('smtp error', { listener: l.name, err: err.message }))
