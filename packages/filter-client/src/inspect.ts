@@ -31,7 +31,7 @@ const READ_WHOLE = 256 * 1024
  */
 export function filterInspector(
   filter: FilterSettings,
-  opts: { direction: FilterEnvelope['direction']; onOutcome?: (outcome: FilterOutcome) => void },
+  opts: { direction: FilterEnvelope['direction']; proxied?: boolean; onOutcome?: (outcome: FilterOutcome) => void },
 ): ((writer: { id: string; path: string; size: number }, headers: unknown, draft: InspectedDraft) => Promise<void>) | undefined {
   const url = filter.url
   if (url === null) return undefined
@@ -40,6 +40,7 @@ export function filterInspector(
     const envelope: FilterEnvelope = {
       direction: opts.direction,
       ip: draft.client.ip,
+      ...(opts.proxied ? { proxied: true as const } : {}),
       helo: draft.client.helo,
       sender: draft.sender,
       recipients: draft.recipients.map((r) => r.original),

@@ -7,6 +7,12 @@ export type FilterEnvelope = {
   direction: 'inbound' | 'outbound'
   /** The client's IP address, as the SMTP server saw it. */
   ip: string
+  /**
+   * The client came through Docker's userland proxy (smtp-ingress): `ip` is the bridge gateway's,
+   * shared by every such client, not the client's. Nothing that judges the client by its address
+   * (SPF) can be checked.
+   */
+  proxied?: true
   /** What the client said in EHLO/HELO. */
   helo: string
   /** MAIL FROM; '' is the null reverse-path. */
@@ -42,6 +48,8 @@ export type AuthCheck =
       arc: string
       /** Authentication-Results fields claiming our authserv-id (RFC 8601 §5): forgeries. */
       forged: number
+      /** The envelope was `proxied`: SPF not checked, DMARC resting on DKIM alone and not acted on. */
+      proxied?: true
     }
   | { status: 'skipped'; reason: 'outbound'; forged: number }
   | { status: 'error'; detail: string; forged: number }

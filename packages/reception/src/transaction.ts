@@ -23,6 +23,8 @@ export type MessagePolicy = {
   /** Header fields removed or added besides forged Authentication-Results (always dropped). */
   edit?: Omit<HeaderEdit, 'drop'>
   direction: 'inbound' | 'outbound'
+  /** The client came through Docker's userland proxy: its address is the bridge gateway's. */
+  proxied?: boolean
   source: string
   /** The authenticated user (RFC 3848 ESMTPA; kept in the envelope). */
   user?: string
@@ -89,6 +91,7 @@ export function mailTransactions<T extends Transaction>(
       // The content filter sees the stored message before the commit: a refusal is our DATA reply.
       inspect: filterInspector(config.filter, {
         direction: m.direction,
+        proxied: m.proxied,
         onOutcome: (o) => {
           filtered = o
           if (o.error) logger.warn('filter unavailable', { cid: session.id, err: o.error, failure: config.filter.failure })

@@ -2,10 +2,13 @@
 // DKIM signatures (RFC 6376 §6), DMARC and its policy (RFC 7489 §6.6), the ARC chain
 // (RFC 8617 §5.2), written as one Authentication-Results field (RFC 8601 §2.2) with our
 // MAIL_HOSTNAME as authserv-id. Forged fields claiming that id are counted (RFC 8601 §5).
+// A client that came through Docker's userland proxy has the bridge gateway's address, not its
+// own: SPF is not checked for it, and DMARC rests on DKIM alone, its failure not acted on.
 import { promises as dns } from 'node:dns'
 import { isIP } from 'node:net'
-import { authenticate, type Resolver } from 'mailauth'
+import { authenticate, type AuthenticateResult, type DmarcResult, type Resolver } from 'mailauth'
 import { spf } from 'mailauth/lib/spf/index.js'
+import { dmarc as verifyDmarc } from 'mailauth/lib/dmarc/index.js'
 import { claimsAuthservId, type AuthCheck, type FilterEnvelope } from '@facteur/filter-client'
 import { parseHeaderBlock } from '@facteur/reception'
 import { withTimeout } from './timeout.js'
@@ -53,14 +56,20 @@ export function authenticator(opts: { hostname: string; dnsServers: readonly str
     const signed = /^DKIM-Signature:/im.test(message.subarray(0, headerEnd(message)).toString('latin1'))
     const lines = [
       signed ? `dkim=temperror ${comment}` : 'dkim=none (message not signed)',
-      `spf=temperror ${comment} smtp.mailfrom=${mailfrom}`,
+      envelope.proxied ? spfNotChecked(mailfrom) : `spf=temperror ${comment} smtp.mailfrom=${mailfrom}`,
       `dmarc=temperror ${comment}`,
     ]
     return `Authentication-Results: ${mta};\r\n ${lines.map(fold).join(';\r\n ')}\r\n`
   }
 
+  /** The SPF result of a proxied client: RFC 8601 §2.7.2 none, no identity the session could check. */
+  function spfNotChecked(mailfrom: string): string {
+    return `spf=none (${mta}: not checked, the client's address is hidden by Docker's userland proxy) smtp.mailfrom=${mailfrom}`
+  }
+
   async function check(message: Buffer, envelope: FilterEnvelope, forged: number): Promise<AuthOutcome> {
     const helo = envelope.helo
+    const proxied = envelope.proxied === true
     const result = await authenticate(message, {
       ip: envelope.ip,
       helo,
@@ -68,23 +77,31 @@ export function authenticator(opts: { hostname: string; dnsServers: readonly str
       mta,
       resolver: resolve,
       disableBimi: true,
+      // Behind the proxy mailauth's SPF judged the gateway: DMARC must not count it (below).
+      disableDmarc: proxied,
     })
     // RFC 7208 §2.3: HELO is checked on its own when it is a domain name and MAIL FROM is not
     // null (for the null sender mailauth already checks postmaster@HELO as MAIL FROM).
-    const heloDomain = envelope.sender !== '' && /^[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(helo) && !isIP(helo)
+    const heloDomain = !proxied && envelope.sender !== '' && /^[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(helo) && !isIP(helo)
     const heloSpf = heloDomain ? await spf({ sender: `postmaster@${helo}`, ip: envelope.ip, helo, mta, resolver: resolve }) : undefined
+    const spfResult = proxied ? false : result.spf
+    const dmarc = proxied ? await dkimOnlyDmarc(result) : result.dmarc
+    // RFC 7489 §4.2: DMARC passes on aligned SPF or DKIM. Without SPF a failure is not one: none.
+    const undecided = proxied && dmarc && dmarc.status.result === 'fail'
 
     const lines: string[] = []
     for (const d of result.dkim.results ?? []) lines.push(d.info)
-    if (result.spf) lines.push(result.spf.info)
+    if (proxied) lines.push(spfNotChecked(envelope.sender || `postmaster@${helo}`))
+    if (spfResult) lines.push(spfResult.info)
     if (heloSpf) lines.push(`spf=${heloSpf.status.result} smtp.helo=${helo}`)
     if (result.arc && result.arc.info) lines.push(result.arc.info)
-    if (result.dmarc) lines.push(result.dmarc.info)
+    if (undecided)
+      lines.push(`dmarc=none (${mta}: not evaluated, SPF not checked and no aligned DKIM signature) header.from=${dmarc.domain ?? ''}`)
+    else if (dmarc) lines.push(dmarc.info)
     const header = `Authentication-Results: ${mta};\r\n ${lines.map(fold).join(';\r\n ')}\r\n`
 
-    const dmarc = result.dmarc
     let dmarcPolicy: AuthOutcome['dmarcPolicy']
-    if (dmarc && dmarc.status.result === 'fail' && (dmarc.policy === 'reject' || dmarc.policy === 'quarantine')) {
+    if (!undecided && dmarc && dmarc.status.result === 'fail' && (dmarc.policy === 'reject' || dmarc.policy === 'quarantine')) {
       // RFC 7489 §6.6.4: pct= applies the policy to that share of failing messages only.
       const pct = Number((dmarc as { pct?: number }).pct ?? 100)
       if (!(pct < 100) || Math.random() * 100 < pct) dmarcPolicy = dmarc.policy
@@ -92,22 +109,37 @@ export function authenticator(opts: { hostname: string; dnsServers: readonly str
     return {
       check: {
         status: 'checked',
-        spf: result.spf ? result.spf.status.result : 'none',
+        spf: spfResult ? spfResult.status.result : 'none',
         ...(heloSpf ? { spfHelo: heloSpf.status.result } : {}),
         dkim: (result.dkim.results ?? []).filter((d) => d.signingDomain).map((d) => ({ domain: d.signingDomain, result: d.status.result })),
         dmarc: dmarc
           ? {
-              result: dmarc.status.result,
+              result: undecided ? 'none' : dmarc.status.result,
               ...(dmarc.policy ? { policy: dmarc.policy } : {}),
               ...(dmarc.domain ? { domain: dmarc.domain } : {}),
             }
           : { result: 'none' },
         arc: result.arc ? result.arc.status.result : 'none',
         forged,
+        ...(proxied ? { proxied: true as const } : {}),
       },
       header,
       dmarcPolicy,
     }
+  }
+
+  /** DMARC as mailauth's authenticate() evaluates it, with no SPF-authenticated domain. */
+  async function dkimOnlyDmarc(result: AuthenticateResult): Promise<DmarcResult> {
+    if (!result.dkim.headerFrom) return false
+    return verifyDmarc({
+      headerFrom: result.dkim.headerFrom,
+      spfDomains: [],
+      dkimDomains: (result.dkim.results ?? [])
+        .filter((d) => d.status.result === 'pass')
+        .map((d) => ({ id: d.id, domain: d.signingDomain, aligned: d.status.aligned, underSized: d.status.underSized })),
+      arcResult: result.arc,
+      resolver: resolve,
+    })
   }
 }
 

@@ -25,12 +25,14 @@ export function parseEnvelope(header: string | string[] | undefined): FilterEnve
   if (direction !== 'inbound' && direction !== 'outbound') throw new BadRequest('X-Facteur-Envelope: direction must be inbound or outbound')
   const ip = str('ip') as string
   if (!isIP(ip.replace(/^::ffff:/i, ''))) throw new BadRequest('X-Facteur-Envelope: ip must be an IP address')
+  if (v.proxied !== undefined && v.proxied !== true) throw new BadRequest('X-Facteur-Envelope: proxied must be true when present')
   const recipients = v.recipients
   if (!Array.isArray(recipients) || recipients.length === 0 || !recipients.every((r) => typeof r === 'string'))
     throw new BadRequest('X-Facteur-Envelope: recipients must be a non-empty list of addresses')
   return {
     direction,
     ip: ip.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, '$1'),
+    ...(v.proxied ? { proxied: true as const } : {}),
     helo: str('helo') as string,
     sender: str('sender') as string,
     recipients: recipients as string[],

@@ -85,6 +85,7 @@ export async function startFilter(deps: { config: Config; logger: Logger }): Pro
     logger.info('verdict', {
       queueId: envelope.queueId,
       remoteIp: envelope.ip,
+      ...(envelope.proxied ? { proxied: true } : {}),
       direction: envelope.direction,
       sender: envelope.sender,
       recipients: envelope.recipients.length,

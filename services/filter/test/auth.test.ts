@@ -32,6 +32,9 @@ before(async () => {
       { name: 'mail.pass.example', text: 'v=spf1 ip4:192.0.2.10 -all' },
       { name: 'arc._domainkey.lists.example', text: `v=DKIM1; k=rsa; p=${PUBLIC}` },
       { name: 'lists.example', text: 'v=spf1 ip4:192.0.2.10 -all' },
+      // Authorises the private ranges a Docker bridge gateway has (some domains list their LANs).
+      { name: 'lan.example', text: 'v=spf1 ip4:172.16.0.0/12 -all' },
+      { name: '_dmarc.lan.example', text: 'v=DMARC1; p=reject' },
     ],
   })
   const env = { CLAMAV_ENABLED: 'false', SPAM_ENGINE: 'off', DNS_SERVERS: dns.server }
@@ -125,6 +128,43 @@ test('DMARC p=quarantine files the message as junk', async () => {
   const { verdict } = await check(enforcing.port, message({ from: 'alice@quarantine.example' }), from('pass.example'))
   assert.equal(verdict.action, 'junk')
   assert.match(verdict.headers, /dmarc=fail /)
+})
+
+test("behind Docker's userland proxy SPF is not checked, and DMARC rests on DKIM alone, a failure not acted on", async () => {
+  // Every client of the published port has the bridge gateway's address (smtp-ingress: proxied).
+  const proxied = (domain: string) => ({ ...from(domain), ip: '172.17.0.1', proxied: true as const })
+  const unflat = (headers: string) => headers.replace(/\r\n[ \t]+/g, ' ')
+
+  // SPF -all and DMARC p=reject, unsigned: from its own address, refused above; here accepted.
+  for (const filter of [enforcing, lenient]) {
+    const { verdict } = await check(filter.port, message({ from: 'alice@fail.example' }), proxied('fail.example'))
+    assert.equal(verdict.action, 'accept')
+    const ar = unflat(verdict.headers)
+    assert.match(
+      ar,
+      /spf=none \(mx\.ours\.example: not checked, the client's address is hidden by Docker's userland proxy\) smtp\.mailfrom=alice@fail\.example/,
+    )
+    assert.doesNotMatch(ar, /smtp\.helo=/)
+    assert.match(
+      ar,
+      /dmarc=none \(mx\.ours\.example: not evaluated, SPF not checked and no aligned DKIM signature\) header\.from=fail\.example/,
+    )
+    assert.deepEqual(
+      verdict.checks.auth.status === 'checked' && [verdict.checks.auth.spf, verdict.checks.auth.dmarc, verdict.checks.auth.proxied],
+      ['none', { result: 'none', policy: 'reject', domain: 'fail.example' }, true],
+    )
+  }
+
+  // A domain whose SPF lists the gateway's range gets no DMARC pass from it.
+  const lan = await check(enforcing.port, message({ from: 'ceo@lan.example' }), proxied('lan.example'))
+  assert.doesNotMatch(lan.verdict.headers, /=pass/)
+  assert.equal(lan.verdict.checks.auth.status === 'checked' && lan.verdict.checks.auth.dmarc.result, 'none')
+
+  // An aligned DKIM signature still makes DMARC pass.
+  const signedText = await signed(message({ from: 'Alice <alice@pass.example>' }))
+  const dkim = await check(enforcing.port, signedText, proxied('pass.example'))
+  assert.equal(dkim.verdict.action, 'accept')
+  assert.match(unflat(dkim.verdict.headers), /dkim=pass header\.i=@pass\.example .*spf=none .*dmarc=pass /)
 })
 
 test('counts forged Authentication-Results claiming our authserv-id and asks the caller to remove them', async () => {

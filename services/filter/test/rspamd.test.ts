@@ -87,6 +87,18 @@ test("honours rspamd's soft reject (greylisting) with 451 4.7.1", async () => {
   assert.equal(verdict.enhanced, '7.1')
 })
 
+test("a client behind Docker's userland proxy is not given the gateway's address, which rspamd would treat as local", async () => {
+  // rspamd skips its host, SPF, DKIM and DMARC checks for local_addrs (private ranges): the
+  // hostname rule below is one of those it runs for a client whose address it does not know.
+  const gateway = { ip: '172.17.0.1', helo: 'mail.remote.example' }
+  const rules = async (envelope: Partial<typeof gateway & { proxied: true }>): Promise<string[]> => {
+    const { verdict } = await check(filter.port, message(), envelope)
+    return verdict.checks.spam.status === 'scanned' ? verdict.checks.spam.rules : []
+  }
+  assert.ok(!(await rules(gateway)).includes('HFILTER_HOSTNAME_UNKNOWN'), 'the gateway as the address: local, unchecked')
+  assert.ok((await rules({ ...gateway, proxied: true })).includes('HFILTER_HOSTNAME_UNKNOWN'))
+})
+
 test('health pings rspamd', async () => {
   const h = await health(filter.port)
   assert.equal(h.body.checks.spam.status, 'ok')

@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startClamd, EICAR, EICAR_SIGNATURE, type Clamd } from '../../../test/support/clamd.js'
 import { startDns, type Dns } from '../../../test/support/dnsmasq.js'
-import { check, health, message, request, startTestFilter, withAttachment } from './harness.js'
+import { check, health, INBOUND, message, request, startTestFilter, withAttachment } from './harness.js'
 
 let clamd: Clamd
 let dns: Dns
@@ -103,5 +103,8 @@ test('answers 400 to a request without an envelope and 405 to a GET', async (t) 
   assert.match(missing.body, /X-Facteur-Envelope/)
   const bad = await request(filter.port, 'POST', '/v1/check', { 'x-facteur-envelope': '{"direction":"sideways"}' }, message())
   assert.equal(bad.status, 400)
+  const proxied = JSON.stringify({ ...INBOUND, proxied: 'yes' })
+  const notTrue = await request(filter.port, 'POST', '/v1/check', { 'x-facteur-envelope': proxied }, message())
+  assert.deepEqual([notTrue.status, notTrue.body], [400, '{"error":"X-Facteur-Envelope: proxied must be true when present"}'])
   assert.equal((await request(filter.port, 'GET', '/v1/check', {})).status, 405)
 })

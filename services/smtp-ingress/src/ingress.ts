@@ -35,8 +35,10 @@ export async function startIngress(deps: {
 }): Promise<Ingress> {
   const { config, logger, spool, accounts, certs } = deps
   const trusted = (ip: string): boolean => inNetworks(config.trustedNetworks, ip)
-  // The gateway stands for every client behind Docker's userland proxy: not one client to count.
-  const clients = clientLimitFor(config, fromGateway(deps.gateway ?? null))
+  // The gateway stands for every client behind Docker's userland proxy: not one client to count,
+  // and not an address to judge a sender by (SPF).
+  const proxied = fromGateway(deps.gateway ?? null)
+  const clients = clientLimitFor(config, proxied)
 
   const mail = mailTransactions<Transaction>(
     { config, logger, spool },
@@ -53,6 +55,7 @@ export async function startIngress(deps: {
           check: (fields) => checkLoops(fields, [...recipients.map((r) => r.address), ...recipients.map((r) => r.original)]),
           // TRUSTED_NETWORKS clients send our own users' mail: outbound (no SPF/DMARC verdict on it).
           direction: trusted(session.remoteAddress) ? 'outbound' : 'inbound',
+          proxied: proxied(session.remoteAddress),
           source: 'smtp-ingress',
           traceFor: recipients.length === 1 ? recipients[0].original : undefined,
         }

@@ -17,6 +17,8 @@ import { startIngress } from '../src/ingress.js'
 import { bridgeGateway, parseDefaultRoute } from '@facteur/reception'
 import { refuseTrustedGateway } from '../src/docker-gateway.js'
 import { swaks, lastReply } from '../../../test/support/swaks.js'
+import { startDns } from '../../../test/support/dnsmasq.js'
+import { startTestFilter } from '../../filter/test/harness.js'
 
 async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'facteur-proxy-'))
@@ -185,6 +187,57 @@ test("the bridge gateway's sessions are not one client's: SMTP_MAX_CLIENTS_PER_I
   } finally {
     for (const s of sockets) s.destroy()
   }
+})
+
+test("mail through the bridge gateway is not judged by the gateway's address: no SPF, no DMARC refusal without it", async (t) => {
+  // SPF -all and DMARC p=reject for an unsigned message: refused from the client's own address.
+  const dns = await startDns({
+    txt: [
+      { name: 'remote.example', text: 'v=spf1 ip4:192.0.2.1 -all' },
+      { name: '_dmarc.remote.example', text: 'v=DMARC1; p=reject' },
+    ],
+  })
+  t.after(() => dns.close())
+  const filter = await startTestFilter({ CLAMAV_ENABLED: 'false', SPAM_ENGINE: 'off', DNS_SERVERS: dns.server })
+  t.after(() => filter.close())
+  const mx = await startMx(
+    t,
+    { SMTP_LISTEN: '127.0.0.1', SMTP_PORT: '0', SMTP_GREETING_DELAY: '0s', FILTER_URL: `http://127.0.0.1:${filter.port}` },
+    '127.0.0.9',
+  )
+  const send = (localAddress: string) =>
+    swaks([
+      '--server',
+      `127.0.0.1:${mx.port}`,
+      '--local-interface',
+      localAddress,
+      '--from',
+      'ceo@remote.example',
+      '--h-From',
+      'ceo@remote.example',
+      '--to',
+      'alice@ours.example',
+      '--timeout',
+      '10',
+    ])
+  const direct = await send('127.0.0.12')
+  assert.match(lastReply(direct, '.') ?? '', /^550 5\.7\.1 Rejected by the DMARC policy of remote\.example/)
+
+  const proxied = await send('127.0.0.9')
+  assert.match(lastReply(proxied, '.') ?? '', /^250 /)
+  const verdicts = filter
+    .logs()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.message === 'verdict')
+  assert.deepEqual(
+    verdicts.map((v) => [v.remoteIp, v.action, v.spf, v.dmarc, v.proxied]),
+    [
+      ['127.0.0.12', 'reject', 'fail', 'fail', undefined],
+      ['127.0.0.9', 'accept', 'none', 'none', true],
+    ],
+  )
 })
 
 test('refuses to start when TRUSTED_NETWORKS contains the bridge gateway, naming the variable', () => {

@@ -12,7 +12,9 @@ export function rspamdClient(opts: { url: string; timeoutMs: number }): SpamEngi
     async scan(message, envelope): Promise<SpamResult> {
       const headers: http.OutgoingHttpHeaders = {
         'content-length': message.length,
-        ip: envelope.ip,
+        // Behind Docker's userland proxy the address is the gateway's, which rspamd counts among
+        // its local_addrs and would skip SPF, DKIM and DMARC for: better no address at all.
+        ...(envelope.proxied ? {} : { ip: envelope.ip }),
         helo: envelope.helo,
         from: envelope.sender,
         // One Rcpt header per recipient (rspamd's protocol).

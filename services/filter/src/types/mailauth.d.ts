@@ -1,8 +1,14 @@
 // The part of mailauth 4.x (no types of its own) the filter uses.
 declare module 'mailauth' {
   export type Resolver = (name: string, rrtype: string) => Promise<unknown>
-  export type AuthStatus = { result: string; comment?: string; policy?: Record<string, string>; aligned?: string | false }
-  export type DkimResult = { signingDomain: string; selector?: string; status: AuthStatus; info: string }
+  export type AuthStatus = {
+    result: string
+    comment?: string
+    policy?: Record<string, string>
+    aligned?: string | false
+    underSized?: number | false
+  }
+  export type DkimResult = { id?: string; signingDomain: string; selector?: string; status: AuthStatus; info: string }
   export type SpfResult = { domain: string; status: AuthStatus; info: string; header: string }
   export type DmarcResult = { status: AuthStatus; domain?: string; policy?: string; p?: string; sp?: string; info: string } | false
   export type ArcResult = { status: AuthStatus; info?: string; i?: number } | false
@@ -32,6 +38,17 @@ declare module 'mailauth' {
 declare module 'mailauth/lib/spf/index.js' {
   import type { Resolver, SpfResult } from 'mailauth'
   export function spf(opts: { sender: string; ip: string; helo: string; mta: string; resolver?: Resolver }): Promise<SpfResult>
+}
+
+declare module 'mailauth/lib/dmarc/index.js' {
+  import type { ArcResult, DmarcResult, Resolver } from 'mailauth'
+  export function dmarc(opts: {
+    headerFrom: string[] | string
+    spfDomains: string[]
+    dkimDomains: { id?: string; domain: string; aligned?: string | false; underSized?: number | false }[]
+    arcResult?: ArcResult
+    resolver?: Resolver
+  }): Promise<DmarcResult>
 }
 
 // Used by the tests to sign test messages with a test key.
