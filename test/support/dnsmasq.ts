@@ -5,6 +5,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { freePort } from './ports.js'
 import { startLoopbackDaemon, tempDir, type Outage } from './process.js'
+import { reverseName } from '@facteur/config'
 
 export interface DnsOptions {
   /** MX records; a domain may have several. pref defaults to 10. */
@@ -101,17 +102,4 @@ function ipv4(ip: string): string {
 function ipv6(ip: string): string {
   if (isIP(ip) !== 6) throw new Error(`not an IPv6 address: ${ip}`)
   return ip
-}
-
-/** 192.0.2.1 -> 1.2.0.192.in-addr.arpa; IPv6 -> nibbles under ip6.arpa (RFC 3596 §2.5). */
-export function reverseName(ip: string): string {
-  if (isIP(ip) === 4) return `${ip.split('.').reverse().join('.')}.in-addr.arpa`
-  if (isIP(ip) !== 6) throw new Error(`not an IP address: ${ip}`)
-  const [head, tail = ''] = ip.split('::')
-  const groups = (part: string) => (part === '' ? [] : part.split(':'))
-  const left = groups(head)
-  const right = groups(tail)
-  const zeros = ip.includes('::') ? Array(8 - left.length - right.length).fill('0') : []
-  const hex = [...left, ...zeros, ...right].map((group) => group.padStart(4, '0')).join('')
-  return `${[...hex].reverse().join('.')}.ip6.arpa`
 }

@@ -2,6 +2,7 @@
 import path from 'node:path'
 import { ConfigError, EnvReader } from './env.js'
 import { parseNetworks, type Network } from './networks.js'
+import { loadDnsbl, type Dnsbl } from './dnsbl.js'
 import { mailboxBase } from './mailbox-path.js'
 import { loadOutbound, type OutboundConfig } from './outbound.js'
 import { loadSubmissionConfig, type SubmissionConfig } from './submission.js'
@@ -46,6 +47,8 @@ export type Config = Readonly<{
   unknownRecipient: UnknownRecipient
   recipientDelimiter: string
   trustedNetworks: Network
+  /** SMTP_DNSBL: the MX's clients listed in one of these zones are refused at RCPT. */
+  dnsbl: readonly Dnsbl[]
   tls: Readonly<{ cert?: string; key?: string }>
   log: Readonly<{ level: string; format: 'auto' | 'json' | 'text' }>
   health: Readonly<{ listen: string; ingressPort: number; deliveryPort: number }>
@@ -150,6 +153,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     unknownRecipient,
     recipientDelimiter: delimiter,
     trustedNetworks: parseNetworks('TRUSTED_NETWORKS', r.list('TRUSTED_NETWORKS')),
+    dnsbl: loadDnsbl(r),
     tls: { cert, key },
     log: { level: r.oneOf('LOG_LEVEL', LEVELS, 'info'), format: r.oneOf('LOG_FORMAT', ['auto', 'json', 'text'] as const, 'auto') },
     health: {

@@ -1,4 +1,5 @@
-// CIDR lists (TRUSTED_NETWORKS, PROXY_TRUSTED): parsed once, matched per connection.
+// CIDR lists (TRUSTED_NETWORKS, PROXY_TRUSTED): parsed once, matched per connection. And an
+// address's reverse form, for PTR names and DNS blocklist lookups.
 import { BlockList, isIP } from 'node:net'
 import { ConfigError } from './env.js'
 
@@ -31,4 +32,24 @@ export function inNetworks(networks: Network, ip: string): boolean {
   const family = isIP(addr)
   if (!family) return false
   return networks.list.check(addr, family === 4 ? 'ipv4' : 'ipv6')
+}
+
+/** 192.0.2.1 -> 1.2.0.192; IPv6 -> its 32 nibbles, last first (RFC 3596 §2.5; RFC 5782 §2.1, §2.4). */
+export function reversedLabels(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)
+  const addr = mapped ? mapped[1] : ip
+  if (isIP(addr) === 4) return addr.split('.').reverse().join('.')
+  if (isIP(addr) !== 6) throw new Error(`not an IP address: ${ip}`)
+  const [head, tail = ''] = addr.split('::')
+  const groups = (part: string): string[] => (part === '' ? [] : part.split(':'))
+  const left = groups(head)
+  const right = groups(tail)
+  const zeros = addr.includes('::') ? Array<string>(8 - left.length - right.length).fill('0') : []
+  const hex = [...left, ...zeros, ...right].map((group) => group.padStart(4, '0')).join('')
+  return [...hex].reverse().join('.')
+}
+
+/** 192.0.2.1 -> 1.2.0.192.in-addr.arpa; IPv6 -> nibbles under ip6.arpa. */
+export function reverseName(ip: string): string {
+  return `${reversedLabels(ip)}.${isIP(ip) === 4 || ip.includes('.') ? 'in-addr' : 'ip6'}.arpa`
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { loadConfig, expandMailboxPath, inNetworks, ConfigError } from '@facteur/config'
+import { loadConfig, expandMailboxPath, inNetworks, reversedLabels, reverseName, ConfigError } from '@facteur/config'
 
 const base = { MAIL_DOMAIN: 'ours.example' }
 
@@ -79,4 +79,40 @@ test('trusted networks match IPv4, IPv6 and IPv4-mapped clients', () => {
   assert.ok(inNetworks(c.trustedNetworks, '127.0.0.2'))
   assert.ok(!inNetworks(c.trustedNetworks, '127.0.0.1'))
   assert.ok(!inNetworks(loadConfig(base).trustedNetworks, '127.0.0.1'))
+})
+
+test('SMTP_DNSBL takes zones with the answers that count, as Postfix writes them; a listing is in 127/8', () => {
+  assert.deepEqual(loadConfig(base).dnsbl, [])
+  const [zen, any] = loadConfig({ ...base, SMTP_DNSBL: 'zen.spamhaus.org=127.0.0.[2..4;9..11], BL.Example.' }).dnsbl
+  assert.deepEqual([zen.zone, any.zone], ['zen.spamhaus.org', 'bl.example'])
+  const listed = (answers: string[], zone: typeof zen) => answers.filter((a) => zone.lists(a))
+  assert.deepEqual(listed(['127.0.0.2', '127.0.0.4', '127.0.0.5', '127.0.0.10', '127.0.1.2', '127.0.0.12'], zen), [
+    '127.0.0.2',
+    '127.0.0.4',
+    '127.0.0.10',
+  ])
+  // Unfiltered: anything in 127/8 but Spamhaus's refusals (127.255.255.x); never a rewritten NXDOMAIN.
+  assert.deepEqual(listed(['127.0.0.2', '127.1.2.3', '127.255.255.254', '192.0.2.1', '::1'], any), ['127.0.0.2', '127.1.2.3'])
+  assert.equal(loadConfig({ ...base, SMTP_DNSBL: 'bl.example=127.255.255.254' }).dnsbl[0].lists('127.255.255.254'), false)
+
+  for (const bad of [
+    'bl.example=127.0.0',
+    'bl.example=127.0.0.[4..2]',
+    'bl.example=127.0.0.256',
+    'bl.example=',
+    '-bad-.example',
+    'bl.example=a.b.c.d',
+  ])
+    assert.throws(
+      () => loadConfig({ ...base, SMTP_DNSBL: bad }),
+      (err: unknown) => err instanceof ConfigError && err.variable === 'SMTP_DNSBL',
+      bad,
+    )
+})
+
+test('addresses reverse into in-addr.arpa and ip6.arpa names (RFC 3596 §2.5), and into DNSBL labels', () => {
+  assert.equal(reverseName('192.0.2.1'), '1.2.0.192.in-addr.arpa')
+  assert.equal(reverseName('2001:db8::1'), `1.${'0.'.repeat(23)}8.b.d.0.1.0.0.2.ip6.arpa`)
+  assert.equal(reversedLabels('::ffff:192.0.2.1'), '1.2.0.192')
+  assert.equal(reversedLabels('2001:db8:1:2:3:4:5:6'), '6.0.0.0.5.0.0.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2')
 })

@@ -2,7 +2,6 @@
 // §4.2), TXT strings cut at 255 octets (RFC 1035 §3.3.14), reverse names (RFC 1035 §3.5,
 // RFC 3596 §2.5).
 import { createPrivateKey, createPublicKey } from 'node:crypto'
-import { isIP } from 'node:net'
 import type { Context } from './commands.js'
 
 /** `--name=value`, or `--name value` (main.ts leaves the value among the positional args). */
@@ -28,16 +27,4 @@ export function dkimValue(privateKeyPem: string): string {
 
 export function dkimRecord(domain: string, selector: string, privateKeyPem: string): string {
   return `${selector}._domainkey.${domain}. IN TXT ${txt(dkimValue(privateKeyPem))}`
-}
-
-/** 192.0.2.1 -> 1.2.0.192.in-addr.arpa; IPv6 -> nibbles under ip6.arpa. */
-export function reverseName(ip: string): string {
-  if (isIP(ip) === 4) return `${ip.split('.').reverse().join('.')}.in-addr.arpa`
-  const [head, tail = ''] = ip.split('::')
-  const groups = (s: string): string[] => (s === '' ? [] : s.split(':'))
-  const left = groups(head)
-  const right = groups(tail)
-  const zeros = ip.includes('::') ? Array<string>(8 - left.length - right.length).fill('0') : []
-  const hex = [...left, ...zeros, ...right].map((g) => g.padStart(4, '0')).join('')
-  return `${[...hex].reverse().join('.')}.ip6.arpa`
 }

@@ -4,10 +4,10 @@
 // DNS, which receivers check; RFC 8601's iprev).
 import fs from 'node:fs/promises'
 import { isIP } from 'node:net'
-import { dkimKeyFile } from '@facteur/config'
+import { dkimKeyFile, reverseName } from '@facteur/config'
 import { register, UsageError } from './commands.js'
 import { localDomain, selectorOf } from './dkim.js'
-import { dkimRecord, flagValue, reverseName, txt } from './dns-records.js'
+import { dkimRecord, flagValue, txt } from './dns-records.js'
 
 register('dns', {
   show: {

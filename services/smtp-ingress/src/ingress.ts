@@ -20,6 +20,7 @@ import {
 } from '@facteur/reception'
 import { decideRecipient } from './policy/rcpt.js'
 import { checkLoops } from './policy/loops.js'
+import { dnsblLookup, refuseListed, type Listing } from './policy/dnsbl.js'
 import { setGreetingDelay } from './greeting.js'
 
 export type Ingress = { port: number; address: string; close(): Promise<void> }
@@ -39,6 +40,9 @@ export async function startIngress(deps: {
   // and not an address to judge a sender by (SPF).
   const proxied = fromGateway(deps.gateway ?? null)
   const clients = clientLimitFor(config, proxied)
+  // SMTP_DNSBL: asked at connect, answered by RCPT; TRUSTED_NETWORKS and the gateway are not asked.
+  const dnsbl = dnsblLookup(config, logger)
+  const listings = new Map<string, Promise<Listing | null>>()
 
   const mail = mailTransactions<Transaction>(
     { config, logger, spool },
@@ -46,6 +50,8 @@ export async function startIngress(deps: {
       // RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted; beyond our limit, 452.
       recipientLimit: (txn) => (txn.rcptCount >= config.smtp.maxRecipients ? new SmtpError(452, '5.3', 'Too many recipients') : null),
       recipients: async (address, session) => {
+        const listed = refuseListed((await listings.get(session.id)) ?? null, session.remoteAddress, address.address)
+        if (listed) throw listed
         const accepted = await decideRecipient(address.address, { config, accounts, trusted: trusted(session.remoteAddress) })
         return accepted.map((r) => ({ ...r, status: 'pending' as const, attempts: 0 }))
       },
@@ -74,6 +80,8 @@ export async function startIngress(deps: {
     onConnect(session, cb) {
       const refused = clients.admit(session)
       if (refused) return cb(mail.refuse(session, 'CONNECT', refused))
+      const ip = session.remoteAddress
+      if (dnsbl && !trusted(ip) && !proxied(ip)) listings.set(session.id, dnsbl(ip))
       logger.debug('connect', { cid: session.id, remoteIp: session.remoteAddress })
       cb()
     },
@@ -87,6 +95,7 @@ export async function startIngress(deps: {
     onData: mail.onData,
     onClose(session) {
       clients.release(session)
+      listings.delete(session.id)
       mail.onClose(session)
     },
   })

@@ -1,0 +1,85 @@
+// DNS blocklists (RFC 5782, SMTP_DNSBL): the client's address is looked up in each zone when it
+// connects, and a listed client's recipients are refused at RCPT with 554 5.7.1, as Postfix's
+// reject_rbl_client does, with the list's TXT reason. Mail to postmaster and abuse still goes
+// through (RFC 5321 §4.5.1, RFC 2142): a listed sender can still reach a person here.
+import { promises as dns } from 'node:dns'
+import { reversedLabels, type Config } from '@facteur/config'
+import type { Logger } from '@facteur/logging'
+import { SmtpError } from '@facteur/smtp-error'
+
+export type Listing = { zone: string; answer: string; reason: string }
+
+/** Recent answers per address: a client opening many sessions is looked up once a minute. */
+const CACHE_MS = 60_000
+const CACHE_MAX = 10_000
+
+export type DnsblLookup = (ip: string) => Promise<Listing | null>
+
+/** The lookup of SMTP_DNSBL's zones, or null when there are none. It never rejects. */
+export function dnsblLookup(config: Config, logger: Logger): DnsblLookup | null {
+  if (!config.dnsbl.length) return null
+  const resolver = new dns.Resolver({ timeout: 2000, tries: 2 })
+  if (config.outbound.dnsServers.length) resolver.setServers([...config.outbound.dnsServers])
+  const cache = new Map<string, { at: number; listing: Promise<Listing | null> }>()
+  const refused = new Set<string>()
+
+  const inZone = async (name: string, zone: Config['dnsbl'][number]): Promise<Listing | null> => {
+    let answers: string[]
+    try {
+      answers = await resolver.resolve4(name)
+    } catch (err) {
+      // NXDOMAIN and NODATA: not listed. A list that cannot be asked lists nobody (Postfix alike).
+      const code = (err as NodeJS.ErrnoException).code
+      if (code !== dns.NOTFOUND && code !== dns.NODATA) logger.debug('dnsbl lookup failed', { zone: zone.zone, err: code })
+      return null
+    }
+    const answer = answers.find((a) => zone.lists(a))
+    if (!answer) {
+      if (answers.some((a) => a.startsWith('127.255.255.')) && !refused.has(zone.zone)) {
+        refused.add(zone.zone)
+        logger.warn('dnsbl refused our query: nobody is listed by it', { variable: 'SMTP_DNSBL', zone: zone.zone, answer: answers[0] })
+      }
+      return null
+    }
+    return { zone: zone.zone, answer, reason: await reason(name) }
+  }
+
+  const reason = async (name: string): Promise<string> => {
+    try {
+      // RFC 5782 §2.1: the TXT record says why; printable ASCII only, it goes into our reply.
+      const text = (await resolver.resolveTxt(name)).map((parts) => parts.join(''))[0] ?? ''
+      return text.replace(/[^\x20-\x7e]/g, '').slice(0, 200)
+    } catch {
+      return ''
+    }
+  }
+
+  const lookup = async (ip: string): Promise<Listing | null> => {
+    const labels = reversedLabels(ip)
+    // Every zone at once; the first listing in SMTP_DNSBL's order is the one reported.
+    const found = await Promise.all(config.dnsbl.map((zone) => inZone(`${labels}.${zone.zone}`, zone)))
+    return found.find((l) => l !== null) ?? null
+  }
+
+  return (ip) => {
+    const now = Date.now()
+    const hit = cache.get(ip)
+    if (hit && now - hit.at < CACHE_MS) return hit.listing
+    // Oldest first out: Map keeps the order entries were set in.
+    cache.delete(ip)
+    if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value as string)
+    const listing = lookup(ip).catch(() => null)
+    cache.set(ip, { at: now, listing })
+    return listing
+  }
+}
+
+const REACHABLE = new Set(['postmaster', 'abuse'])
+
+/** The refusal of one recipient for a listed client, or null (not listed, or a role account). */
+export function refuseListed(listing: Listing | null, ip: string, recipient: string): SmtpError | null {
+  const at = recipient.lastIndexOf('@')
+  if (!listing || REACHABLE.has((at < 0 ? recipient : recipient.slice(0, at)).toLowerCase())) return null
+  const why = listing.reason ? `; ${listing.reason}` : ''
+  return new SmtpError(554, '7.1', `Service unavailable; Client host [${ip}] blocked using ${listing.zone}${why}`)
+}

@@ -1,0 +1,104 @@
+// DNS blocklists (SMTP_DNSBL, RFC 5782) on the running appliance: a real dnsmasq serves the
+// lists, swaks connects from the loopback address each case needs.
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { startAppliance, type Appliance } from './support/appliance.js'
+import { swaks, lastReply } from './support/swaks.js'
+import { readMbox, waitForCount } from './support/mbox.js'
+import { startDns, type Dns } from './support/dnsmasq.js'
+
+// Clients by their last octet: 12 listed, 13 not, 14 listed with an answer the filter excludes,
+// 15 answered "query refused" (Spamhaus's 127.255.255.254), 16 answered outside 127/8 (a
+// resolver rewriting NXDOMAIN), 17 listed but in TRUSTED_NETWORKS, 19 listed by both lists.
+let dns: Dns
+let mx: Appliance
+let port: number
+
+before(async () => {
+  dns = await startDns({
+    log: true,
+    a: [
+      { name: '12.0.0.127.bl.example', ip: '127.0.0.2' },
+      { name: '14.0.0.127.picky.example', ip: '127.0.0.20' },
+      { name: '19.0.0.127.picky.example', ip: '127.0.0.3' },
+      { name: '19.0.0.127.bl.example', ip: '127.0.0.2' },
+      { name: '15.0.0.127.bl.example', ip: '127.255.255.254' },
+      { name: '16.0.0.127.bl.example', ip: '192.0.2.1' },
+      { name: '17.0.0.127.bl.example', ip: '127.0.0.2' },
+    ],
+    txt: [{ name: '12.0.0.127.bl.example', text: 'Listed: see https://bl.example/127.0.0.12' }],
+  })
+  mx = await startAppliance({
+    users: { 'bob@ours.example': 'pw-bob' },
+    aliases: 'abuse@ours.example: bob@ours.example',
+    env: {
+      DNS_SERVERS: dns.server,
+      // bl.example lists anything in 127/8; picky.example only 127.0.0.2 to .11, as Postfix writes it.
+      SMTP_DNSBL: 'picky.example=127.0.0.[2..11], bl.example',
+      TRUSTED_NETWORKS: '127.0.0.17/32',
+    },
+  })
+  port = mx.port('smtp-ingress', 'smtp')
+})
+after(async () => {
+  await mx?.stop()
+  await dns?.close()
+})
+
+const BOB = (): string => path.join(mx.mailDir, 'bob')
+const send = (from: string, to: string) =>
+  swaks(['--server', `127.0.0.1:${port}`, '--local-interface', from, '--from', 'a@remote.example', '--to', to, '--timeout', '15'])
+
+test('refuses a listed client at RCPT with 554 5.7.1 naming the list and its reason, as Postfix does', async () => {
+  const out = await send('127.0.0.12', 'bob@ours.example')
+  assert.equal(
+    lastReply(out, 'RCPT'),
+    '554 5.7.1 Service unavailable; Client host [127.0.0.12] blocked using bl.example; Listed: see https://bl.example/127.0.0.12',
+  )
+  assert.match(mx.output(), / refused .*remoteIp=127\.0\.0\.12 .*code=554 .*blocked using bl\.example/)
+  // Listed by both: the first list in SMTP_DNSBL's order is named.
+  const both = await send('127.0.0.19', 'bob@ours.example')
+  assert.equal(lastReply(both, 'RCPT'), '554 5.7.1 Service unavailable; Client host [127.0.0.19] blocked using picky.example')
+})
+
+test('postmaster and abuse still take mail from a listed client (RFC 5321 §4.5.1, RFC 2142)', async () => {
+  for (const to of ['postmaster@ours.example', 'abuse@ours.example']) {
+    const out = await send('127.0.0.12', to)
+    assert.match(lastReply(out, '.') ?? '', /^250 /, `${to}: ${out.stdout}`)
+  }
+})
+
+test('accepts a client no list names, and one whose only answer the zone filter excludes', async () => {
+  for (const from of ['127.0.0.13', '127.0.0.14']) {
+    const before = await readMbox(BOB())
+    const out = await send(from, 'bob@ours.example')
+    assert.match(lastReply(out, '.') ?? '', /^250 /, `${from}: ${out.stdout}`)
+    await waitForCount(() => readMbox(BOB()), before.length + 1)
+  }
+})
+
+test("is not fooled by a list's refusal code or a rewritten NXDOMAIN, and says so for the refusal", async () => {
+  for (const from of ['127.0.0.15', '127.0.0.16']) {
+    const out = await send(from, 'bob@ours.example')
+    assert.match(lastReply(out, '.') ?? '', /^250 /, `${from}: ${out.stdout}`)
+  }
+  await mx.waitForLog(/dnsbl refused our query: nobody is listed by it .*zone=bl\.example/)
+})
+
+test('does not look up TRUSTED_NETWORKS clients', async () => {
+  const out = await send('127.0.0.17', 'bob@ours.example')
+  assert.match(lastReply(out, '.') ?? '', /^250 /)
+  assert.match(dns.output(), /query\[A\] 12\.0\.0\.127\.bl\.example/)
+  assert.doesNotMatch(dns.output(), /17\.0\.0\.127\.bl\.example/)
+})
+
+test('accepts mail while the lists do not answer (a list that cannot be asked lists nobody)', async () => {
+  dns.pause()
+  try {
+    const out = await send('127.0.0.18', 'bob@ours.example')
+    assert.match(lastReply(out, '.') ?? '', /^250 /, out.stdout)
+  } finally {
+    dns.resume()
+  }
+})
