@@ -45,6 +45,8 @@ export type Config = Readonly<{
     headerCountLimit: number
   }>
   unknownRecipient: UnknownRecipient
+  /** A MAIL FROM domain with no MX, A or AAAA: defer (450, Postfix's default), reject (550), or accept. */
+  unknownSenderDomain: 'defer' | 'reject' | 'accept'
   recipientDelimiter: string
   trustedNetworks: Network
   /** SMTP_DNSBL: the MX's clients listed in one of these zones are refused at RCPT. */
@@ -151,6 +153,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       headerCountLimit: r.int('HEADER_COUNT_LIMIT', 1000, 10, 100_000),
     },
     unknownRecipient,
+    unknownSenderDomain: r.oneOf('UNKNOWN_SENDER_DOMAIN', ['defer', 'reject', 'accept'] as const, 'defer'),
     recipientDelimiter: delimiter,
     trustedNetworks: parseNetworks('TRUSTED_NETWORKS', r.list('TRUSTED_NETWORKS')),
     dnsbl: loadDnsbl(r),

@@ -21,6 +21,8 @@ import {
 import { decideRecipient } from './policy/rcpt.js'
 import { checkLoops } from './policy/loops.js'
 import { dnsblLookup, refuseListed, type Listing } from './policy/dnsbl.js'
+import { senderDomainCheck } from './policy/sender.js'
+import { policyResolver } from './policy/lookups.js'
 import { setGreetingDelay } from './greeting.js'
 
 export type Ingress = { port: number; address: string; close(): Promise<void> }
@@ -41,7 +43,10 @@ export async function startIngress(deps: {
   const proxied = fromGateway(deps.gateway ?? null)
   const clients = clientLimitFor(config, proxied)
   // SMTP_DNSBL: asked at connect, answered by RCPT; TRUSTED_NETWORKS and the gateway are not asked.
-  const dnsbl = dnsblLookup(config, logger)
+  const resolver = policyResolver(config)
+  const dnsbl = dnsblLookup(config, resolver, logger)
+  // UNKNOWN_SENDER_DOMAIN: TRUSTED_NETWORKS (our own users) are not asked.
+  const senderDomain = senderDomainCheck(config, resolver)
   const listings = new Map<string, Promise<Listing | null>>()
 
   const mail = mailTransactions<Transaction>(
@@ -87,8 +92,14 @@ export async function startIngress(deps: {
     },
 
     onMailFrom(address, session, cb) {
-      mail.begin(session, { recipients: new Map(), rcptCount: 0, started: Date.now() })
-      cb()
+      const begin = (): void => {
+        mail.begin(session, { recipients: new Map(), rcptCount: 0, started: Date.now() })
+        cb()
+      }
+      if (!senderDomain || trusted(session.remoteAddress)) return begin()
+      void senderDomain(address.address).then((refused) =>
+        refused ? cb(mail.refuse(session, 'MAIL', refused, { sender: address.address })) : begin(),
+      )
     },
 
     onRcptTo: mail.onRcptTo,

@@ -6,21 +6,15 @@ import { promises as dns } from 'node:dns'
 import { reversedLabels, type Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
 import { SmtpError } from '@facteur/smtp-error'
+import { recentAnswers } from './lookups.js'
 
 export type Listing = { zone: string; answer: string; reason: string }
-
-/** Recent answers per address: a client opening many sessions is looked up once a minute. */
-const CACHE_MS = 60_000
-const CACHE_MAX = 10_000
 
 export type DnsblLookup = (ip: string) => Promise<Listing | null>
 
 /** The lookup of SMTP_DNSBL's zones, or null when there are none. It never rejects. */
-export function dnsblLookup(config: Config, logger: Logger): DnsblLookup | null {
+export function dnsblLookup(config: Config, resolver: dns.Resolver, logger: Logger): DnsblLookup | null {
   if (!config.dnsbl.length) return null
-  const resolver = new dns.Resolver({ timeout: 2000, tries: 2 })
-  if (config.outbound.dnsServers.length) resolver.setServers([...config.outbound.dnsServers])
-  const cache = new Map<string, { at: number; listing: Promise<Listing | null> }>()
   const refused = new Set<string>()
 
   const inZone = async (name: string, zone: Config['dnsbl'][number]): Promise<Listing | null> => {
@@ -61,17 +55,7 @@ export function dnsblLookup(config: Config, logger: Logger): DnsblLookup | null 
     return found.find((l) => l !== null) ?? null
   }
 
-  return (ip) => {
-    const now = Date.now()
-    const hit = cache.get(ip)
-    if (hit && now - hit.at < CACHE_MS) return hit.listing
-    // Oldest first out: Map keeps the order entries were set in.
-    cache.delete(ip)
-    if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value as string)
-    const listing = lookup(ip).catch(() => null)
-    cache.set(ip, { at: now, listing })
-    return listing
-  }
+  return recentAnswers(lookup, null)
 }
 
 const REACHABLE = new Set(['postmaster', 'abuse'])

@@ -1,5 +1,6 @@
-// DNS blocklists (SMTP_DNSBL, RFC 5782) on the running appliance: a real dnsmasq serves the
-// lists, swaks connects from the loopback address each case needs.
+// The MX's DNS checks on the running appliance: blocklists (SMTP_DNSBL, RFC 5782) and senders'
+// domains (UNKNOWN_SENDER_DOMAIN). A real dnsmasq serves the lists and the domains, swaks connects
+// from the loopback address each case needs.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
@@ -18,6 +19,7 @@ let port: number
 before(async () => {
   dns = await startDns({
     log: true,
+    mx: [{ domain: 'remote.example', host: 'mail.remote.example' }],
     a: [
       { name: '12.0.0.127.bl.example', ip: '127.0.0.2' },
       { name: '14.0.0.127.picky.example', ip: '127.0.0.20' },
@@ -37,6 +39,7 @@ before(async () => {
       // bl.example lists anything in 127/8; picky.example only 127.0.0.2 to .11, as Postfix writes it.
       SMTP_DNSBL: 'picky.example=127.0.0.[2..11], bl.example',
       TRUSTED_NETWORKS: '127.0.0.17/32',
+      UNKNOWN_SENDER_DOMAIN: 'defer',
     },
   })
   port = mx.port('smtp-ingress', 'smtp')
@@ -47,8 +50,8 @@ after(async () => {
 })
 
 const BOB = (): string => path.join(mx.mailDir, 'bob')
-const send = (from: string, to: string) =>
-  swaks(['--server', `127.0.0.1:${port}`, '--local-interface', from, '--from', 'a@remote.example', '--to', to, '--timeout', '15'])
+const send = (from: string, to: string, sender = 'a@remote.example') =>
+  swaks(['--server', `127.0.0.1:${port}`, '--local-interface', from, '--from', sender, '--to', to, '--timeout', '15'])
 
 test('refuses a listed client at RCPT with 554 5.7.1 naming the list and its reason, as Postfix does', async () => {
   const out = await send('127.0.0.12', 'bob@ours.example')
@@ -93,12 +96,19 @@ test('does not look up TRUSTED_NETWORKS clients', async () => {
   assert.doesNotMatch(dns.output(), /17\.0\.0\.127\.bl\.example/)
 })
 
+test("defers MAIL FROM a domain that does not exist (450 4.1.8, Postfix's default), not from TRUSTED_NETWORKS", async () => {
+  const out = await send('127.0.0.13', 'bob@ours.example', 'a@nowhere.example')
+  assert.equal(lastReply(out, 'MAIL'), '450 4.1.8 Sender address rejected: Domain nowhere.example not found')
+  assert.match(lastReply(await send('127.0.0.17', 'bob@ours.example', 'a@nowhere.example'), '.') ?? '', /^250 /)
+})
+
 test('accepts mail while the lists do not answer (a list that cannot be asked lists nobody)', async () => {
-  dns.pause()
+  await dns.pause()
   try {
-    const out = await send('127.0.0.18', 'bob@ours.example')
+    // From one of our own domains, whose sender is not looked up (a remote one would get 451 4.4.3).
+    const out = await send('127.0.0.18', 'bob@ours.example', 'alice@ours.example')
     assert.match(lastReply(out, '.') ?? '', /^250 /, out.stdout)
   } finally {
-    dns.resume()
+    await dns.resume()
   }
 })

@@ -1,0 +1,31 @@
+// The MX's own DNS lookups (blocklists, sender domains): one resolver on DNS_SERVERS, and answers
+// kept for a minute so that a client opening many sessions is not looked up again for each.
+import { promises as dns } from 'node:dns'
+import type { Config } from '@facteur/config'
+
+export function policyResolver(config: Config): dns.Resolver {
+  const resolver = new dns.Resolver({ timeout: 2000, tries: 2 })
+  if (config.outbound.dnsServers.length) resolver.setServers([...config.outbound.dnsServers])
+  return resolver
+}
+
+/** `lookup` memoised per key for `ttlMs`, at most `max` keys (oldest out first). It never rejects. */
+export function recentAnswers<T>(
+  lookup: (key: string) => Promise<T>,
+  fallback: T,
+  ttlMs = 60_000,
+  max = 10_000,
+): (key: string) => Promise<T> {
+  const cache = new Map<string, { at: number; answer: Promise<T> }>()
+  return (key) => {
+    const now = Date.now()
+    const hit = cache.get(key)
+    if (hit && now - hit.at < ttlMs) return hit.answer
+    // Map keeps the order entries were set in: the first is the oldest.
+    cache.delete(key)
+    if (cache.size >= max) cache.delete(cache.keys().next().value as string)
+    const answer = lookup(key).catch(() => fallback)
+    cache.set(key, { at: now, answer })
+    return answer
+  }
+}
