@@ -36,7 +36,7 @@ test('accepts a sender whose domain has an MX, or only an A or AAAA record (RFC 
 
 test("defers a domain that does not exist or has nowhere to take mail (450 4.1.8, Postfix's default), or refuses it (550 5.1.8)", async () => {
   const [defer, reject] = [check('defer'), check('reject')]
-  for (const domain of ['nowhere.example', 'txt-only.example']) {
+  for (const domain of ['nowhere.example', 'txt-only.example', 'b..example', `${'x'.repeat(64)}.example`]) {
     assert.equal(await defer(`a@${domain}`), `450 4.1.8 Sender address rejected: Domain ${domain} not found`)
     assert.equal(await reject(`a@${domain}`), `550 5.1.8 Sender address rejected: Domain ${domain} not found`)
   }

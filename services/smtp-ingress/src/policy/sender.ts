@@ -9,7 +9,8 @@ import { recentAnswers } from './lookups.js'
 
 type Verdict = 'exists' | 'unknown' | 'null-mx' | 'lookup-failed'
 
-const ABSENT = new Set<string>([dns.NOTFOUND, dns.NODATA])
+// No such name, no such record, or a name that cannot exist (an empty or 64-octet label).
+const ABSENT = new Set<string>([dns.NOTFOUND, dns.NODATA, dns.BADNAME])
 
 /** The check of MAIL FROM's domain, or null when UNKNOWN_SENDER_DOMAIN=accept. */
 export function senderDomainCheck(config: Config, resolver: dns.Resolver): ((sender: string) => Promise<SmtpError | null>) | null {
