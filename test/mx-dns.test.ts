@@ -11,7 +11,8 @@ import { startDns, type Dns } from './support/dnsmasq.js'
 
 // Clients by their last octet: 12 listed, 13 not, 14 listed with an answer the filter excludes,
 // 15 answered "query refused" (Spamhaus's 127.255.255.254), 16 answered outside 127/8 (a
-// resolver rewriting NXDOMAIN), 17 listed but in TRUSTED_NETWORKS, 19 listed by both lists.
+// resolver rewriting NXDOMAIN), 17 listed but in TRUSTED_NETWORKS, 19 listed by both lists, 20
+// listed but in SHARED_CLIENT_ADDRESSES (a proxy's address, not a client's).
 let dns: Dns
 let mx: Appliance
 let port: number
@@ -28,6 +29,7 @@ before(async () => {
       { name: '15.0.0.127.bl.example', ip: '127.255.255.254' },
       { name: '16.0.0.127.bl.example', ip: '192.0.2.1' },
       { name: '17.0.0.127.bl.example', ip: '127.0.0.2' },
+      { name: '20.0.0.127.bl.example', ip: '127.0.0.2' },
     ],
     txt: [{ name: '12.0.0.127.bl.example', text: 'Listed: see https://bl.example/127.0.0.12' }],
   })
@@ -39,6 +41,7 @@ before(async () => {
       // bl.example lists anything in 127/8; picky.example only 127.0.0.2 to .11, as Postfix writes it.
       SMTP_DNSBL: 'picky.example=127.0.0.[2..11], bl.example',
       TRUSTED_NETWORKS: '127.0.0.17/32',
+      SHARED_CLIENT_ADDRESSES: '127.0.0.20',
       UNKNOWN_SENDER_DOMAIN: 'defer',
     },
   })
@@ -89,11 +92,10 @@ test("is not fooled by a list's refusal code or a rewritten NXDOMAIN, and says s
   await mx.waitForLog(/dnsbl refused our query: nobody is listed by it .*zone=bl\.example/)
 })
 
-test('does not look up TRUSTED_NETWORKS clients', async () => {
-  const out = await send('127.0.0.17', 'bob@ours.example')
-  assert.match(lastReply(out, '.') ?? '', /^250 /)
+test('does not look up TRUSTED_NETWORKS clients, nor SHARED_CLIENT_ADDRESSES', async () => {
+  for (const from of ['127.0.0.17', '127.0.0.20']) assert.match(lastReply(await send(from, 'bob@ours.example'), '.') ?? '', /^250 /)
   assert.match(dns.output(), /query\[A\] 12\.0\.0\.127\.bl\.example/)
-  assert.doesNotMatch(dns.output(), /17\.0\.0\.127\.bl\.example/)
+  assert.doesNotMatch(dns.output(), /(17|20)\.0\.0\.127\.bl\.example/)
 })
 
 test("defers MAIL FROM a domain that does not exist (450 4.1.8, Postfix's default), not from TRUSTED_NETWORKS", async () => {

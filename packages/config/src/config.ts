@@ -1,7 +1,7 @@
 // The appliance's settings. Every variable here is in env.example with its default.
 import path from 'node:path'
 import { ConfigError, EnvReader } from './env.js'
-import { parseNetworks, type Network } from './networks.js'
+import { inNetworks, parseNetworks, type Network } from './networks.js'
 import { loadDnsbl, type Dnsbl } from './dnsbl.js'
 import { mailboxBase } from './mailbox-path.js'
 import { loadOutbound, type OutboundConfig } from './outbound.js'
@@ -49,6 +49,8 @@ export type Config = Readonly<{
   unknownSenderDomain: 'defer' | 'reject' | 'accept'
   recipientDelimiter: string
   trustedNetworks: Network
+  /** SHARED_CLIENT_ADDRESSES: a proxy's addresses that every client behind it appears from. */
+  sharedClients: Network
   /** SMTP_DNSBL: the MX's clients listed in one of these zones are refused at RCPT. */
   dnsbl: readonly Dnsbl[]
   tls: Readonly<{ cert?: string; key?: string }>
@@ -127,6 +129,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   if (retryMaxMs < retryMinMs)
     throw new ConfigError('QUEUE_RETRY_MAX', r.raw('QUEUE_RETRY_MAX'), `a duration no shorter than QUEUE_RETRY_MIN`)
 
+  const trustedNetworks = parseNetworks('TRUSTED_NETWORKS', r.list('TRUSTED_NETWORKS'))
   const config: Config = {
     mailDomain,
     hostname,
@@ -155,7 +158,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     unknownRecipient,
     unknownSenderDomain: r.oneOf('UNKNOWN_SENDER_DOMAIN', ['defer', 'reject', 'accept'] as const, 'defer'),
     recipientDelimiter: delimiter,
-    trustedNetworks: parseNetworks('TRUSTED_NETWORKS', r.list('TRUSTED_NETWORKS')),
+    trustedNetworks,
+    sharedClients: sharedClients(r, trustedNetworks),
     dnsbl: loadDnsbl(r),
     tls: { cert, key },
     log: { level: r.oneOf('LOG_LEVEL', LEVELS, 'info'), format: r.oneOf('LOG_FORMAT', ['auto', 'json', 'text'] as const, 'auto') },
@@ -187,4 +191,22 @@ function deepFreeze<T>(o: T): T {
     for (const v of Object.values(o)) deepFreeze(v)
   }
   return o
+}
+
+/**
+ * SHARED_CLIENT_ADDRESSES: they stand for every client behind them, so none may be trusted to
+ * relay. Two CIDR blocks overlap only if one holds the other, and so the other's first address.
+ */
+function sharedClients(r: EnvReader, trusted: Network): Network {
+  const shared = parseNetworks('SHARED_CLIENT_ADDRESSES', r.list('SHARED_CLIENT_ADDRESSES'))
+  const entries = (n: Network): string[] => n.text.split(',').filter(Boolean)
+  const both =
+    entries(shared).find((e) => inNetworks(trusted, e.split('/')[0])) ?? entries(trusted).find((e) => inNetworks(shared, e.split('/')[0]))
+  if (both)
+    throw new ConfigError(
+      'SHARED_CLIENT_ADDRESSES',
+      shared.text,
+      `addresses outside TRUSTED_NETWORKS (${both} is in both): every client behind them could relay`,
+    )
+  return shared
 }

@@ -116,3 +116,20 @@ test('addresses reverse into in-addr.arpa and ip6.arpa names (RFC 3596 §2.5), a
   assert.equal(reversedLabels('::ffff:192.0.2.1'), '1.2.0.192')
   assert.equal(reversedLabels('2001:db8:1:2:3:4:5:6'), '6.0.0.0.5.0.0.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2')
 })
+
+test('SHARED_CLIENT_ADDRESSES match as networks, and may not overlap TRUSTED_NETWORKS (everyone behind them could relay)', () => {
+  const c = loadConfig({ ...base, SHARED_CLIENT_ADDRESSES: '10.42.0.0/16, 2001:db8::7', TRUSTED_NETWORKS: '192.168.1.0/24' })
+  assert.ok(inNetworks(c.sharedClients, '10.42.3.4'))
+  assert.ok(inNetworks(c.sharedClients, '2001:db8::7'))
+  assert.ok(!inNetworks(c.sharedClients, '192.168.1.5'))
+  for (const [shared, trusted] of [
+    ['10.42.0.0/16', '10.0.0.0/8'],
+    ['10.0.0.0/8', '10.42.1.0/24'],
+    ['192.168.1.9', '192.168.1.0/24'],
+  ])
+    assert.throws(
+      () => loadConfig({ ...base, SHARED_CLIENT_ADDRESSES: shared, TRUSTED_NETWORKS: trusted }),
+      (err: unknown) => err instanceof ConfigError && err.variable === 'SHARED_CLIENT_ADDRESSES' && /is in both/.test(err.message),
+      `${shared} / ${trusted}`,
+    )
+})

@@ -8,8 +8,8 @@ export type FilterEnvelope = {
   /** The client's IP address, as the SMTP server saw it. */
   ip: string
   /**
-   * The client came through Docker's userland proxy (smtp-ingress): `ip` is the bridge gateway's,
-   * shared by every such client, not the client's. Nothing that judges the client by its address
+   * The client came through a proxy that hides its address (smtp-ingress: Docker's userland
+   * proxy, SHARED_CLIENT_ADDRESSES): `ip` is the proxy's, shared by every such client. Nothing that judges the client by its address
    * (SPF) can be checked.
    */
   proxied?: true

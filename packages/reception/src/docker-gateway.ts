@@ -6,6 +6,7 @@
 // container on a bridge network the gateway is the default route's, read from /proc/net/route.
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import { inNetworks, type Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
 import { clientKey } from './client-limit.js'
 
@@ -53,6 +54,15 @@ export function parseDefaultRoute(table: string): { iface: string; gateway: stri
 /** Whether a client's address is the gateway's (also written as an IPv4-mapped IPv6 address). */
 export function fromGateway(gateway: string | null): (ip: string) => boolean {
   return (ip) => gateway !== null && clientKey(ip) === gateway
+}
+
+/**
+ * Whether a client's address stands for many clients: the Docker bridge gateway, or one of
+ * SHARED_CLIENT_ADDRESSES (a load balancer or proxy that hides clients without the PROXY protocol).
+ */
+export function sharedAddress(config: Config, gateway: string | null): (ip: string) => boolean {
+  const viaGateway = fromGateway(gateway)
+  return (ip) => viaGateway(ip) || inNetworks(config.sharedClients, ip)
 }
 
 /** One line at start, so that an administrator reading the logs knows why addresses look alike. */

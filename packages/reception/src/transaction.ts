@@ -23,7 +23,7 @@ export type MessagePolicy = {
   /** Header fields removed or added besides forged Authentication-Results (always dropped). */
   edit?: Omit<HeaderEdit, 'drop'>
   direction: 'inbound' | 'outbound'
-  /** The client came through Docker's userland proxy: its address is the bridge gateway's. */
+  /** The client's address is a proxy's (the Docker bridge gateway, SHARED_CLIENT_ADDRESSES). */
   proxied?: boolean
   source: string
   /** The authenticated user (RFC 3848 ESMTPA; kept in the envelope). */

@@ -2,8 +2,9 @@
 // DKIM signatures (RFC 6376 §6), DMARC and its policy (RFC 7489 §6.6), the ARC chain
 // (RFC 8617 §5.2), written as one Authentication-Results field (RFC 8601 §2.2) with our
 // MAIL_HOSTNAME as authserv-id. Forged fields claiming that id are counted (RFC 8601 §5).
-// A client that came through Docker's userland proxy has the bridge gateway's address, not its
-// own: SPF is not checked for it, and DMARC rests on DKIM alone, its failure not acted on.
+// A client that came through a proxy hiding its address (Docker's userland proxy, a balancer in
+// SHARED_CLIENT_ADDRESSES) has the proxy's address, not its own: SPF is not checked for it, and
+// DMARC rests on DKIM alone, its failure not acted on.
 import { promises as dns } from 'node:dns'
 import { isIP } from 'node:net'
 import { authenticate, type AuthenticateResult, type DmarcResult, type Resolver } from 'mailauth'
@@ -64,7 +65,7 @@ export function authenticator(opts: { hostname: string; dnsServers: readonly str
 
   /** The SPF result of a proxied client: RFC 8601 §2.7.2 none, no identity the session could check. */
   function spfNotChecked(mailfrom: string): string {
-    return `spf=none (${mta}: not checked, the client's address is hidden by Docker's userland proxy) smtp.mailfrom=${mailfrom}`
+    return `spf=none (${mta}: not checked, the client's address is hidden by a proxy) smtp.mailfrom=${mailfrom}`
   }
 
   async function check(message: Buffer, envelope: FilterEnvelope, forged: number): Promise<AuthOutcome> {

@@ -11,11 +11,11 @@ import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
 import { SmtpError } from '@facteur/smtp-error'
 import {
   clientLimitFor,
-  fromGateway,
   guardListener,
   listenerOptions,
   listenShared,
   mailTransactions,
+  sharedAddress,
   type Transaction,
 } from '@facteur/reception'
 import { decideRecipient } from './policy/rcpt.js'
@@ -38,9 +38,9 @@ export async function startIngress(deps: {
 }): Promise<Ingress> {
   const { config, logger, spool, accounts, certs } = deps
   const trusted = (ip: string): boolean => inNetworks(config.trustedNetworks, ip)
-  // The gateway stands for every client behind Docker's userland proxy: not one client to count,
-  // and not an address to judge a sender by (SPF).
-  const proxied = fromGateway(deps.gateway ?? null)
+  // The gateway stands for every client behind Docker's userland proxy, as SHARED_CLIENT_ADDRESSES
+  // for theirs: not one client to count, and not an address to judge a sender by (SPF, DNSBL).
+  const proxied = sharedAddress(config, deps.gateway ?? null)
   const clients = clientLimitFor(config, proxied)
   // SMTP_DNSBL: asked at connect, answered by RCPT; TRUSTED_NETWORKS and the gateway are not asked.
   const resolver = policyResolver(config)

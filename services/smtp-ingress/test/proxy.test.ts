@@ -169,79 +169,87 @@ test('sees a bridge gateway only in a container whose default route leaves throu
   assert.equal(await bridgeGateway(root), null, 'network_mode: host')
 })
 
-test("the bridge gateway's sessions are not one client's: SMTP_MAX_CLIENTS_PER_IP does not hold them", async (t) => {
-  // 127.0.0.9 plays the gateway every client of a published port comes from (userland proxy).
-  const mx = await startMx(
-    t,
-    { SMTP_LISTEN: '127.0.0.1', SMTP_PORT: '0', SMTP_MAX_CLIENTS_PER_IP: '2', SMTP_GREETING_DELAY: '0s' },
-    '127.0.0.9',
-  )
-  const sockets: net.Socket[] = []
-  const greet = async (localAddress: string): Promise<string> => {
-    const s = net.connect({ host: '127.0.0.1', port: mx.port, localAddress })
-    sockets.push(s)
-    return String((await once(s, 'data'))[0]).slice(0, 9)
-  }
-  try {
-    const fromGateway = await Promise.all([1, 2, 3].map(() => greet('127.0.0.9')))
-    assert.deepEqual(fromGateway, ['220 mail.', '220 mail.', '220 mail.'])
-    const fromOne = await Promise.all([1, 2, 3].map(() => greet('127.0.0.12')))
-    assert.deepEqual(fromOne.sort(), ['220 mail.', '220 mail.', '421 4.7.0'], 'another address is counted')
-  } finally {
-    for (const s of sockets) s.destroy()
-  }
-})
+// 127.0.0.9 plays the address every client behind a proxy shows: the Docker bridge gateway (a
+// published port through the userland proxy), or a balancer's listed in SHARED_CLIENT_ADDRESSES.
+const SHARED: { behind: string; env: Record<string, string>; gateway: string | null }[] = [
+  { behind: 'the bridge gateway', env: {}, gateway: '127.0.0.9' },
+  { behind: 'SHARED_CLIENT_ADDRESSES', env: { SHARED_CLIENT_ADDRESSES: '127.0.0.9' }, gateway: null },
+]
 
-test("mail through the bridge gateway is not judged by the gateway's address: no SPF, no DMARC refusal without it", async (t) => {
-  // SPF -all and DMARC p=reject for an unsigned message: refused from the client's own address.
-  const dns = await startDns({
-    txt: [
-      { name: 'remote.example', text: 'v=spf1 ip4:192.0.2.1 -all' },
-      { name: '_dmarc.remote.example', text: 'v=DMARC1; p=reject' },
-    ],
+for (const shared of SHARED)
+  test(`${shared.behind}: sessions are not one client's, SMTP_MAX_CLIENTS_PER_IP does not hold them`, async (t) => {
+    const mx = await startMx(
+      t,
+      { SMTP_LISTEN: '127.0.0.1', SMTP_PORT: '0', SMTP_MAX_CLIENTS_PER_IP: '2', SMTP_GREETING_DELAY: '0s', ...shared.env },
+      shared.gateway,
+    )
+    const sockets: net.Socket[] = []
+    const greet = async (localAddress: string): Promise<string> => {
+      const s = net.connect({ host: '127.0.0.1', port: mx.port, localAddress })
+      sockets.push(s)
+      return String((await once(s, 'data'))[0]).slice(0, 9)
+    }
+    try {
+      const fromGateway = await Promise.all([1, 2, 3].map(() => greet('127.0.0.9')))
+      assert.deepEqual(fromGateway, ['220 mail.', '220 mail.', '220 mail.'])
+      const fromOne = await Promise.all([1, 2, 3].map(() => greet('127.0.0.12')))
+      assert.deepEqual(fromOne.sort(), ['220 mail.', '220 mail.', '421 4.7.0'], 'another address is counted')
+    } finally {
+      for (const s of sockets) s.destroy()
+    }
   })
-  t.after(() => dns.close())
-  const filter = await startTestFilter({ CLAMAV_ENABLED: 'false', SPAM_ENGINE: 'off', DNS_SERVERS: dns.server })
-  t.after(() => filter.close())
-  const mx = await startMx(
-    t,
-    { SMTP_LISTEN: '127.0.0.1', SMTP_PORT: '0', SMTP_GREETING_DELAY: '0s', FILTER_URL: `http://127.0.0.1:${filter.port}` },
-    '127.0.0.9',
-  )
-  const send = (localAddress: string) =>
-    swaks([
-      '--server',
-      `127.0.0.1:${mx.port}`,
-      '--local-interface',
-      localAddress,
-      '--from',
-      'ceo@remote.example',
-      '--h-From',
-      'ceo@remote.example',
-      '--to',
-      'alice@ours.example',
-      '--timeout',
-      '10',
-    ])
-  const direct = await send('127.0.0.12')
-  assert.match(lastReply(direct, '.') ?? '', /^550 5\.7\.1 Rejected by the DMARC policy of remote\.example/)
 
-  const proxied = await send('127.0.0.9')
-  assert.match(lastReply(proxied, '.') ?? '', /^250 /)
-  const verdicts = filter
-    .logs()
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((l) => l.message === 'verdict')
-  assert.deepEqual(
-    verdicts.map((v) => [v.remoteIp, v.action, v.spf, v.dmarc, v.proxied]),
-    [
-      ['127.0.0.12', 'reject', 'fail', 'fail', undefined],
-      ['127.0.0.9', 'accept', 'none', 'none', true],
-    ],
-  )
-})
+for (const shared of SHARED)
+  test(`${shared.behind}: mail is not judged by the proxy's address, no SPF, no DMARC refusal without it`, async (t) => {
+    // SPF -all and DMARC p=reject for an unsigned message: refused from the client's own address.
+    const dns = await startDns({
+      txt: [
+        { name: 'remote.example', text: 'v=spf1 ip4:192.0.2.1 -all' },
+        { name: '_dmarc.remote.example', text: 'v=DMARC1; p=reject' },
+      ],
+    })
+    t.after(() => dns.close())
+    const filter = await startTestFilter({ CLAMAV_ENABLED: 'false', SPAM_ENGINE: 'off', DNS_SERVERS: dns.server })
+    t.after(() => filter.close())
+    const mx = await startMx(
+      t,
+      { SMTP_LISTEN: '127.0.0.1', SMTP_PORT: '0', SMTP_GREETING_DELAY: '0s', FILTER_URL: `http://127.0.0.1:${filter.port}`, ...shared.env },
+      shared.gateway,
+    )
+    const send = (localAddress: string) =>
+      swaks([
+        '--server',
+        `127.0.0.1:${mx.port}`,
+        '--local-interface',
+        localAddress,
+        '--from',
+        'ceo@remote.example',
+        '--h-From',
+        'ceo@remote.example',
+        '--to',
+        'alice@ours.example',
+        '--timeout',
+        '10',
+      ])
+    const direct = await send('127.0.0.12')
+    assert.match(lastReply(direct, '.') ?? '', /^550 5\.7\.1 Rejected by the DMARC policy of remote\.example/)
+
+    const proxied = await send('127.0.0.9')
+    assert.match(lastReply(proxied, '.') ?? '', /^250 /)
+    const verdicts = filter
+      .logs()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.message === 'verdict')
+    assert.deepEqual(
+      verdicts.map((v) => [v.remoteIp, v.action, v.spf, v.dmarc, v.proxied]),
+      [
+        ['127.0.0.12', 'reject', 'fail', 'fail', undefined],
+        ['127.0.0.9', 'accept', 'none', 'none', true],
+      ],
+    )
+  })
 
 test('refuses to start when TRUSTED_NETWORKS contains the bridge gateway, naming the variable', () => {
   const config = loadConfig({ MAIL_DOMAIN: 'ours.example', TRUSTED_NETWORKS: '192.168.1.0/24, 172.16.0.0/12' })

@@ -12,7 +12,7 @@ import { AuthGuard } from './policy/auth-guard.js'
 import { SendingLimits } from './policy/rate.js'
 import { createSubmissionServer } from './session.js'
 import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
-import { clientLimitFor, fromGateway, type ReceivingListeners } from '@facteur/reception'
+import { clientLimitFor, sharedAddress, type ReceivingListeners } from '@facteur/reception'
 
 export type ListenerName = 'submission' | 'submissions' | 'alt'
 export type Submission = ReceivingListeners<ListenerName>
@@ -27,9 +27,10 @@ export async function startSubmission(deps: {
   gateway?: string | null
 }): Promise<Submission> {
   const s = deps.config.submission
-  // Behind Docker's userland proxy the gateway stands for every client: its AUTH failures are
-  // counted per account, and its sessions are not counted as one client's.
-  const viaGateway = fromGateway(deps.gateway ?? null)
+  // Behind Docker's userland proxy the gateway stands for every client, as SHARED_CLIENT_ADDRESSES
+  // do for theirs: AUTH failures from them are counted per account, and their sessions are not
+  // counted as one client's.
+  const viaGateway = sharedAddress(deps.config, deps.gateway ?? null)
   const ctx = {
     ...deps,
     guard: new AuthGuard(s.auth, { shared: viaGateway }),

@@ -67,35 +67,44 @@ test('thirty AUTHs at once from one address: no more than SUBMISSION_AUTH_BAN_FA
   assert.match((await authOnce(port, 'alice@ours.example', 'alice-secret', '127.0.0.9')).reply, /^235 /, 'another address still gets in')
 })
 
-test("behind Docker's userland proxy (every client from its gateway) a stranger's failures ban the account they aim at, not everyone", async (t) => {
-  // 127.0.0.9 plays the bridge gateway: the address every client of a published port shows.
-  const gateway = '127.0.0.9'
-  const sub = await startTestSubmission(t, { users, env: { ...env, SMTP_MAX_CLIENTS_PER_IP: '2' }, gateway })
-  const port = sub.port('submissions')
-  // Guesses at names nobody has: with the gateway counted as one client, these banned every user.
-  for (const name of ['admin', 'info', 'test', 'root'])
-    assert.equal((await authOnce(port, `${name}@ours.example`, 'guess', gateway)).reply, '535 5.7.8 Authentication credentials invalid')
-  assert.match((await authOnce(port, 'alice@ours.example', 'alice-secret', gateway)).reply, /^235 /, 'alice still gets in')
-  // Guesses at bob's password: bob is banned from the gateway, the others are not.
-  for (let i = 0; i < 3; i++) assert.match((await authOnce(port, 'bob@ours.example', `guess-${i}`, gateway)).reply, /^535 /)
-  assert.equal(
-    (await authOnce(port, 'bob@ours.example', 'bob-secret', gateway)).reply,
-    '454 4.7.0 Too many failed authentications for this account from your address, try again later',
-  )
-  assert.match((await authOnce(port, 'carol@ours.example', 'carol-secret', gateway)).reply, /^235 /, 'carol still gets in')
-  assert.match((await authOnce(port, 'bob@ours.example', 'bob-secret', '127.0.0.10')).reply, /^235 /, 'bob from his own address')
-  // Nor are the gateway's sessions one client's: three at once past SMTP_MAX_CLIENTS_PER_IP=2.
-  const sockets: net.Socket[] = []
-  const greet = async (localAddress: string): Promise<string> => {
-    const s = net.connect({ host: '127.0.0.1', port: sub.port('submission'), localAddress })
-    sockets.push(s)
-    return String((await once(s, 'data'))[0]).slice(0, 9)
-  }
-  try {
-    assert.deepEqual(await Promise.all([1, 2, 3].map(() => greet(gateway))), ['220 mx.ou', '220 mx.ou', '220 mx.ou'])
-    const fromOne = await Promise.all([1, 2, 3].map(() => greet('127.0.0.11')))
-    assert.deepEqual(fromOne.sort(), ['220 mx.ou', '220 mx.ou', '421 4.7.0'], 'another address is counted')
-  } finally {
-    for (const s of sockets) s.destroy()
-  }
-})
+// 127.0.0.9 plays the address every client behind a proxy shows: Docker's bridge gateway (userland
+// proxy), or a load balancer's listed in SHARED_CLIENT_ADDRESSES.
+for (const [behind, setup] of [
+  ["Docker's userland proxy (every client from its gateway)", { gateway: '127.0.0.9' }],
+  ['a balancer in SHARED_CLIENT_ADDRESSES', { env: { SHARED_CLIENT_ADDRESSES: '127.0.0.0/29, 127.0.0.9' } }],
+] as const)
+  test(`behind ${behind} a stranger's failures ban the account they aim at, not everyone`, async (t) => {
+    const gateway = '127.0.0.9'
+    const sub = await startTestSubmission(t, {
+      users,
+      env: { ...env, SMTP_MAX_CLIENTS_PER_IP: '2', ...('env' in setup ? setup.env : {}) },
+      gateway: 'gateway' in setup ? setup.gateway : undefined,
+    })
+    const port = sub.port('submissions')
+    // Guesses at names nobody has: with the gateway counted as one client, these banned every user.
+    for (const name of ['admin', 'info', 'test', 'root'])
+      assert.equal((await authOnce(port, `${name}@ours.example`, 'guess', gateway)).reply, '535 5.7.8 Authentication credentials invalid')
+    assert.match((await authOnce(port, 'alice@ours.example', 'alice-secret', gateway)).reply, /^235 /, 'alice still gets in')
+    // Guesses at bob's password: bob is banned from the gateway, the others are not.
+    for (let i = 0; i < 3; i++) assert.match((await authOnce(port, 'bob@ours.example', `guess-${i}`, gateway)).reply, /^535 /)
+    assert.equal(
+      (await authOnce(port, 'bob@ours.example', 'bob-secret', gateway)).reply,
+      '454 4.7.0 Too many failed authentications for this account from your address, try again later',
+    )
+    assert.match((await authOnce(port, 'carol@ours.example', 'carol-secret', gateway)).reply, /^235 /, 'carol still gets in')
+    assert.match((await authOnce(port, 'bob@ours.example', 'bob-secret', '127.0.0.10')).reply, /^235 /, 'bob from his own address')
+    // Nor are the gateway's sessions one client's: three at once past SMTP_MAX_CLIENTS_PER_IP=2.
+    const sockets: net.Socket[] = []
+    const greet = async (localAddress: string): Promise<string> => {
+      const s = net.connect({ host: '127.0.0.1', port: sub.port('submission'), localAddress })
+      sockets.push(s)
+      return String((await once(s, 'data'))[0]).slice(0, 9)
+    }
+    try {
+      assert.deepEqual(await Promise.all([1, 2, 3].map(() => greet(gateway))), ['220 mx.ou', '220 mx.ou', '220 mx.ou'])
+      const fromOne = await Promise.all([1, 2, 3].map(() => greet('127.0.0.11')))
+      assert.deepEqual(fromOne.sort(), ['220 mx.ou', '220 mx.ou', '421 4.7.0'], 'another address is counted')
+    } finally {
+      for (const s of sockets) s.destroy()
+    }
+  })

@@ -12,8 +12,8 @@ export function rspamdClient(opts: { url: string; timeoutMs: number }): SpamEngi
     async scan(message, envelope): Promise<SpamResult> {
       const headers: http.OutgoingHttpHeaders = {
         'content-length': message.length,
-        // Behind Docker's userland proxy the address is the gateway's, which rspamd counts among
-        // its local_addrs and would skip SPF, DKIM and DMARC for: better no address at all.
+        // Behind a proxy that hides it the address is the proxy's: Docker's bridge gateway, which
+        // rspamd counts among its local_addrs and would skip SPF, DKIM and DMARC for. Better none.
         ...(envelope.proxied ? {} : { ip: envelope.ip }),
         helo: envelope.helo,
         from: envelope.sender,
