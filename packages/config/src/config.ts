@@ -51,6 +51,8 @@ export type Config = Readonly<{
   trustedNetworks: Network
   /** SHARED_CLIENT_ADDRESSES: a proxy's addresses that every client behind it appears from. */
   sharedClients: Network
+  /** GREYLIST_DELAY: how long a first-time (client network, sender, recipient) waits; 0: no greylisting. */
+  greylistDelayMs: number
   /** SMTP_DNSBL: the MX's clients listed in one of these zones are refused at RCPT. */
   dnsbl: readonly Dnsbl[]
   tls: Readonly<{ cert?: string; key?: string }>
@@ -161,6 +163,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     trustedNetworks,
     sharedClients: sharedClients(r, trustedNetworks),
     dnsbl: loadDnsbl(r),
+    greylistDelayMs: r.duration('GREYLIST_DELAY', '0s'),
     tls: { cert, key },
     log: { level: r.oneOf('LOG_LEVEL', LEVELS, 'info'), format: r.oneOf('LOG_FORMAT', ['auto', 'json', 'text'] as const, 'auto') },
     health: {

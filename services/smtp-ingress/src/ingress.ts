@@ -1,6 +1,7 @@
 // The MX listener (RFC 5321 on SMTP_PORT): accepts mail for our domains (and relays for
 // TRUSTED_NETWORKS), refuses everything else in the dialogue, and answers 250 only once the
 // message is committed to the spool. The session dispatches; policy/ decides.
+import path from 'node:path'
 import { SMTPServer } from 'smtp-server'
 import type { Config } from '@facteur/config'
 import { inNetworks } from '@facteur/config'
@@ -23,6 +24,7 @@ import { checkLoops } from './policy/loops.js'
 import { dnsblLookup, refuseListed, type Listing } from './policy/dnsbl.js'
 import { senderDomainCheck } from './policy/sender.js'
 import { policyResolver } from './policy/lookups.js'
+import { Greylist } from './policy/greylist.js'
 import { setGreetingDelay } from './greeting.js'
 
 export type Ingress = { port: number; address: string; close(): Promise<void> }
@@ -48,6 +50,15 @@ export async function startIngress(deps: {
   // UNKNOWN_SENDER_DOMAIN: TRUSTED_NETWORKS (our own users) are not asked.
   const senderDomain = senderDomainCheck(config, resolver)
   const listings = new Map<string, Promise<Listing | null>>()
+  // GREYLIST_DELAY: first-time triplets are deferred; TRUSTED_NETWORKS are not.
+  const greylist = config.greylistDelayMs
+    ? await new Greylist({
+        delayMs: config.greylistDelayMs,
+        file: path.join(config.spoolDir, 'greylist.json'),
+        logger,
+        shared: proxied,
+      }).open()
+    : null
 
   const mail = mailTransactions<Transaction>(
     { config, logger, spool },
@@ -58,6 +69,11 @@ export async function startIngress(deps: {
         const listed = refuseListed((await listings.get(session.id)) ?? null, session.remoteAddress, address.address)
         if (listed) throw listed
         const accepted = await decideRecipient(address.address, { config, accounts, trusted: trusted(session.remoteAddress) })
+        // After the recipient is known to be ours: an unknown one gets its 550 at once (RFC 6647 §5).
+        const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : ''
+        const greylisted =
+          greylist && !trusted(session.remoteAddress) ? greylist.check(session.remoteAddress, sender, address.address) : null
+        if (greylisted) throw greylisted
         return accepted.map((r) => ({ ...r, status: 'pending' as const, attempts: 0 }))
       },
       message: (session, txn) => {
@@ -122,5 +138,12 @@ export async function startIngress(deps: {
   )
   const listening = await listenShared(server, config.smtp.port, config.smtp.listen)
   logger.debug('listening', { sockets: listening.sockets })
-  return { port: listening.port, address: listening.address, close: () => listening.close() }
+  return {
+    port: listening.port,
+    address: listening.address,
+    close: async () => {
+      await listening.close()
+      await greylist?.close()
+    },
+  }
 }
