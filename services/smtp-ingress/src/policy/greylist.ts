@@ -14,6 +14,7 @@ import { isIP } from 'node:net'
 import type { Logger } from '@facteur/logging'
 import { SmtpError } from '@facteur/smtp-error'
 import { clientKey } from '@facteur/reception'
+import { setBounded } from './lookups.js'
 
 const DAY = 86_400_000
 export const RETRY_WINDOW_MS = 2 * DAY
@@ -60,7 +61,7 @@ export class Greylist {
     if (wait > 0) return this.defer(wait)
     seen.passed = now
     const counted = known && now - known.last < PASSED_FOR_MS ? known : { passes: 0, last: now }
-    this.networks.set(net, { passes: counted.passes + 1, last: now })
+    setBounded(this.networks, net, { passes: counted.passes + 1, last: now }, MAX_ENTRIES)
     this.dirty = true
     return null
   }
@@ -71,10 +72,7 @@ export class Greylist {
   }
 
   private remember(key: string, entry: Triplet): void {
-    this.triplets.delete(key)
-    // Map keeps the order entries were set in: the first is the oldest.
-    if (this.triplets.size >= MAX_ENTRIES) this.triplets.delete(this.triplets.keys().next().value as string)
-    this.triplets.set(key, entry)
+    setBounded(this.triplets, key, entry, MAX_ENTRIES)
     this.dirty = true
   }
 

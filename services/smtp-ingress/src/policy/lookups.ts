@@ -21,11 +21,15 @@ export function recentAnswers<T>(
     const now = Date.now()
     const hit = cache.get(key)
     if (hit && now - hit.at < ttlMs) return hit.answer
-    // Map keeps the order entries were set in: the first is the oldest.
-    cache.delete(key)
-    if (cache.size >= max) cache.delete(cache.keys().next().value as string)
     const answer = lookup(key).catch(() => fallback)
-    cache.set(key, { at: now, answer })
+    setBounded(cache, key, { at: now, answer }, max)
     return answer
   }
+}
+
+/** Sets `key` last in the map's order (Map keeps the order entries were set in); past `max` the first, the oldest, goes. */
+export function setBounded<T>(map: Map<string, T>, key: string, value: T, max: number): void {
+  map.delete(key)
+  if (map.size >= max) map.delete(map.keys().next().value as string)
+  map.set(key, value)
 }
