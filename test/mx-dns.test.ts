@@ -8,6 +8,7 @@ import { startAppliance, type Appliance } from './support/appliance.js'
 import { swaks, lastReply } from './support/swaks.js'
 import { readMbox, waitForCount } from './support/mbox.js'
 import { startDns, type Dns } from './support/dnsmasq.js'
+import { httpGet } from './support/supervisor.js'
 
 // Clients by their last octet: 12 listed, 13 not, 14 listed with an answer the filter excludes,
 // 15 answered "query refused" (Spamhaus's 127.255.255.254), 16 answered outside 127/8 (a
@@ -90,6 +91,16 @@ test("is not fooled by a list's refusal code or a rewritten NXDOMAIN, and says s
     assert.match(lastReply(out, '.') ?? '', /^250 /, `${from}: ${out.stdout}`)
   }
   await mx.waitForLog(/dnsbl refused our query: nobody is listed by it .*zone=bl\.example/)
+  // The ingress's health says so too, naming the list and the answer, until an hour without one.
+  const health = JSON.parse((await httpGet(mx.port('smtp-ingress', 'health'), '/healthz')).body) as {
+    status: string
+    checks: Record<string, { status: string; detail?: string }>
+  }
+  assert.equal(health.status, 'degraded')
+  assert.deepEqual(health.checks.dnsbl, {
+    status: 'degraded',
+    detail: 'SMTP_DNSBL: bl.example (127.255.255.254) refused our queries, nobody is listed by it (a public resolver? see DNS_SERVERS)',
+  })
 })
 
 test('does not look up TRUSTED_NETWORKS clients, nor SHARED_CLIENT_ADDRESSES', async () => {

@@ -3,13 +3,15 @@
 // listeners they build.
 import type { Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
-import { startHealthServer } from '@facteur/health'
+import { startHealthServer, type HealthCheck } from '@facteur/health'
 import { announce, onShutdown } from '@facteur/lifecycle'
 import { openReceiving, receivingChecks, type ReceivingResources } from './resources.js'
 
 /** What a receiving service's start gives back: its bound listeners, and how to close them. */
 export type ReceivingListeners<Name extends string = string> = {
   listeners: { name: Name; address: string; port: number }[]
+  /** The service's own health checks, besides the spool, TLS and filter ones. */
+  checks?: Record<string, HealthCheck>
   close(): Promise<void>
 }
 
@@ -30,7 +32,7 @@ export async function runReceivingService(opts: {
       service,
       port: opts.healthPort,
       host: config.health.listen,
-      checks: receivingChecks(config, resources),
+      checks: { ...receivingChecks(config, resources), ...listening.checks },
     })
     announce(logger, service, 'health', config.health.listen, health.port)
     onShutdown(logger, async () => {

@@ -10,6 +10,7 @@ import type { Spool } from '@facteur/spool'
 import type { Accounts } from '@facteur/accounts'
 import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
 import { SmtpError } from '@facteur/smtp-error'
+import type { HealthCheck } from '@facteur/health'
 import {
   clientLimitFor,
   guardListener,
@@ -27,7 +28,7 @@ import { policyResolver } from './policy/lookups.js'
 import { Greylist } from './policy/greylist.js'
 import { setGreetingDelay } from './greeting.js'
 
-export type Ingress = { port: number; address: string; close(): Promise<void> }
+export type Ingress = { port: number; address: string; checks: Record<string, HealthCheck>; close(): Promise<void> }
 
 export async function startIngress(deps: {
   config: Config
@@ -102,7 +103,7 @@ export async function startIngress(deps: {
       const refused = clients.admit(session)
       if (refused) return cb(mail.refuse(session, 'CONNECT', refused))
       const ip = session.remoteAddress
-      if (dnsbl && !trusted(ip) && !proxied(ip)) listings.set(session.id, dnsbl(ip))
+      if (dnsbl && !trusted(ip) && !proxied(ip)) listings.set(session.id, dnsbl.lookup(ip))
       logger.debug('connect', { cid: session.id, remoteIp: session.remoteAddress })
       cb()
     },
@@ -141,6 +142,7 @@ export async function startIngress(deps: {
   return {
     port: listening.port,
     address: listening.address,
+    checks: dnsbl ? { dnsbl: dnsbl.health } : {},
     close: async () => {
       await listening.close()
       await greylist?.close()

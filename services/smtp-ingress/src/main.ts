@@ -21,6 +21,10 @@ await runReceivingService({
   healthPort: config.health.ingressPort,
   listen: async (resources) => {
     const ingress = await startIngress({ config, logger, gateway, ...resources })
-    return { listeners: [{ name: 'smtp', address: ingress.address, port: ingress.port }], close: () => ingress.close() }
+    return {
+      listeners: [{ name: 'smtp', address: ingress.address, port: ingress.port }],
+      checks: ingress.checks,
+      close: () => ingress.close(),
+    }
   },
 })

@@ -4,18 +4,27 @@
 // through (RFC 5321 §4.5.1, RFC 2142): a listed sender can still reach a person here.
 import { promises as dns } from 'node:dns'
 import { reversedLabels, type Config } from '@facteur/config'
+import type { CheckResult } from '@facteur/health'
 import type { Logger } from '@facteur/logging'
 import { SmtpError } from '@facteur/smtp-error'
 import { recentAnswers } from './lookups.js'
 
 export type Listing = { zone: string; answer: string; reason: string }
 
-export type DnsblLookup = (ip: string) => Promise<Listing | null>
+/** How long a zone that refused our queries keeps the health degraded, and its warning quiet. */
+const REFUSAL_SHOWN_MS = 3_600_000
 
-/** The lookup of SMTP_DNSBL's zones, or null when there are none. It never rejects. */
-export function dnsblLookup(config: Config, resolver: dns.Resolver, logger: Logger): DnsblLookup | null {
+export type Dnsbl = {
+  /** The client's first listing in SMTP_DNSBL's order, or null. It never rejects. */
+  lookup: (ip: string) => Promise<Listing | null>
+  /** Degraded while a zone has refused our queries within the hour (nobody is listed by it). */
+  health: () => CheckResult
+}
+
+/** SMTP_DNSBL's zones, or null when there are none. */
+export function dnsblLookup(config: Config, resolver: dns.Resolver, logger: Logger): Dnsbl | null {
   if (!config.dnsbl.length) return null
-  const refused = new Set<string>()
+  const refused = new Map<string, { at: number; answer: string; warned: number }>()
 
   const inZone = async (name: string, zone: Config['dnsbl'][number]): Promise<Listing | null> => {
     let answers: string[]
@@ -29,9 +38,16 @@ export function dnsblLookup(config: Config, resolver: dns.Resolver, logger: Logg
     }
     const answer = answers.find((a) => zone.lists(a))
     if (!answer) {
-      if (answers.some((a) => a.startsWith('127.255.255.')) && !refused.has(zone.zone)) {
-        refused.add(zone.zone)
-        logger.warn('dnsbl refused our query: nobody is listed by it', { variable: 'SMTP_DNSBL', zone: zone.zone, answer: answers[0] })
+      const refusal = answers.find((a) => a.startsWith('127.255.255.'))
+      if (refusal) {
+        // Health shows the last refusal; the log says it once an hour.
+        const now = Date.now()
+        let warned = refused.get(zone.zone)?.warned ?? 0
+        if (now - warned >= REFUSAL_SHOWN_MS) {
+          warned = now
+          logger.warn('dnsbl refused our query: nobody is listed by it', { variable: 'SMTP_DNSBL', zone: zone.zone, answer: refusal })
+        }
+        refused.set(zone.zone, { at: now, answer: refusal, warned })
       }
       return null
     }
@@ -55,7 +71,19 @@ export function dnsblLookup(config: Config, resolver: dns.Resolver, logger: Logg
     return found.find((l) => l !== null) ?? null
   }
 
-  return recentAnswers(lookup, null)
+  return {
+    lookup: recentAnswers(lookup, null),
+    health: () => {
+      const now = Date.now()
+      const recent = [...refused].filter(([, r]) => now - r.at < REFUSAL_SHOWN_MS)
+      if (!recent.length) return { status: 'ok', detail: config.dnsbl.map((z) => z.zone).join(', ') }
+      const zones = recent.map(([zone, r]) => `${zone} (${r.answer})`).join(', ')
+      return {
+        status: 'degraded',
+        detail: `SMTP_DNSBL: ${zones} refused our queries, nobody is listed by it (a public resolver? see DNS_SERVERS)`,
+      }
+    },
+  }
 }
 
 const REACHABLE = new Set(['postmaster', 'abuse'])
