@@ -6,6 +6,14 @@ import type { SpamEngineClient, SpamResult } from './engine.js'
 
 type CheckV2 = { score?: number; action?: string; symbols?: Record<string, { score?: number }> }
 
+/**
+ * For a proxied envelope, the rules that judge the client by its address or its reverse name get
+ * no score: it has none we know of, and they would hold every such message as a client without a
+ * name (HFILTER_HOSTNAME_UNKNOWN, 2.5). rspamd's Settings header; disabling the symbols instead
+ * would turn off its whole hostname filter.
+ */
+const NAMELESS = JSON.stringify({ scores: { HFILTER_HOSTNAME_UNKNOWN: 0, RDNS_NONE: 0, RDNS_DNSFAIL: 0, HFILTER_HELO_IP_A: 0 } })
+
 export function rspamdClient(opts: { url: string; timeoutMs: number }): SpamEngineClient {
   return {
     name: 'rspamd',
@@ -13,8 +21,9 @@ export function rspamdClient(opts: { url: string; timeoutMs: number }): SpamEngi
       const headers: http.OutgoingHttpHeaders = {
         'content-length': message.length,
         // Behind a proxy that hides it the address is the proxy's: Docker's bridge gateway, which
-        // rspamd counts among its local_addrs and would skip SPF, DKIM and DMARC for. Better none.
-        ...(envelope.proxied ? {} : { ip: envelope.ip }),
+        // rspamd counts among its local_addrs and would skip SPF, DKIM and DMARC for. Better none,
+        // and no score for the rules about the client's address.
+        ...(envelope.proxied ? { settings: NAMELESS } : { ip: envelope.ip }),
         helo: envelope.helo,
         from: envelope.sender,
         // One Rcpt header per recipient (rspamd's protocol).
