@@ -163,7 +163,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     trustedNetworks,
     sharedClients: sharedClients(r, trustedNetworks),
     dnsbl: loadDnsbl(r),
-    greylistDelayMs: r.duration('GREYLIST_DELAY', '0s'),
+    greylistDelayMs: greylistDelay(r),
     tls: { cert, key },
     log: { level: r.oneOf('LOG_LEVEL', LEVELS, 'info'), format: r.oneOf('LOG_FORMAT', ['auto', 'json', 'text'] as const, 'auto') },
     health: {
@@ -212,4 +212,12 @@ function sharedClients(r: EnvReader, trusted: Network): Network {
       `addresses outside TRUSTED_NETWORKS (${both} is in both): every client behind them could relay`,
     )
   return shared
+}
+
+/** GREYLIST_DELAY: a retry must be able to pass within the greylist's two-day window; a day at most. */
+function greylistDelay(r: EnvReader): number {
+  const ms = r.duration('GREYLIST_DELAY', '0s')
+  if (ms > 86_400_000)
+    throw new ConfigError('GREYLIST_DELAY', r.raw('GREYLIST_DELAY'), 'a duration of at most 1d (postgrey: 5m), or 0 for no greylisting')
+  return ms
 }

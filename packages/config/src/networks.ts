@@ -27,21 +27,30 @@ export function parseNetworks(variable: string, entries: readonly string[]): Net
 /** True when `ip` (IPv4, IPv6 or IPv4-mapped IPv6) is in the networks. */
 export function inNetworks(networks: Network, ip: string): boolean {
   if (networks.text === '') return false // the usual TRUSTED_NETWORKS: no BlockList lookup per command
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)
-  const addr = mapped ? mapped[1] : ip
+  const addr = unmapped(ip)
   const family = isIP(addr)
   if (!family) return false
   return networks.list.check(addr, family === 4 ? 'ipv4' : 'ipv6')
 }
 
+/** The IPv4 address an IPv4-mapped IPv6 address (::ffff:192.0.2.1) stands for, else the address. */
+function unmapped(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)
+  return mapped ? mapped[1] : ip
+}
+
 /** 192.0.2.1 -> 1.2.0.192; IPv6 -> its 32 nibbles, last first (RFC 3596 §2.5; RFC 5782 §2.1, §2.4). */
 export function reversedLabels(ip: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)
-  const addr = mapped ? mapped[1] : ip
+  const addr = unmapped(ip)
   if (isIP(addr) === 4) return addr.split('.').reverse().join('.')
   if (isIP(addr) !== 6) throw new Error(`not an IP address: ${ip}`)
   const [head, tail = ''] = addr.split('::')
-  const groups = (part: string): string[] => (part === '' ? [] : part.split(':'))
+  // A dotted IPv4 tail (64:ff9b::192.0.2.1) is the last two groups.
+  const hex4 = (v4: string): string[] => {
+    const [a, b, c, d] = v4.split('.').map(Number)
+    return [((a << 8) | b).toString(16), ((c << 8) | d).toString(16)]
+  }
+  const groups = (part: string): string[] => (part === '' ? [] : part.split(':').flatMap((g) => (g.includes('.') ? hex4(g) : [g])))
   const left = groups(head)
   const right = groups(tail)
   const zeros = addr.includes('::') ? Array<string>(8 - left.length - right.length).fill('0') : []
@@ -51,5 +60,5 @@ export function reversedLabels(ip: string): string {
 
 /** 192.0.2.1 -> 1.2.0.192.in-addr.arpa; IPv6 -> nibbles under ip6.arpa. */
 export function reverseName(ip: string): string {
-  return `${reversedLabels(ip)}.${isIP(ip) === 4 || ip.includes('.') ? 'in-addr' : 'ip6'}.arpa`
+  return `${reversedLabels(ip)}.${isIP(unmapped(ip)) === 4 ? 'in-addr' : 'ip6'}.arpa`
 }

@@ -115,6 +115,18 @@ test('addresses reverse into in-addr.arpa and ip6.arpa names (RFC 3596 §2.5), a
   assert.equal(reverseName('2001:db8::1'), `1.${'0.'.repeat(23)}8.b.d.0.1.0.0.2.ip6.arpa`)
   assert.equal(reversedLabels('::ffff:192.0.2.1'), '1.2.0.192')
   assert.equal(reversedLabels('2001:db8:1:2:3:4:5:6'), '6.0.0.0.5.0.0.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2')
+  // An IPv6 address written with an IPv4 tail (NAT64) is IPv6, its tail two groups.
+  assert.equal(reverseName('64:ff9b::192.0.2.1'), `1.0.2.0.0.0.0.c.${'0.'.repeat(16)}b.9.f.f.4.6.0.0.ip6.arpa`)
+  assert.equal(reverseName('::ffff:192.0.2.1'), '1.2.0.192.in-addr.arpa')
+})
+
+test('GREYLIST_DELAY is off by default and at most a day', () => {
+  assert.equal(loadConfig(base).greylistDelayMs, 0)
+  assert.equal(loadConfig({ ...base, GREYLIST_DELAY: '5m' }).greylistDelayMs, 300_000)
+  assert.throws(
+    () => loadConfig({ ...base, GREYLIST_DELAY: '3d' }),
+    /^ConfigError: GREYLIST_DELAY="3d" is not valid: expected a duration of at most 1d/,
+  )
 })
 
 test('SHARED_CLIENT_ADDRESSES match as networks, and may not overlap TRUSTED_NETWORKS (everyone behind them could relay)', () => {
