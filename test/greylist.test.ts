@@ -13,19 +13,19 @@ let mx: Appliance
 before(async () => {
   mx = await startAppliance({
     users: { 'bob@ours.example': 'pw-bob' },
-    env: { GREYLIST_DELAY: '1s', TRUSTED_NETWORKS: '127.0.0.41/32' },
+    env: { GREYLIST_DELAY: '1s', TRUSTED_NETWORKS: '127.0.0.41/32', GREYLIST_EXEMPT: '127.0.0.42, partner.example' },
   })
 })
 after(() => mx?.stop())
 
-const send = (from: string, subject: string) =>
+const send = (from: string, subject: string, sender = 'alice@remote.example') =>
   swaks([
     '--server',
     `127.0.0.1:${mx.port('smtp-ingress', 'smtp')}`,
     '--local-interface',
     from,
     '--from',
-    'alice@remote.example',
+    sender,
     '--to',
     'bob@ours.example',
     '--header',
@@ -46,9 +46,15 @@ test('defers a first-time sender with 451 4.7.1 at RCPT, takes its retry after G
   assert.ok(!got.some((m) => m.includes('Subject: first try')))
 })
 
-test('does not greylist TRUSTED_NETWORKS, and saves its state in the spool directory at stop', async () => {
-  const out = await send('127.0.0.41', 'trusted')
-  assert.match(lastReply(out, '.') ?? '', /^250 /, out.stdout)
+test('does not greylist TRUSTED_NETWORKS nor GREYLIST_EXEMPT, and saves its state in the spool directory at stop', async () => {
+  for (const [from, sender] of [
+    ['127.0.0.41', 'alice@remote.example'],
+    ['127.0.0.42', 'alice@remote.example'],
+    ['127.0.0.43', 'news@mail.partner.example'],
+  ]) {
+    const out = await send(from, 'not greylisted', sender)
+    assert.match(lastReply(out, '.') ?? '', /^250 /, out.stdout)
+  }
   assert.equal(await mx.stop(), 0)
   const saved = JSON.parse(await fs.readFile(path.join(mx.spoolDir, 'greylist.json'), 'utf8')) as { triplets: [string, unknown][] }
   assert.deepEqual(

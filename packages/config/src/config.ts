@@ -1,5 +1,6 @@
 // The appliance's settings. Every variable here is in env.example with its default.
 import path from 'node:path'
+import { isIP } from 'node:net'
 import { ConfigError, EnvReader } from './env.js'
 import { inNetworks, parseNetworks, type Network } from './networks.js'
 import { loadDnsbl, type Dnsbl } from './dnsbl.js'
@@ -53,6 +54,8 @@ export type Config = Readonly<{
   sharedClients: Network
   /** GREYLIST_DELAY: how long a first-time (client network, sender, recipient) waits; 0: no greylisting. */
   greylistDelayMs: number
+  /** GREYLIST_EXEMPT: client networks, and sender domains (with their subdomains), never greylisted. */
+  greylistExempt: Readonly<{ networks: Network; domains: readonly string[] }>
   /** SMTP_DNSBL: the MX's clients listed in one of these zones are refused at RCPT. */
   dnsbl: readonly Dnsbl[]
   tls: Readonly<{ cert?: string; key?: string }>
@@ -164,6 +167,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     sharedClients: sharedClients(r, trustedNetworks),
     dnsbl: loadDnsbl(r),
     greylistDelayMs: greylistDelay(r),
+    greylistExempt: greylistExempt(r),
     tls: { cert, key },
     log: { level: r.oneOf('LOG_LEVEL', LEVELS, 'info'), format: r.oneOf('LOG_FORMAT', ['auto', 'json', 'text'] as const, 'auto') },
     health: {
@@ -220,4 +224,14 @@ function greylistDelay(r: EnvReader): number {
   if (ms > 86_400_000)
     throw new ConfigError('GREYLIST_DELAY', r.raw('GREYLIST_DELAY'), 'a duration of at most 1d (postgrey: 5m), or 0 for no greylisting')
   return ms
+}
+
+/** GREYLIST_EXEMPT: its addresses and CIDRs are client networks, its other entries sender domains. */
+function greylistExempt(r: EnvReader): Config['greylistExempt'] {
+  const entries = r.list('GREYLIST_EXEMPT')
+  const isNetwork = (e: string): boolean => isIP(e.split('/')[0]) !== 0
+  return Object.freeze({
+    networks: parseNetworks('GREYLIST_EXEMPT', entries.filter(isNetwork)),
+    domains: Object.freeze(entries.filter((e) => !isNetwork(e)).map((d) => r.domain('GREYLIST_EXEMPT', d))),
+  })
 }

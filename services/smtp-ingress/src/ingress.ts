@@ -25,7 +25,7 @@ import { checkLoops } from './policy/loops.js'
 import { dnsblLookup, refuseListed, type Listing } from './policy/dnsbl.js'
 import { senderDomainCheck } from './policy/sender.js'
 import { policyResolver } from './policy/lookups.js'
-import { Greylist } from './policy/greylist.js'
+import { exemptFrom, Greylist } from './policy/greylist.js'
 import { setGreetingDelay } from './greeting.js'
 
 export type Ingress = { port: number; address: string; checks: Record<string, HealthCheck>; close(): Promise<void> }
@@ -58,6 +58,7 @@ export async function startIngress(deps: {
         file: path.join(config.spoolDir, 'greylist.json'),
         logger,
         shared: proxied,
+        exempt: exemptFrom(config.greylistExempt),
       }).open()
     : null
 

@@ -6,7 +6,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { PassThrough } from 'node:stream'
 import { createLogger } from '@facteur/logging'
-import { Greylist, PASSED_FOR_MS, RETRY_WINDOW_MS, WHITELIST_AFTER } from '../src/policy/greylist.js'
+import { loadConfig } from '@facteur/config'
+import { exemptFrom, Greylist, PASSED_FOR_MS, RETRY_WINDOW_MS, WHITELIST_AFTER } from '../src/policy/greylist.js'
 
 const MIN = 60_000
 
@@ -95,4 +96,25 @@ test('keeps its state across a restart in SPOOL_DIR/greylist.json, and starts em
   assert.match(logs(), /"message":"greylist state not read: starting empty"/)
   // The damaged file was replaced whole by the last save.
   assert.equal(JSON.parse(await fs.readFile(file, 'utf8')).version, 1)
+})
+
+test('GREYLIST_EXEMPT: its client networks and sender domains (and their subdomains) are never greylisted', () => {
+  const { greylistExempt } = loadConfig({ MAIL_DOMAIN: 'ours.example', GREYLIST_EXEMPT: '203.0.113.0/24, 2001:db8::/32, partner.example' })
+  const exempt = exemptFrom(greylistExempt)
+  assert.deepEqual(
+    [
+      exempt('203.0.113.9', 'a@x.example'),
+      exempt('2001:db8::1', 'a@x.example'),
+      exempt('192.0.2.10', 'a@partner.example'),
+      exempt('192.0.2.10', 'a@mail.Partner.example'),
+      exempt('192.0.2.10', 'a@notpartner.example'),
+      exempt('192.0.2.10', ''),
+    ],
+    [true, true, true, true, false, false],
+  )
+  assert.throws(
+    () => loadConfig({ MAIL_DOMAIN: 'ours.example', GREYLIST_EXEMPT: '10.0.0.0/33' }),
+    /^ConfigError: GREYLIST_EXEMPT="10.0.0.0\/33"/,
+  )
+  assert.throws(() => loadConfig({ MAIL_DOMAIN: 'ours.example', GREYLIST_EXEMPT: 'not a_domain!' }), /^ConfigError: GREYLIST_EXEMPT=/)
 })

@@ -11,6 +11,7 @@
 // mail once more. It is a cache of who retried, never mail.
 import fs from 'node:fs/promises'
 import { isIP } from 'node:net'
+import { inNetworks, type Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
 import { SmtpError } from '@facteur/smtp-error'
 import { clientKey } from '@facteur/reception'
@@ -34,10 +35,20 @@ export class Greylist {
   private timer: NodeJS.Timeout | undefined
   private dirty = false
 
-  constructor(private readonly opts: { delayMs: number; file: string; logger: Logger; shared: (ip: string) => boolean }) {}
+  constructor(
+    private readonly opts: {
+      delayMs: number
+      file: string
+      logger: Logger
+      shared: (ip: string) => boolean
+      /** GREYLIST_EXEMPT: a client or sender never greylisted. */
+      exempt?: (ip: string, sender: string) => boolean
+    },
+  ) {}
 
   /** The refusal of this recipient for now, or null when the triplet (or its network) passes. */
   check(ip: string, sender: string, recipient: string, now = Date.now()): SmtpError | null {
+    if (this.opts.exempt?.(ip, sender)) return null
     const net = network(ip)
     const known = this.networks.get(net)
     if (known && known.passes >= WHITELIST_AFTER && now - known.last < PASSED_FOR_MS && !this.opts.shared(ip)) {
@@ -130,4 +141,13 @@ function normalSender(sender: string): string {
   if (at < 0) return sender.toLowerCase()
   const local = sender.slice(0, at).toLowerCase().replace(/\+.*$/, '').replace(/\d+/g, '#')
   return `${local}@${sender.slice(at + 1).toLowerCase()}`
+}
+
+/** GREYLIST_EXEMPT as a test: the client in its networks, or the sender's domain one of its domains or below one. */
+export function exemptFrom(exempt: Config['greylistExempt']): (ip: string, sender: string) => boolean {
+  return (ip, sender) => {
+    if (inNetworks(exempt.networks, ip)) return true
+    const domain = sender.slice(sender.lastIndexOf('@') + 1).toLowerCase()
+    return sender !== '' && exempt.domains.some((d) => domain === d || domain.endsWith(`.${d}`))
+  }
 }
