@@ -7,6 +7,7 @@ export {
   parseDestination,
   transportFor,
   dkimKeyFile,
+  resolverFor,
   type OutboundConfig,
   type OutboundMode,
   type Destination,

@@ -2,6 +2,7 @@
 // at all), per-domain routes, the backup-MX and fallback-relay roles, identity, TLS, timeouts,
 // delay warnings and DKIM. Read once at start; TRANSPORT_MAP and friends are parsed here so a
 // typo stops the service with one line.
+import { promises as dns } from 'node:dns'
 import { isIP } from 'node:net'
 import { ConfigError, type EnvReader } from './env.js'
 
@@ -191,4 +192,14 @@ export function loadOutbound(r: EnvReader): OutboundConfig {
 /** Where `mailctl dkim keygen` writes a key and delivery reads it: CONFIG_DIR/dkim/DOMAIN.SELECTOR.key. */
 export function dkimKeyFile(configDir: string, domain: string, selector: string): string {
   return `${configDir.replace(/\/$/, '')}/dkim/${domain.toLowerCase()}.${selector.toLowerCase()}.key`
+}
+
+/**
+ * A resolver asking DNS_SERVERS (the system's resolvers when there are none): 2 tries of
+ * `timeoutMs` each. Delivery, the filter and the MX's policy each make one.
+ */
+export function resolverFor(servers: readonly string[], timeoutMs = 3000): dns.Resolver {
+  const resolver = new dns.Resolver({ timeout: timeoutMs, tries: 2 })
+  if (servers.length) resolver.setServers([...servers])
+  return resolver
 }

@@ -107,7 +107,7 @@ export class ClientLimit {
 
 /**
  * A listener's SMTP_MAX_CLIENTS_PER_IP: TRUSTED_NETWORKS are not counted, nor the addresses that
- * stand for many clients (`shared`: the Docker bridge gateway, fromGateway).
+ * stand for many clients (`shared`: the Docker bridge gateway, SHARED_CLIENT_ADDRESSES: sharedAddress).
  */
 export function clientLimitFor(config: Config, shared: (ip: string) => boolean): ClientLimit {
   return new ClientLimit(config.smtp.maxClientsPerIp, {

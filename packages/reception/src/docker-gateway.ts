@@ -51,18 +51,13 @@ export function parseDefaultRoute(table: string): { iface: string; gateway: stri
   return null
 }
 
-/** Whether a client's address is the gateway's (also written as an IPv4-mapped IPv6 address). */
-export function fromGateway(gateway: string | null): (ip: string) => boolean {
-  return (ip) => gateway !== null && clientKey(ip) === gateway
-}
-
 /**
  * Whether a client's address stands for many clients: the Docker bridge gateway, or one of
  * SHARED_CLIENT_ADDRESSES (a load balancer or proxy that hides clients without the PROXY protocol).
  */
 export function sharedAddress(config: Config, gateway: string | null): (ip: string) => boolean {
-  const viaGateway = fromGateway(gateway)
-  return (ip) => viaGateway(ip) || inNetworks(config.sharedClients, ip)
+  // The gateway also written as an IPv4-mapped IPv6 address.
+  return (ip) => (gateway !== null && clientKey(ip) === gateway) || inNetworks(config.sharedClients, ip)
 }
 
 /** One line at start, so that an administrator reading the logs knows why addresses look alike. */

@@ -3,7 +3,8 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { loadConfig } from '@facteur/config'
 import { startDns, type Dns } from '../../../test/support/dnsmasq.js'
-import { createHopFinder, createResolver, RouteError } from '../src/outbound/mx.js'
+import { resolverFor } from '@facteur/config'
+import { createHopFinder, RouteError } from '../src/outbound/mx.js'
 
 let dns: Dns
 before(async () => {
@@ -35,7 +36,7 @@ after(() => dns.close())
 
 const finder = (env: Record<string, string> = {}) => {
   const config = loadConfig({ MAIL_DOMAIN: 'ours.example', DNS_SERVERS: dns.server, ...env })
-  return createHopFinder(config, createResolver(config.outbound.dnsServers))
+  return createHopFinder(config, resolverFor(config.outbound.dnsServers))
 }
 const addresses = async (f: ReturnType<typeof finder>, domain: string) => (await f.mxHops(domain)).map((h) => h.address)
 

@@ -5,13 +5,13 @@
 // A client that came through a proxy hiding its address (Docker's userland proxy, a balancer in
 // SHARED_CLIENT_ADDRESSES) has the proxy's address, not its own: SPF is not checked for it, and
 // DMARC rests on DKIM alone, its failure not acted on.
-import { promises as dns } from 'node:dns'
 import { isIP } from 'node:net'
 import { authenticate, type AuthenticateResult, type DmarcResult, type Resolver } from 'mailauth'
 import { spf } from 'mailauth/lib/spf/index.js'
 import { dmarc as verifyDmarc } from 'mailauth/lib/dmarc/index.js'
 import { claimsAuthservId, type AuthCheck, type FilterEnvelope } from '@facteur/filter-client'
 import { parseHeaderBlock } from '@facteur/reception'
+import { resolverFor } from '@facteur/config'
 import { withTimeout } from './timeout.js'
 
 export type AuthOutcome = {
@@ -27,8 +27,7 @@ export type Authenticator = (message: Buffer, envelope: FilterEnvelope) => Promi
 export function authenticator(opts: { hostname: string; dnsServers: readonly string[]; timeoutMs: number }): Authenticator {
   let resolve: Resolver | undefined
   if (opts.dnsServers.length) {
-    const resolver = new dns.Resolver({ timeout: 3000, tries: 2 })
-    resolver.setServers([...opts.dnsServers])
+    const resolver = resolverFor(opts.dnsServers)
     resolve = (name, rrtype) => resolver.resolve(name, rrtype)
   }
   const mta = opts.hostname

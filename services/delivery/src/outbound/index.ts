@@ -2,11 +2,11 @@
 // transaction (smtp-client.ts), DKIM signing (dkim.ts), put together as attempt's remote transport.
 // RFC 5321 §5.1 (MX), RFC 7505 (null MX), RFC 6376 (DKIM), RFC 3461 (DSN parameters passed on).
 import type { Accounts } from '@facteur/accounts'
-import type { Config } from '@facteur/config'
+import { resolverFor, type Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
 import type { IsLocal, RemoteTransport } from '../attempt.js'
 import { createSigner } from './dkim.js'
-import { createHopFinder, createResolver } from './mx.js'
+import { createHopFinder } from './mx.js'
 import { createPools } from './pool.js'
 import { createRouter } from './route.js'
 import { createRemoteTransport } from './transport.js'
@@ -15,7 +15,7 @@ export type Outbound = { transport: RemoteTransport; isLocal: IsLocal; forgetDow
 
 export function createOutbound(deps: { config: Config; logger: Logger; accounts: Accounts }): Outbound {
   const { config, logger, accounts } = deps
-  const finder = createHopFinder(config, createResolver(config.outbound.dnsServers))
+  const finder = createHopFinder(config, resolverFor(config.outbound.dnsServers))
   const router = createRouter(config, accounts, finder)
   const pools = createPools(config)
   return {

@@ -2,7 +2,7 @@
 // preferences shuffled; no MX records: the domain's own A/AAAA, the "implicit MX"), RFC 7505
 // (a null MX: the domain takes no mail), and §5.1's loop rule (an MX that is this host: drop it
 // and every less preferred one; nothing left is a loop, 5.4.6). Asks DNS_SERVERS only.
-import { Resolver } from 'node:dns/promises'
+import type { Resolver } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import os from 'node:os'
 import type { Config } from '@facteur/config'
@@ -24,12 +24,6 @@ export class RouteError extends Error {
 
 /** RFC 5321 §5.1 asks for "a reasonable number" of addresses; Postfix tries 5. */
 const MAX_HOPS = 5
-
-export function createResolver(servers: readonly string[]): Resolver {
-  const resolver = new Resolver({ timeout: 3000, tries: 2 })
-  if (servers.length) resolver.setServers([...servers])
-  return resolver
-}
 
 export type HopFinder = {
   /** The ordered hops of a destination (a host, or the MX hosts of a name). */

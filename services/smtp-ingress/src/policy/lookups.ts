@@ -1,12 +1,11 @@
 // The MX's own DNS lookups (blocklists, sender domains): one resolver on DNS_SERVERS, and answers
 // kept for a minute so that a client opening many sessions is not looked up again for each.
-import { promises as dns } from 'node:dns'
-import type { Config } from '@facteur/config'
+import type { promises as dns } from 'node:dns'
+import { resolverFor, type Config } from '@facteur/config'
 
+/** The MX answers at RCPT: 2 s a try, where delivery and the filter can wait 3. */
 export function policyResolver(config: Config): dns.Resolver {
-  const resolver = new dns.Resolver({ timeout: 2000, tries: 2 })
-  if (config.outbound.dnsServers.length) resolver.setServers([...config.outbound.dnsServers])
-  return resolver
+  return resolverFor(config.outbound.dnsServers, 2000)
 }
 
 /** `lookup` memoised per key for `ttlMs`, at most `max` keys (oldest out first). It never rejects. */
