@@ -23,6 +23,27 @@ export async function swaks(args: string[], options: { timeoutMs?: number } = {}
   return { code: result.code, stdout: result.stdout, stderr: result.stderr, timedOut: result.timedOut }
 }
 
+/**
+ * One message to 127.0.0.1:port from the loopback address `from` (each 127.0.0.0/8 address is a
+ * client of its own to the MX's policies), with an optional Subject, swaks' timeout 15 s.
+ */
+export function swaksFrom(port: number, from: string, mail: { sender: string; to: string; subject?: string }): Promise<SwaksResult> {
+  const subject = mail.subject === undefined ? [] : ['--header', `Subject: ${mail.subject}`]
+  return swaks([
+    '--server',
+    `127.0.0.1:${port}`,
+    '--local-interface',
+    from,
+    '--from',
+    mail.sender,
+    '--to',
+    mail.to,
+    ...subject,
+    '--timeout',
+    '15',
+  ])
+}
+
 /** One command swaks sent and the reply it got. */
 export interface SwaksExchange {
   /** The line sent: 'EHLO vm', 'RCPT TO:<c@d.example>'; 'CONNECT' for the greeting; '.' for the

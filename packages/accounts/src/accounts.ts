@@ -1,7 +1,6 @@
 // The live user and alias tables, and recipient expansion (aliases, sub-addresses, postmaster).
-import fs from 'node:fs/promises'
-import { statSync } from 'node:fs'
 import path from 'node:path'
+import { watchedFiles } from '@facteur/files'
 import { parseUsers, type UserEntry } from './users-file.js'
 import { parseAliases, type AliasTable } from './aliases-file.js'
 import { normalizeAddress, splitAddress } from './address.js'
@@ -43,41 +42,10 @@ export function openAccounts(opts: {
   const local = new Set(opts.localDomains)
   let users = new Map<string, UserEntry>()
   let aliases: AliasTable = new Map()
-  let usersStamp = ''
-  let aliasesStamp = ''
-
-  /** stat(2) on the main thread: the cached inode of a small file, microseconds (see refresh()). */
-  const stamp = (file: string): string => {
-    try {
-      const st = statSync(file)
-      return `${st.ino}:${st.size}:${st.mtimeMs}`
-    } catch {
-      return 'missing'
-    }
-  }
-  const read = async (file: string): Promise<string> => {
-    try {
-      return await fs.readFile(file, 'utf8')
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return ''
-      throw err
-    }
-  }
-
-  /** Re-reads each file whose stamp changed. */
-  const look = async (): Promise<void> => {
-    const [u, a] = [stamp(usersFile), stamp(aliasesFile)]
-    if (u !== usersStamp) {
-      users = parseUsers(await read(usersFile))
-      usersStamp = u
-    }
-    if (a !== aliasesStamp) {
-      aliases = parseAliases(await read(aliasesFile))
-      aliasesStamp = a
-    }
-  }
-  let looking: Promise<void> | null = null
-  let nextLook: Promise<void> | null = null
+  const refresh = watchedFiles([usersFile, aliasesFile], (file, text) => {
+    if (file === usersFile) users = parseUsers(text)
+    else aliases = parseAliases(text)
+  })
 
   /** The name as the tables know it, with the sub-address removed if only the base exists. */
   const known = (address: string): string | null => {
@@ -132,23 +100,7 @@ export function openAccounts(opts: {
   return {
     usersFile,
     aliasesFile,
-    refresh() {
-      // The usual case, nothing changed, is settled here by two stat(2) calls on the main thread
-      // (cached inodes of two small files: microseconds), not by two trips through libuv's pool
-      // for every RCPT. The stamps are those of the tables held: equal now, the tables are current.
-      if (stamp(usersFile) === usersStamp && stamp(aliasesFile) === aliasesStamp) return Promise.resolve()
-      // Callers at the same time (one per RCPT under load) share a look at the files: a call
-      // waits for a look that began after it, so a file renamed into place before the call is
-      // always seen; calls arriving while one runs share the next.
-      if (nextLook) return nextLook
-      if (!looking) return (looking = look().finally(() => (looking = null)))
-      return (nextLook = looking
-        .catch(() => undefined)
-        .then(() => {
-          nextLook = null
-          return (looking = look().finally(() => (looking = null)))
-        }))
-    },
+    refresh,
     user: (address) => users.get(normalizeAddress(address)),
     aliases: (address) => aliases.get(normalizeAddress(address)),
     expand(address) {

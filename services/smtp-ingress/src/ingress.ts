@@ -26,6 +26,7 @@ import { dnsblLookup, refuseListed, type Listing } from './policy/dnsbl.js'
 import { senderDomainCheck } from './policy/sender.js'
 import { policyResolver } from './policy/lookups.js'
 import { exemptFrom, Greylist } from './policy/greylist.js'
+import { openAccess } from './policy/access.js'
 import { setGreetingDelay } from './greeting.js'
 
 export type Ingress = { port: number; address: string; checks: Record<string, HealthCheck>; close(): Promise<void> }
@@ -51,6 +52,8 @@ export async function startIngress(deps: {
   // UNKNOWN_SENDER_DOMAIN: TRUSTED_NETWORKS (our own users) are not asked.
   const senderDomain = senderDomainCheck(config, resolver)
   const listings = new Map<string, Promise<Listing | null>>()
+  // CONFIG_DIR/client_access, sender_access, recipient_access (Postfix's access(5)).
+  const access = openAccess({ configDir: config.configDir, delimiter: config.recipientDelimiter, logger })
   // GREYLIST_DELAY: first-time triplets are deferred; TRUSTED_NETWORKS are not.
   const greylist = config.greylistDelayMs
     ? await new Greylist({
@@ -68,13 +71,16 @@ export async function startIngress(deps: {
       // RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted; beyond our limit, 452.
       recipientLimit: (txn) => (txn.rcptCount >= config.smtp.maxRecipients ? new SmtpError(452, '5.3', 'Too many recipients') : null),
       recipients: async (address, session) => {
-        const listed = refuseListed((await listings.get(session.id)) ?? null, session.remoteAddress, address.address)
+        const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : ''
+        const allowed = access.decide(session.remoteAddress, sender, address.address)
+        if (allowed instanceof SmtpError) throw allowed
+        const listed = allowed ? null : refuseListed((await listings.get(session.id)) ?? null, session.remoteAddress, address.address)
         if (listed) throw listed
+        // OK in an access table waives the blocklists and greylisting, never the relay rules.
         const accepted = await decideRecipient(address.address, { config, accounts, trusted: trusted(session.remoteAddress) })
         // After the recipient is known to be ours: an unknown one gets its 550 at once (RFC 6647 §5).
-        const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : ''
         const greylisted =
-          greylist && !trusted(session.remoteAddress) ? greylist.check(session.remoteAddress, sender, address.address) : null
+          greylist && !allowed && !trusted(session.remoteAddress) ? greylist.check(session.remoteAddress, sender, address.address) : null
         if (greylisted) throw greylisted
         return accepted.map((r) => ({ ...r, status: 'pending' as const, attempts: 0 }))
       },
@@ -114,9 +120,16 @@ export async function startIngress(deps: {
         mail.begin(session, { recipients: new Map(), rcptCount: 0, started: Date.now() })
         cb()
       }
-      if (!senderDomain || trusted(session.remoteAddress)) return begin()
-      void senderDomain(address.address).then((refused) =>
-        refused ? cb(mail.refuse(session, 'MAIL', refused, { sender: address.address })) : begin(),
+      void access.refresh().then(
+        () => {
+          // A client or sender the access tables decide (OK, or refused at RCPT) is not looked up.
+          if (!senderDomain || trusted(session.remoteAddress) || access.decide(session.remoteAddress, address.address, null)) return begin()
+          void senderDomain(address.address).then((refused) =>
+            refused ? cb(mail.refuse(session, 'MAIL', refused, { sender: address.address })) : begin(),
+          )
+        },
+        (err: Error) =>
+          cb(mail.refuse(session, 'MAIL', new SmtpError(451, '3.0', 'Local error in processing, try again later', { cause: err }))),
       )
     },
 
