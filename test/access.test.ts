@@ -1,14 +1,14 @@
 // Postfix's access tables on the running appliance (CONFIG_DIR/client_access, sender_access,
-// recipient_access): real clients refused with Postfix's replies, OK waiving greylisting and
-// UNKNOWN_SENDER_DOMAIN (against a real DNS server) but never opening a relay, and a table
-// edited while the MX runs.
+// recipient_access): real clients refused with Postfix's replies, OK waiving greylisting,
+// UNKNOWN_SENDER_DOMAIN (against a real DNS server) and SMTP_HELO_CHECK but never opening a
+// relay, and a table edited while the MX runs.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { startAppliance, type Appliance } from './support/appliance.js'
 import { startDns, type Dns } from './support/dnsmasq.js'
-import { swaksFrom, lastReply } from './support/swaks.js'
+import { swaks, swaksFrom, lastReply } from './support/swaks.js'
 import { readMbox, waitForCount } from './support/mbox.js'
 
 let mx: Appliance
@@ -61,6 +61,29 @@ test('OK waives greylisting and the sender domain check, never the relay rules',
 
   const relay = await send('127.0.0.51', 'alice@remote.example', 'someone@elsewhere.example')
   assert.equal(lastReply(relay, 'RCPT'), '554 5.7.1 Relay access denied')
+})
+
+test('SMTP_HELO_CHECK refuses an invalid HELO name at RCPT (Postfix reply), except for a client the tables OK', async () => {
+  const port = mx.port('smtp-ingress', 'smtp')
+  const helo = (from: string, name: string) =>
+    swaks([
+      '--server',
+      `127.0.0.1:${port}`,
+      '--local-interface',
+      from,
+      '--ehlo',
+      name,
+      '--from',
+      'alice@remote.example',
+      '--to',
+      'bob@ours.example',
+      '--timeout',
+      '15',
+    ])
+  const bad = await helo('127.0.0.52', 'bad..name')
+  assert.equal(lastReply(bad, 'RCPT'), '501 5.5.2 <bad..name>: Helo command rejected: Invalid name')
+  const ok = await helo('127.0.0.51', 'bad..name')
+  assert.match(lastReply(ok, '.') ?? '', /^250 /, ok.stdout)
 })
 
 test('a table edited while the MX runs applies to the next message, and a line it cannot use is logged', async () => {

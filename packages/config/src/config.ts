@@ -48,6 +48,8 @@ export type Config = Readonly<{
   unknownRecipient: UnknownRecipient
   /** A MAIL FROM domain with no MX, A or AAAA: defer (450, Postfix's default), reject (550), or accept. */
   unknownSenderDomain: 'defer' | 'reject' | 'accept'
+  /** SMTP_HELO_CHECK: the HELO/EHLO name asked to be a valid host name (invalid) and fully qualified (fqdn). */
+  heloCheck: 'invalid' | 'fqdn' | 'off'
   recipientDelimiter: string
   trustedNetworks: Network
   /** SHARED_CLIENT_ADDRESSES: a proxy's addresses that every client behind it appears from. */
@@ -162,6 +164,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     },
     unknownRecipient,
     unknownSenderDomain: r.oneOf('UNKNOWN_SENDER_DOMAIN', ['defer', 'reject', 'accept'] as const, 'defer'),
+    heloCheck: r.oneOf('SMTP_HELO_CHECK', ['invalid', 'fqdn', 'off'] as const, 'invalid'),
     recipientDelimiter: delimiter,
     trustedNetworks,
     sharedClients: sharedClients(r, trustedNetworks),

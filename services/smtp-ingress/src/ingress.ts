@@ -27,6 +27,7 @@ import { senderDomainCheck } from './policy/sender.js'
 import { policyResolver } from './policy/lookups.js'
 import { exemptFrom, Greylist } from './policy/greylist.js'
 import { openAccess } from './policy/access.js'
+import { heloRefusal } from './policy/helo.js'
 import { setGreetingDelay } from './greeting.js'
 
 export type Ingress = { port: number; address: string; checks: Record<string, HealthCheck>; close(): Promise<void> }
@@ -74,9 +75,12 @@ export async function startIngress(deps: {
         const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : ''
         const allowed = access.decide(session.remoteAddress, sender, address.address)
         if (allowed instanceof SmtpError) throw allowed
+        // An OK waives the HELO check, the blocklists and greylisting; never the relay rules.
+        // SMTP_HELO_CHECK, as Postfix's smtpd_helo_restrictions after permit_mynetworks.
+        const badHelo = allowed || trusted(session.remoteAddress) ? null : heloRefusal(config.heloCheck, session.hostNameAppearsAs ?? '')
+        if (badHelo) throw badHelo
         const listed = allowed ? null : refuseListed((await listings.get(session.id)) ?? null, session.remoteAddress, address.address)
         if (listed) throw listed
-        // OK in an access table waives the blocklists and greylisting, never the relay rules.
         const accepted = await decideRecipient(address.address, { config, accounts, trusted: trusted(session.remoteAddress) })
         // After the recipient is known to be ours: an unknown one gets its 550 at once (RFC 6647 §5).
         const greylisted =
