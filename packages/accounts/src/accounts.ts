@@ -3,6 +3,7 @@ import path from 'node:path'
 import { watchedFiles } from '@facteur/files'
 import { parseUsers, type UserEntry } from './users-file.js'
 import { parseAliases, type AliasTable } from './aliases-file.js'
+import { FULL_MAILBOXES_FILE, parseFullMailboxes } from './full-mailboxes.js'
 import { normalizeAddress, splitAddress } from './address.js'
 import { verifyPassword } from './password.js'
 
@@ -15,6 +16,8 @@ export type Accounts = {
   /** Re-reads the files if they changed (content, or replaced by a rename). */
   refresh(): Promise<void>
   user(address: string): UserEntry | undefined
+  /** The mailbox is over its quota, as delivery last listed it (after `refresh()`; with spoolDir only). */
+  full(address: string): boolean
   aliases(address: string): string[] | undefined
   /**
    * Expands a recipient in a local domain, after `refresh()`. Returns null when nobody by that
@@ -36,15 +39,20 @@ export function openAccounts(opts: {
   localDomains: readonly string[]
   postmaster: string
   delimiter: string
+  /** Where delivery lists the mailboxes over their quota (the listeners'; delivery keeps its own list). */
+  spoolDir?: string
 }): Accounts {
   const usersFile = path.join(opts.configDir, 'users')
   const aliasesFile = path.join(opts.configDir, 'aliases')
+  const fullFile = opts.spoolDir ? path.join(opts.spoolDir, FULL_MAILBOXES_FILE) : null
   const local = new Set(opts.localDomains)
   let users = new Map<string, UserEntry>()
   let aliases: AliasTable = new Map()
-  const refresh = watchedFiles([usersFile, aliasesFile], (file, text) => {
+  let full = new Set<string>()
+  const refresh = watchedFiles([usersFile, aliasesFile, ...(fullFile ? [fullFile] : [])], (file, text) => {
     if (file === usersFile) users = parseUsers(text)
-    else aliases = parseAliases(text)
+    else if (file === aliasesFile) aliases = parseAliases(text)
+    else full = new Set(parseFullMailboxes(text))
   })
 
   /** The name as the tables know it, with the sub-address removed if only the base exists. */
@@ -102,6 +110,7 @@ export function openAccounts(opts: {
     aliasesFile,
     refresh,
     user: (address) => users.get(normalizeAddress(address)),
+    full: (address) => full.size > 0 && full.has(normalizeAddress(address)),
     aliases: (address) => aliases.get(normalizeAddress(address)),
     expand(address) {
       const start = known(address) ?? postmasterOf(address)

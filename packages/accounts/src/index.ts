@@ -1,7 +1,8 @@
 // Users and aliases kept in CONFIG_DIR: `users` in Dovecot's passwd-file format and `aliases`
 // (`alias@domain: target, target`). Re-read when either file changes, also by rename.
 export { openAccounts, type Accounts, type Expansion } from './accounts.js'
-export { parseUsers, formatUsers, type UserEntry } from './users-file.js'
+export { parseUsers, formatUsers, userQuota, withQuota, type UserEntry } from './users-file.js'
 export { parseAliases, formatAliases, type AliasTable } from './aliases-file.js'
 export { hashPassword, verifyPassword } from './password.js'
 export { splitAddress, normalizeAddress } from './address.js'
+export { FULL_MAILBOXES_FILE, parseFullMailboxes } from './full-mailboxes.js'

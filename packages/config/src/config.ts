@@ -22,7 +22,8 @@ export type Config = Readonly<{
   configDir: string
   spoolDir: string
   mailDir: string
-  mailbox: Readonly<{ format: MailboxFormat; pathTemplate: string; base: string; uid?: number; gid?: number }>
+  /** quota: MAILBOX_QUOTA in bytes, 0 for none (a user's own, in the users file, comes first). */
+  mailbox: Readonly<{ format: MailboxFormat; pathTemplate: string; base: string; uid?: number; gid?: number; quota: number }>
   smtp: Readonly<{
     port: number
     listen: string
@@ -145,7 +146,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     configDir,
     spoolDir,
     mailDir,
-    mailbox: { format, pathTemplate, base: mailboxBase(pathTemplate), uid, gid: gid ?? uid },
+    mailbox: { format, pathTemplate, base: mailboxBase(pathTemplate), uid, gid: gid ?? uid, quota: r.size('MAILBOX_QUOTA', 0) },
     smtp: {
       port: r.port('SMTP_PORT', 25),
       listen: r.string('SMTP_LISTEN', '0.0.0.0'),

@@ -1,5 +1,14 @@
 // mailctl user add|del|passwd|list
-import { formatUsers, hashPassword, normalizeAddress, openAccounts, parseUsers, splitAddress } from '@facteur/accounts'
+import {
+  formatUsers,
+  hashPassword,
+  normalizeAddress,
+  openAccounts,
+  parseUsers,
+  splitAddress,
+  userQuota,
+  withQuota,
+} from '@facteur/accounts'
 import { register, UsageError, type Context } from './commands.js'
 import { readPassword } from './password-input.js'
 import { readText, replaceFile } from './tables.js'
@@ -43,6 +52,31 @@ register('user', {
       return 0
     },
   },
+  quota: {
+    usage: 'user quota ADDRESS [SIZE|none]',
+    async run(ctx) {
+      const addr = address(ctx)
+      const users = parseUsers(await readText(usersFile(ctx)))
+      const user = users.get(addr)
+      if (!user) throw new UsageError(`no such user: ${addr}`)
+      const size = ctx.args[1]
+      if (size === undefined) {
+        const own = userQuota(user)
+        const global = ctx.config.mailbox.quota
+        ctx.out(own !== undefined ? `${addr}: ${quotaText(own)}` : `${addr}: ${quotaText(global)} (MAILBOX_QUOTA)`)
+        return 0
+      }
+      // Dovecot's units; 0 is no quota for this user, none removes theirs (MAILBOX_QUOTA applies).
+      const m = /^(\d+)\s*([KMGT]?)B?$/i.exec(size)
+      if (!m && size !== 'none')
+        throw new UsageError(`expected a size such as 500M, 2G or 0 (no quota), or none (MAILBOX_QUOTA applies), not ${size}`)
+      const bytes = m ? Number(m[1]) * 1024 ** ' KMGT'.indexOf(m[2].toUpperCase() || ' ') : null
+      users.set(addr, withQuota(user, bytes))
+      await replaceFile(usersFile(ctx), formatUsers(users.values()))
+      ctx.out(bytes === null ? `${addr}: own quota removed (MAILBOX_QUOTA applies)` : `${addr}: quota ${quotaText(bytes)}`)
+      return 0
+    },
+  },
   list: {
     usage: 'user list',
     async run(ctx) {
@@ -58,3 +92,7 @@ register('user', {
     },
   },
 })
+
+function quotaText(bytes: number): string {
+  return bytes === 0 ? 'no quota' : `${bytes} bytes`
+}

@@ -20,5 +20,8 @@ export async function expandLocalRecipient(
     if (expansion.loop) throw new SmtpError(550, '4.6', 'Alias loop detected')
     throw new SmtpError(550, '1.1', 'No such user here')
   }
+  // Every mailbox it reaches over its quota (delivery's list): refused now, as Dovecot's
+  // quota-status service answers Postfix, rather than taken, deferred and bounced.
+  if (expansion.external.length === 0 && expansion.mailboxes.every((m) => accounts.full(m))) throw new SmtpError(552, '2.2', 'Mailbox full')
   return targets
 }

@@ -16,6 +16,7 @@ export async function openReceiving(config: Config): Promise<ReceivingResources>
     localDomains: config.localDomains,
     postmaster: config.postmaster,
     delimiter: config.recipientDelimiter,
+    spoolDir: config.spoolDir,
   })
   await accounts.refresh()
   const certs = await openCertificates({

@@ -8,6 +8,7 @@ import { HeldMessage } from '@facteur/mailbox'
 import { deliverLocal, deliverLocalShared } from './local.js'
 import { expired, nextRetry } from './retry.js'
 import type { Outcome } from './outcome.js'
+import type { Quotas } from './quota.js'
 
 /** Delivers to recipients outside our domains (outbound issue); absent means they wait. */
 export type RemoteTransport = (message: ActiveMessage, recipients: RecipientState[]) => Promise<Map<RecipientState, Outcome>>
@@ -33,6 +34,8 @@ export type AttemptDeps = {
   onFailed?: OnFailed
   onDelayed?: OnDelayed
   onDelivered?: OnDelivered
+  /** MAILBOX_QUOTA and users' own quotas (absent: none). */
+  quotas?: Quotas
 }
 
 export async function attempt(message: ActiveMessage, deps: AttemptDeps): Promise<'finished' | 'requeued'> {
@@ -69,7 +72,7 @@ export async function attempt(message: ActiveMessage, deps: AttemptDeps): Promis
   if (local.length > 1 && config.mailbox.format === 'maildir') {
     // Maildirs: one file for all the local copies, hard-linked into each.
     const started = Date.now()
-    const outcomes = await deliverLocalShared(config, message, local, content)
+    const outcomes = await deliverLocalShared(config, message, local, content, deps.quotas)
     local.forEach((r, i) => record(r, outcomes[i], started))
   } else {
     let nextLocal = 0
@@ -78,7 +81,7 @@ export async function attempt(message: ActiveMessage, deps: AttemptDeps): Promis
         while (nextLocal < local.length) {
           const r = local[nextLocal++]
           const started = Date.now()
-          record(r, await deliverLocal(config, message, r, { content }), started)
+          record(r, await deliverLocal(config, message, r, { content, quotas: deps.quotas }), started)
         }
       }),
     )

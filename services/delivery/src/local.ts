@@ -5,6 +5,7 @@ import { expandMailboxPath, type Config } from '@facteur/config'
 import { deliverToMailbox, deliverToMaildirs, MailboxError, type HeldMessage } from '@facteur/mailbox'
 import type { ActiveMessage, RecipientState } from '@facteur/spool'
 import type { Outcome } from './outcome.js'
+import type { Quotas } from './quota.js'
 
 const NOT_ALLOWED: Outcome = { status: 'failed', reply: '550 5.1.3 Mailbox name not allowed' }
 
@@ -13,10 +14,12 @@ export async function deliverLocal(
   config: Config,
   message: ActiveMessage,
   rcpt: RecipientState,
-  opts: { folder?: string; content?: HeldMessage } = {},
+  opts: { folder?: string; content?: HeldMessage; quotas?: Quotas } = {},
 ): Promise<Outcome> {
-  const path = mailboxPath(config, rcpt)
+  const path = mailboxPathOf(config, rcpt.address)
   if (!path) return NOT_ALLOWED
+  const full = await opts.quotas?.check(rcpt.address, path)
+  if (full) return full
   try {
     await deliverToMailbox(
       {
@@ -29,6 +32,7 @@ export async function deliverLocal(
       { sender: message.envelope.sender, recipient: rcpt.address, receivedAt: new Date(message.envelope.receivedAt) },
       opts.content ?? message.open(),
     )
+    opts.quotas?.added(path, message.envelope.size)
     return delivered(config)
   } catch (err) {
     return notDelivered(err)
@@ -44,25 +48,34 @@ export async function deliverLocalShared(
   message: ActiveMessage,
   rcpts: RecipientState[],
   content?: HeldMessage,
+  quotas?: Quotas,
 ): Promise<Outcome[]> {
-  const paths = rcpts.map((r) => mailboxPath(config, r))
-  const valid = paths.filter((p): p is string => p !== null)
-  const results = await deliverToMaildirs(
-    valid.map((path) => ({ path, folder: message.envelope.folder })),
-    { base: config.mailbox.base, owner: { uid: config.mailbox.uid, gid: config.mailbox.gid }, sender: message.envelope.sender },
-    () => content ?? message.open(),
-  )
+  const paths = rcpts.map((r) => mailboxPathOf(config, r.address))
+  const full = await Promise.all(rcpts.map((r, i) => (quotas && paths[i] ? quotas.check(r.address, paths[i]) : null)))
+  const valid = paths.filter((p, i): p is string => p !== null && !full[i])
+  const results = valid.length
+    ? await deliverToMaildirs(
+        valid.map((path) => ({ path, folder: message.envelope.folder })),
+        { base: config.mailbox.base, owner: { uid: config.mailbox.uid, gid: config.mailbox.gid }, sender: message.envelope.sender },
+        () => content ?? message.open(),
+      )
+    : []
   let next = 0
-  return paths.map((p) => {
+  return paths.map((p, i) => {
     if (p === null) return NOT_ALLOWED
+    const refused = full[i]
+    if (refused) return refused
     const err = results[next++]
-    return err ? notDelivered(err) : delivered(config)
+    if (err) return notDelivered(err)
+    quotas?.added(p, message.envelope.size)
+    return delivered(config)
   })
 }
 
-function mailboxPath(config: Config, rcpt: RecipientState): string | null {
-  const at = rcpt.address.lastIndexOf('@')
-  return expandMailboxPath(config.mailbox.pathTemplate, rcpt.address.slice(0, at), rcpt.address.slice(at + 1))
+/** The mailbox (MAILBOX_PATH) of a local address, or null when its name may not be a path. */
+export function mailboxPathOf(config: Config, address: string): string | null {
+  const at = address.lastIndexOf('@')
+  return expandMailboxPath(config.mailbox.pathTemplate, address.slice(0, at), address.slice(at + 1))
 }
 
 function delivered(config: Config): Outcome {

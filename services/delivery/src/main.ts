@@ -9,6 +9,8 @@ import { startRunner } from './runner.js'
 import { createNotices } from './bounce.js'
 import { createOutbound } from './outbound/index.js'
 import { checkMailboxDir } from './mailbox-dir.js'
+import { openQuotas } from './quota.js'
+import { mailboxPathOf } from './local.js'
 
 const SERVICE = 'delivery'
 loadDotenv()
@@ -26,6 +28,7 @@ try {
     delimiter: config.recipientDelimiter,
   })
   const outbound = createOutbound({ config, logger, accounts })
+  const quotas = await openQuotas({ config, accounts, logger, mailboxOf: (address) => mailboxPathOf(config, address) })
   const runner = startRunner({
     config,
     logger,
@@ -33,6 +36,7 @@ try {
     remote: outbound.transport,
     isLocal: outbound.isLocal,
     onFlush: () => outbound.forgetDown(),
+    quotas,
     ...createNotices({ config, logger, spool }),
   })
   process.on('SIGUSR1', () => runner.kick())
@@ -50,6 +54,7 @@ try {
   onShutdown(logger, async () => {
     await runner.stop()
     outbound.close()
+    quotas.close()
     await health.close()
   })
 } catch (err) {
