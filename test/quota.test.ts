@@ -4,17 +4,22 @@
 // a mailbox with room.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
 import path from 'node:path'
 import { startAppliance, ROOT, type Appliance } from './support/appliance.js'
 import { run } from './support/process.js'
 import { swaks, lastReply } from './support/swaks.js'
 import { readMbox, waitForCount } from './support/mbox.js'
+import { startDovecot } from './support/dovecot.js'
+import { tempDir, removeDir } from './support/process.js'
+import { parseUsers, withQuota } from '@facteur/accounts'
 
 let mx: Appliance
 before(async () => {
   mx = await startAppliance({
     users: { 'bob@ours.example': 'pw-bob-123', 'alice@ours.example': 'pw-alice-123' },
     aliases: 'team@ours.example: bob@ours.example, alice@ours.example\n',
+    services: ['smtp-ingress', 'delivery', 'submission'],
   })
 })
 after(() => mx?.stop())
@@ -73,4 +78,41 @@ test('mailctl sets a quota; the copy that fills the mailbox is delivered, the ne
   const alice = await waitForCount(() => readMbox(path.join(mx.mailDir, 'alice')), 1)
   assert.ok(alice[0].includes('Subject: to the team'))
   assert.equal((await readMbox(path.join(mx.mailDir, 'bob'))).length, 2)
+})
+
+test("Dovecot's quota plugin reads the quota mailctl writes, from the same passwd-file line", async () => {
+  const bob = parseUsers(await fs.readFile(path.join(mx.configDir, 'users'), 'utf8')).get('bob@ours.example')!
+  // The extra fields exactly as mailctl left them (3K above), and as withQuota writes a larger one.
+  for (const [extra, limit] of [
+    [bob.rest.slice(5).join(':'), 3 * 1024],
+    [
+      withQuota(bob, 2 * 1024 ** 3)
+        .rest.slice(5)
+        .join(':'),
+      2 * 1024 ** 3,
+    ],
+  ] as const) {
+    const home = await tempDir('dovecot-home')
+    const dovecot = await startDovecot({
+      format: 'maildir',
+      mailLocation: 'maildir:~/Maildir',
+      users: [{ user: 'bob@ours.example', password: 'pw-bob-123', uid: 5000, gid: 5000, home: path.join(home, 'bob'), extra }],
+      extraConfig: [
+        'mail_plugins = $mail_plugins quota',
+        'protocol imap {',
+        '  mail_plugins = $mail_plugins imap_quota',
+        '}',
+        'plugin {',
+        '  quota = count:User quota',
+        '  quota_vsizes = yes',
+        '}',
+      ].join('\n'),
+    })
+    try {
+      assert.equal(await dovecot.quotaLimit('bob@ours.example', 'pw-bob-123'), limit, extra)
+    } finally {
+      await dovecot.close()
+      await removeDir(home)
+    }
+  }
 })

@@ -13,6 +13,8 @@ export interface DovecotUser {
   gid: number
   /** Default <tmp>/home/<user>; created owned by uid:gid, mode 0700, when missing. */
   home?: string
+  /** passwd-file extra fields, e.g. `userdb_quota_rule=*:storage=1G` (as our users file keeps them). */
+  extra?: string
 }
 
 export interface DovecotOptions {
@@ -34,6 +36,8 @@ export interface Dovecot {
   fetchAll(user: string, password: string, mailbox?: string): Promise<string[]>
   /** Mailbox names as LISTed, e.g. ['INBOX', 'Sent']. */
   list(user: string, password: string): Promise<string[]>
+  /** The INBOX quota root's storage limit as GETQUOTAROOT tells it (bytes), or false without the QUOTA extension. */
+  quotaLimit(user: string, password: string): Promise<number | false>
   close(): Promise<void>
 }
 
@@ -72,13 +76,14 @@ export async function startDovecot(options: DovecotOptions): Promise<Dovecot> {
   const lines: string[] = []
   for (const user of options.users) {
     if (/[:\n]/.test(user.user + user.password)) throw new Error(`user or password of ${user.user} has ':' or a newline`)
+    if (user.extra?.includes('\n')) throw new Error(`extra fields of ${user.user} have a newline`)
     const home = user.home ?? join(dir, 'home', user.user)
     if (!(await exists(home))) {
       await mkdir(home, { recursive: true, mode: 0o700 })
       await chown(home, user.uid, user.gid)
     }
     // passwd-file: user:password:uid:gid:gecos:home:shell:extra_fields
-    lines.push(`${user.user}:{PLAIN}${user.password}:${user.uid}:${user.gid}::${home}::`)
+    lines.push(`${user.user}:{PLAIN}${user.password}:${user.uid}:${user.gid}::${home}::${user.extra ?? ''}`)
   }
   await writeFile(usersFile, `${lines.join('\n')}\n`, { mode: 0o644 })
 
@@ -149,6 +154,11 @@ ${options.extraConfig ?? ''}
         return messages.map((message) => message.source?.toString('utf8') ?? '')
       }),
     list: (user, password) => withImap(port, user, password, async (client) => (await client.list()).map((entry) => entry.path)),
+    quotaLimit: (user, password) =>
+      withImap(port, user, password, async (client) => {
+        const q = (await client.getQuota('INBOX')) as false | { storage?: { limit: number } }
+        return q && q.storage ? q.storage.limit : false
+      }),
     async close() {
       await daemon.stop()
       await removeDir(dir)
