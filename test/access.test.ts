@@ -8,7 +8,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { startAppliance, type Appliance } from './support/appliance.js'
 import { startDns, type Dns } from './support/dnsmasq.js'
-import { swaks, swaksFrom, lastReply } from './support/swaks.js'
+import { swaks, swaksMail, lastReply } from './support/swaks.js'
 import { readMbox, waitForCount } from './support/mbox.js'
 
 let mx: Appliance
@@ -33,7 +33,7 @@ after(async () => {
 })
 
 const send = (from: string, sender: string, to = 'bob@ours.example', subject = 'access') =>
-  swaksFrom(mx.port('smtp-ingress', 'smtp'), from, { sender, to, subject })
+  swaksMail(mx.port('smtp-ingress', 'smtp'), { client: from, sender, to, subject })
 const bob = (): Promise<string[]> => readMbox(path.join(mx.mailDir, 'bob'))
 
 test('refuses what the tables refuse, with Postfix replies at RCPT', async () => {

@@ -6,7 +6,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startAppliance, type Appliance } from './support/appliance.js'
-import { swaksFrom, lastReply } from './support/swaks.js'
+import { swaksMail, lastReply } from './support/swaks.js'
 import { readMbox, waitForCount } from './support/mbox.js'
 
 let mx: Appliance
@@ -19,7 +19,7 @@ before(async () => {
 after(() => mx?.stop())
 
 const send = (from: string, subject: string, sender = 'alice@remote.example') =>
-  swaksFrom(mx.port('smtp-ingress', 'smtp'), from, { sender, to: 'bob@ours.example', subject })
+  swaksMail(mx.port('smtp-ingress', 'smtp'), { client: from, sender, to: 'bob@ours.example', subject })
 const bob = (): Promise<string[]> => readMbox(path.join(mx.mailDir, 'bob'))
 
 test('defers a first-time sender with 451 4.7.1 at RCPT, takes its retry after GREYLIST_DELAY and delivers it', async () => {

@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { startAppliance, type Appliance } from './support/appliance.js'
-import { swaksFrom, lastReply } from './support/swaks.js'
+import { swaksMail, lastReply } from './support/swaks.js'
 import { readMbox, waitForCount } from './support/mbox.js'
 import { startDns, type Dns } from './support/dnsmasq.js'
 import { httpGet } from './support/supervisor.js'
@@ -54,7 +54,7 @@ after(async () => {
 })
 
 const BOB = (): string => path.join(mx.mailDir, 'bob')
-const send = (from: string, to: string, sender = 'a@remote.example') => swaksFrom(port, from, { sender, to })
+const send = (from: string, to: string, sender = 'a@remote.example') => swaksMail(port, { client: from, sender, to })
 
 test('refuses a listed client at RCPT with 554 5.7.1 naming the list and its reason, as Postfix does', async () => {
   const out = await send('127.0.0.12', 'bob@ours.example')

@@ -8,7 +8,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { startAppliance, ROOT, type Appliance } from './support/appliance.js'
 import { run } from './support/process.js'
-import { swaks, lastReply } from './support/swaks.js'
+import { swaks, swaksMail, lastReply } from './support/swaks.js'
 import { readMbox, waitForCount } from './support/mbox.js'
 import { startDovecot } from './support/dovecot.js'
 import { tempDir, removeDir } from './support/process.js'
@@ -26,20 +26,7 @@ after(() => mx?.stop())
 
 const mailctl = (args: string[]) => run('npx', ['mailctl', ...args], { cwd: ROOT, env: mx.env, timeoutMs: 30_000 })
 const send = (to: string, subject: string) =>
-  swaks([
-    '--server',
-    `127.0.0.1:${mx.port('smtp-ingress', 'smtp')}`,
-    '--from',
-    'sender@remote.example',
-    '--to',
-    to,
-    '--header',
-    `Subject: ${subject}`,
-    '--body',
-    'x'.repeat(2000),
-    '--timeout',
-    '15',
-  ])
+  swaksMail(mx.port('smtp-ingress', 'smtp'), { sender: 'sender@remote.example', to, subject, body: 'x'.repeat(2000) })
 
 test('mailctl sets a quota; the copy that fills the mailbox is delivered, the next deferred, then mail is refused at RCPT', async () => {
   const set = await mailctl(['user', 'quota', 'bob@ours.example', '3K'])

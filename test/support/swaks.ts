@@ -24,21 +24,24 @@ export async function swaks(args: string[], options: { timeoutMs?: number } = {}
 }
 
 /**
- * One message to 127.0.0.1:port from the loopback address `from` (each 127.0.0.0/8 address is a
- * client of its own to the MX's policies), with an optional Subject, swaks' timeout 15 s.
+ * One message to 127.0.0.1:port: from the loopback address `client` when given (each 127.0.0.0/8
+ * address is a client of its own to the MX's policies), to `to` (several joined by commas, as
+ * swaks takes them), with an optional Subject and body; swaks' timeout 15 s.
  */
-export function swaksFrom(port: number, from: string, mail: { sender: string; to: string; subject?: string }): Promise<SwaksResult> {
-  const subject = mail.subject === undefined ? [] : ['--header', `Subject: ${mail.subject}`]
+export function swaksMail(
+  port: number,
+  mail: { client?: string; sender: string; to: string | string[]; subject?: string; body?: string },
+): Promise<SwaksResult> {
   return swaks([
     '--server',
     `127.0.0.1:${port}`,
-    '--local-interface',
-    from,
+    ...(mail.client ? ['--local-interface', mail.client] : []),
     '--from',
     mail.sender,
     '--to',
-    mail.to,
-    ...subject,
+    [mail.to].flat().join(','),
+    ...(mail.subject === undefined ? [] : ['--header', `Subject: ${mail.subject}`]),
+    ...(mail.body === undefined ? [] : ['--body', mail.body]),
     '--timeout',
     '15',
   ])

@@ -24,6 +24,8 @@ export type Config = Readonly<{
   mailDir: string
   /** quota: MAILBOX_QUOTA in bytes, 0 for none (a user's own, in the users file, comes first). */
   mailbox: Readonly<{ format: MailboxFormat; pathTemplate: string; base: string; uid?: number; gid?: number; quota: number }>
+  /** LOCAL_TRANSPORT: local copies written into the mailboxes by delivery, or handed to an LMTP server (Dovecot's). */
+  localTransport: LocalTransport
   smtp: Readonly<{
     port: number
     listen: string
@@ -111,6 +113,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       `the uid this service runs as (${process.getuid()}), or run it as root so it can hand files to that uid`,
     )
 
+  const localTransport = parseLocalTransport(r.string('LOCAL_TRANSPORT', 'mailbox'))
+  const quota = r.size('MAILBOX_QUOTA', 0)
+  if (quota && localTransport.kind === 'lmtp')
+    throw new ConfigError(
+      'MAILBOX_QUOTA',
+      r.raw('MAILBOX_QUOTA'),
+      "0 with LOCAL_TRANSPORT=lmtp: the LMTP server keeps the mailboxes and their quotas (Dovecot's quota_rule; users' own from the users file)",
+    )
+
   const unknownText = r.string('UNKNOWN_RECIPIENT', 'reject')
   let unknownRecipient: UnknownRecipient
   if (unknownText === 'reject') unknownRecipient = { kind: 'reject' }
@@ -146,7 +157,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     configDir,
     spoolDir,
     mailDir,
-    mailbox: { format, pathTemplate, base: mailboxBase(pathTemplate), uid, gid: gid ?? uid, quota: r.size('MAILBOX_QUOTA', 0) },
+    mailbox: { format, pathTemplate, base: mailboxBase(pathTemplate), uid, gid: gid ?? uid, quota },
+    localTransport,
     smtp: {
       port: r.port('SMTP_PORT', 25),
       listen: r.string('SMTP_LISTEN', '0.0.0.0'),
@@ -238,4 +250,16 @@ function greylistExempt(r: EnvReader): Config['greylistExempt'] {
     networks: parseNetworks('GREYLIST_EXEMPT', entries.filter(isNetwork)),
     domains: Object.freeze(entries.filter((e) => !isNetwork(e)).map((d) => r.domain('GREYLIST_EXEMPT', d))),
   })
+}
+
+export type LocalTransport = { kind: 'mailbox' } | { kind: 'lmtp'; host: string; port: number }
+
+/** `mailbox`, or `lmtp:HOST[:PORT]` (port 24 by default, RFC 2033 §4; an IPv6 host in brackets). */
+function parseLocalTransport(text: string): LocalTransport {
+  if (text === 'mailbox') return { kind: 'mailbox' }
+  const m = /^lmtp:(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(text)
+  const port = m?.[3] === undefined ? 24 : Number(m[3])
+  if (!m || port < 1 || port > 65535)
+    throw new ConfigError('LOCAL_TRANSPORT', text, "mailbox, or lmtp:HOST[:PORT] (Dovecot's LMTP, e.g. lmtp:dovecot:24)")
+  return { kind: 'lmtp', host: m[1] ?? m[2], port }
 }

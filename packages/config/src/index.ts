@@ -1,6 +1,6 @@
 // Configuration of every service: read once from the environment (and `.env`), checked, frozen.
 // A wrong value stops start-up with one line naming the variable, the value and what is expected.
-export { loadConfig, type Config, type MailboxFormat, type UnknownRecipient } from './config.js'
+export { loadConfig, type Config, type LocalTransport, type MailboxFormat, type UnknownRecipient } from './config.js'
 export { ConfigError, EnvReader } from './env.js'
 export {
   loadOutbound,

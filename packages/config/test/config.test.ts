@@ -145,3 +145,21 @@ test('SHARED_CLIENT_ADDRESSES match as networks, and may not overlap TRUSTED_NET
       `${shared} / ${trusted}`,
     )
 })
+
+test('LOCAL_TRANSPORT: the mailboxes, or an LMTP server (port 24 by default); MAILBOX_QUOTA is then the server’s', () => {
+  assert.deepEqual(loadConfig(base).localTransport, { kind: 'mailbox' })
+  assert.deepEqual(loadConfig({ ...base, LOCAL_TRANSPORT: 'lmtp:dovecot' }).localTransport, { kind: 'lmtp', host: 'dovecot', port: 24 })
+  assert.deepEqual(loadConfig({ ...base, LOCAL_TRANSPORT: 'lmtp:[::1]:2424' }).localTransport, { kind: 'lmtp', host: '::1', port: 2424 })
+  assert.throws(
+    () => loadConfig({ ...base, LOCAL_TRANSPORT: 'lmtp:' }),
+    /LOCAL_TRANSPORT="lmtp:" is not valid: expected mailbox, or lmtp:HOST\[:PORT\]/,
+  )
+  assert.throws(() => loadConfig({ ...base, LOCAL_TRANSPORT: 'lmtp:dovecot:0' }), /LOCAL_TRANSPORT/)
+  assert.equal(loadConfig({ ...base, MAILBOX_QUOTA: '2G' }).mailbox.quota, 2 * 1024 ** 3)
+  assert.throws(
+    () => loadConfig({ ...base, LOCAL_TRANSPORT: 'lmtp:dovecot', MAILBOX_QUOTA: '1G' }),
+    /MAILBOX_QUOTA="1G" is not valid: expected 0 with LOCAL_TRANSPORT=lmtp/,
+  )
+  assert.equal(loadConfig({ ...base, SMTP_HELO_CHECK: 'fqdn' }).heloCheck, 'fqdn')
+  assert.throws(() => loadConfig({ ...base, SMTP_HELO_CHECK: 'strict' }), /SMTP_HELO_CHECK="strict"/)
+})

@@ -9,6 +9,7 @@ import { deliverLocal, deliverLocalShared } from './local.js'
 import { expired, nextRetry } from './retry.js'
 import type { Outcome } from './outcome.js'
 import type { Quotas } from './quota.js'
+import type { Lmtp } from './lmtp.js'
 
 /** Delivers to recipients outside our domains (outbound issue); absent means they wait. */
 export type RemoteTransport = (message: ActiveMessage, recipients: RecipientState[]) => Promise<Map<RecipientState, Outcome>>
@@ -36,6 +37,8 @@ export type AttemptDeps = {
   onDelivered?: OnDelivered
   /** MAILBOX_QUOTA and users' own quotas (absent: none). */
   quotas?: Quotas
+  /** LOCAL_TRANSPORT=lmtp: local copies go to this LMTP server instead of into the mailboxes. */
+  lmtp?: Lmtp
 }
 
 export async function attempt(message: ActiveMessage, deps: AttemptDeps): Promise<'finished' | 'requeued'> {
@@ -68,8 +71,13 @@ export async function attempt(message: ActiveMessage, deps: AttemptDeps): Promis
   for (const r of open) ((await isLocal(r)) ? local : remote).push(r)
   // Local copies are written side by side (each its own mailbox): their fsyncs overlap; Maildir
   // copies share one file. A small message is read once and converted once for all (HeldMessage).
-  const content = local.length && env.size <= HELD_MAX ? new HeldMessage(await message.read()) : undefined
-  if (local.length > 1 && config.mailbox.format === 'maildir') {
+  const content = local.length && !deps.lmtp && env.size <= HELD_MAX ? new HeldMessage(await message.read()) : undefined
+  if (local.length && deps.lmtp) {
+    // One LMTP transaction for all of them, an answer for each.
+    const started = Date.now()
+    const outcomes = await deps.lmtp.deliver(message, local)
+    local.forEach((r, i) => record(r, outcomes[i], started))
+  } else if (local.length > 1 && config.mailbox.format === 'maildir') {
     // Maildirs: one file for all the local copies, hard-linked into each.
     const started = Date.now()
     const outcomes = await deliverLocalShared(config, message, local, content, deps.quotas)

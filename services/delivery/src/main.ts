@@ -10,6 +10,7 @@ import { createNotices } from './bounce.js'
 import { createOutbound } from './outbound/index.js'
 import { checkMailboxDir } from './mailbox-dir.js'
 import { openQuotas } from './quota.js'
+import { lmtpTransport } from './lmtp.js'
 import { mailboxPathOf } from './local.js'
 
 const SERVICE = 'delivery'
@@ -28,7 +29,9 @@ try {
     delimiter: config.recipientDelimiter,
   })
   const outbound = createOutbound({ config, logger, accounts })
-  const quotas = await openQuotas({ config, accounts, logger, mailboxOf: (address) => mailboxPathOf(config, address) })
+  // LOCAL_TRANSPORT=lmtp: the LMTP server keeps the mailboxes, and their quotas.
+  const lmtp = config.localTransport.kind === 'lmtp' ? lmtpTransport(config, config.localTransport) : undefined
+  const quotas = lmtp ? undefined : await openQuotas({ config, accounts, logger, mailboxOf: (address) => mailboxPathOf(config, address) })
   const runner = startRunner({
     config,
     logger,
@@ -37,6 +40,7 @@ try {
     isLocal: outbound.isLocal,
     onFlush: () => outbound.forgetDown(),
     quotas,
+    lmtp,
     ...createNotices({ config, logger, spool }),
   })
   process.on('SIGUSR1', () => runner.kick())
@@ -46,7 +50,7 @@ try {
     host: config.health.listen,
     checks: {
       spool: async () => (await spool.check(), { status: 'ok' }),
-      mailboxes: () => checkMailboxDir(config.mailbox.base),
+      ...(lmtp ? { lmtp: lmtp.health } : { mailboxes: () => checkMailboxDir(config.mailbox.base) }),
       queue: async () => ({ status: 'ok', detail: `${await spool.depth()} queued, ${runner.inFlight} in flight` }),
     },
   })
@@ -54,7 +58,8 @@ try {
   onShutdown(logger, async () => {
     await runner.stop()
     outbound.close()
-    quotas.close()
+    quotas?.close()
+    lmtp?.close()
     await health.close()
   })
 } catch (err) {
