@@ -1,7 +1,8 @@
-// Postfix's access tables on the running appliance (CONFIG_DIR/client_access, sender_access,
-// recipient_access): real clients refused with Postfix's replies, OK waiving greylisting,
-// UNKNOWN_SENDER_DOMAIN (against a real DNS server) and SMTP_HELO_CHECK but never opening a
-// relay, and a table edited while the MX runs.
+// The MX's client policies that Postfix administrators bring, on the running appliance: the
+// access tables (CONFIG_DIR/client_access, sender_access, recipient_access) refusing real clients
+// with Postfix's replies, OK waiving greylisting, UNKNOWN_SENDER_DOMAIN (against a real DNS server)
+// and SMTP_HELO_CHECK but never opening a relay, a table edited while the MX runs; and
+// SMTP_CONNECTION_RATE_LIMIT.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
@@ -10,6 +11,7 @@ import { startAppliance, type Appliance } from './support/appliance.js'
 import { startDns, type Dns } from './support/dnsmasq.js'
 import { swaks, swaksMail, lastReply } from './support/swaks.js'
 import { readMbox, waitForCount } from './support/mbox.js'
+import { smtpSession } from './support/smtp-session.js'
 
 let mx: Appliance
 let dns: Dns
@@ -18,7 +20,13 @@ before(async () => {
   dns = await startDns({ a: [{ name: 'remote.example', ip: '192.0.2.1' }] })
   mx = await startAppliance({
     users: { 'bob@ours.example': 'pw-bob', 'gone@ours.example': 'pw-gone' },
-    env: { GREYLIST_DELAY: '5m', UNKNOWN_SENDER_DOMAIN: 'reject', DNS_SERVERS: dns.server },
+    env: {
+      GREYLIST_DELAY: '5m',
+      UNKNOWN_SENDER_DOMAIN: 'reject',
+      DNS_SERVERS: dns.server,
+      SMTP_CONNECTION_RATE_LIMIT: '10',
+      TRUSTED_NETWORKS: '127.0.0.62',
+    },
   })
   await fs.writeFile(path.join(mx.configDir, 'client_access'), '127.0.0.50 REJECT\n127.0.0.51 OK\n')
   await fs.writeFile(
@@ -95,4 +103,20 @@ test('a table edited while the MX runs applies to the next message, and a line i
   const before = await send('127.0.0.50', 'alice@remote.example')
   assert.match(lastReply(before, 'RCPT') ?? '', /^451 4\.7\.1 Greylisted/, 'the old REJECT line is gone')
   await mx.waitForLog(/access table line ignored .*client_access line=2 .*HOLD.* is not an action/)
+})
+
+test('SMTP_CONNECTION_RATE_LIMIT: the connection past the limit in a minute gets 421 4.7.0; other and trusted clients do not', async () => {
+  const port = mx.port('smtp-ingress', 'smtp')
+  const greet = async (from: string): Promise<string> => {
+    const s = await smtpSession(port, { localAddress: from })
+    try {
+      return s.greeting
+    } finally {
+      await s.close()
+    }
+  }
+  for (let i = 0; i < 10; i++) assert.match(await greet('127.0.0.61'), /^220 /)
+  assert.equal(await greet('127.0.0.61'), '421 4.7.0 mx.ours.example Error: too many connections from 127.0.0.61, try again later')
+  assert.match(await greet('127.0.0.63'), /^220 /)
+  for (let i = 0; i < 12; i++) assert.match(await greet('127.0.0.62'), /^220 /, 'TRUSTED_NETWORKS are not counted')
 })

@@ -4,6 +4,8 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 
 export interface SmtpSessionOptions {
   host?: string
+  /** The loopback address to connect from (each 127.0.0.0/8 address is a client of its own). */
+  localAddress?: string
   /** Per reply, default 10 s. */
   timeoutMs?: number
 }
@@ -111,9 +113,9 @@ class ReplyReader {
 
 /** Connects to host:port (default 127.0.0.1) and reads the greeting. */
 export async function smtpSession(port: number, options: SmtpSessionOptions = {}): Promise<SmtpSession> {
-  const { host = '127.0.0.1', timeoutMs = 10_000 } = options
+  const { host = '127.0.0.1', timeoutMs = 10_000, localAddress } = options
   const reader = new ReplyReader()
-  let socket: Socket | TLSSocket = connect({ port, host })
+  let socket: Socket | TLSSocket = connect({ port, host, ...(localAddress ? { localAddress } : {}) })
   let ended = false
   let markClosed!: () => void
   const closed = new Promise<void>((resolve) => (markClosed = resolve))

@@ -32,6 +32,8 @@ export type Config = Readonly<{
     maxClients: number
     /** Sessions from one client address (IPv6: its /64) at once, TRUSTED_NETWORKS apart; 0: no limit. */
     maxClientsPerIp: number
+    /** SMTP_CONNECTION_RATE_LIMIT: connections a minute from one client on :25; 0 for no limit. */
+    connectionRateLimit: number
     /** A command line, or a message after 354 (plus minDataRate), must arrive within it. */
     timeoutMs: number
     /** Bytes per second that extend the DATA deadline by one second (Postfix smtpd_min_data_rate). */
@@ -164,6 +166,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       listen: r.string('SMTP_LISTEN', '0.0.0.0'),
       maxClients: r.int('SMTP_MAX_CLIENTS', 200, 1, 100_000),
       maxClientsPerIp: r.int('SMTP_MAX_CLIENTS_PER_IP', 50, 0, 100_000),
+      connectionRateLimit: r.int('SMTP_CONNECTION_RATE_LIMIT', 0, 0, 1_000_000),
       timeoutMs: smtpTimeoutMs,
       minDataRate: r.int('SMTP_MIN_DATA_RATE', 500, 1, 1_000_000_000),
       greetingDelayMs: r.duration('SMTP_GREETING_DELAY', '25ms'),

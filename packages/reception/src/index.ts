@@ -18,6 +18,7 @@ export { listenerOptions, guardListener, type SessionTimeout, type TooManyErrors
 export { listenShared, REUSE_PORT, type Listening } from './listen.js'
 export { onEachConnection, type SmtpConnection } from './smtp-connection.js'
 export { ClientLimit, clientKey, clientLimitFor } from './client-limit.js'
+export { ConnectionRate, connectionRateFor } from './client-rate.js'
 export { bridgeGateway, parseDefaultRoute, sharedAddress, announceGateway } from './docker-gateway.js'
 export { type ErrorLimits } from './error-limit.js'
 export { type DeadlineLimits } from './deadline.js'

@@ -13,6 +13,7 @@ import { SmtpError } from '@facteur/smtp-error'
 import type { HealthCheck } from '@facteur/health'
 import {
   clientLimitFor,
+  connectionRateFor,
   guardListener,
   listenerOptions,
   listenShared,
@@ -47,6 +48,7 @@ export async function startIngress(deps: {
   // for theirs: not one client to count, and not an address to judge a sender by (SPF, DNSBL).
   const proxied = sharedAddress(config, deps.gateway ?? null)
   const clients = clientLimitFor(config, proxied)
+  const rate = connectionRateFor(config, proxied)
   // SMTP_DNSBL: asked at connect, answered by RCPT; TRUSTED_NETWORKS and the gateway are not asked.
   const resolver = policyResolver(config)
   const dnsbl = dnsblLookup(config, resolver, logger)
@@ -111,6 +113,8 @@ export async function startIngress(deps: {
     useProxy: config.proxy.trusted.length ? [...config.proxy.trusted] : false,
 
     onConnect(session, cb) {
+      const tooFast = rate.admit(session.remoteAddress)
+      if (tooFast) return cb(mail.refuse(session, 'CONNECT', tooFast))
       const refused = clients.admit(session)
       if (refused) return cb(mail.refuse(session, 'CONNECT', refused))
       const ip = session.remoteAddress
