@@ -53,10 +53,10 @@ test('reads the actions Postfix writes, and names each line it cannot use', () =
   assert.match(problems[3].reason, /"key.example" is not an action Facteur has/)
 })
 
-test('looks addresses up as Postfix does: address, domain, parent domains, user@; extension and null sender', () => {
+test('looks addresses up as Postfix does: address, domain, parent domains, user@; extension and null sender (a BOM and CRLF ends ignored)', () => {
   const { table } = parseAccess(
     [
-      'alice@ours.example OK',
+      '\uFEFFalice@ours.example OK',
       'ours.example REJECT domain',
       '.sub.ours.example REJECT subdomain',
       'postmaster@ 450 any domain',
@@ -64,7 +64,7 @@ test('looks addresses up as Postfix does: address, domain, parent domains, user@
       'x.example DUNNO',
       'example 550 top',
       '<> REJECT null',
-    ].join('\n'),
+    ].join('\r\n'),
     'sender',
   )
   const find = (a: string): string => action(lookupAddress(table, a, '+'))

@@ -85,7 +85,11 @@ export function parseAccess(text: string, kind: Kind): { table: AccessTable; pro
   const table = emptyTable()
   const problems: { line: number; reason: string }[] = []
   const logical: { line: number; text: string }[] = []
-  for (const [i, raw] of text.split('\n').entries()) {
+  // A byte-order mark (a table saved by a Windows editor) is not part of the first key.
+  for (const [i, raw] of text
+    .replace(/^\uFEFF/, '')
+    .split('\n')
+    .entries()) {
     const line = raw.replace(/\r$/, '')
     if (/^\s*(#|$)/.test(line)) continue
     if (/^\s/.test(line) && logical.length) logical[logical.length - 1].text += ' ' + line.trim()
