@@ -63,27 +63,43 @@ function text(subject: string, body: string, extra: string[] = []): string {
   ].join('\r\n')
 }
 
-test('refuses a message carrying EICAR in the SMTP dialogue with 554 5.7.1 naming the signature', async () => {
-  const dir = await tempDir('eicar')
+/** swaks with one attachment of `content`, named `name` in its MIME part. */
+async function withAttachment(name: string, content: string): Promise<Awaited<ReturnType<typeof swaks>>> {
+  const dir = await tempDir('attachment')
   try {
-    const file = path.join(dir, 'eicar.com')
-    await fs.writeFile(file, EICAR)
-    const out = await swaks([
+    const file = path.join(dir, 'content')
+    await fs.writeFile(file, content)
+    return await swaks([
       '--server',
       `127.0.0.1:${port}`,
       '--from',
       'alice@remote.example',
       '--to',
       'bob@ours.example',
+      '--attach-name',
+      name,
       '--attach',
       `@${file}`,
       '--timeout',
       '20',
     ])
-    assert.equal(lastReply(out, '.'), `554 5.7.1 Virus found: ${EICAR_SIGNATURE}`)
   } finally {
     await removeDir(dir)
   }
+}
+
+test('refuses a message carrying EICAR in the SMTP dialogue with 554 5.7.1 naming the signature', async () => {
+  // A .com name is banned too: the virus is named first.
+  const out = await withAttachment('eicar.com', EICAR)
+  assert.equal(lastReply(out, '.'), `554 5.7.1 Virus found: ${EICAR_SIGNATURE}`)
+})
+
+test('refuses an attachment whose extension FILTER_BANNED_EXTENSIONS lists (the defaults), with 554 5.7.1 naming it', async () => {
+  const out = await withAttachment('invoice.pdf.exe', 'MZ not really a program')
+  assert.equal(lastReply(out, '.'), '554 5.7.1 Attachment refused: "invoice.pdf.exe" (files of that type are not accepted here)')
+  await mx.waitForLog(/verdict .*action=reject .*banned=\["invoice\.pdf\.exe"\]/)
+  const pdf = await withAttachment('invoice.pdf', '%PDF-1.4 a document')
+  assert.match(lastReply(pdf, '.') ?? '', /^250 /)
 })
 
 test('delivers GTUBE to the Junk folder of a Maildir, flagged', async () => {

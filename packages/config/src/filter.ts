@@ -40,7 +40,16 @@ export type FilterConfig = Readonly<{
   dmarcEnforce: boolean
   /** What an SPF `fail` of MAIL FROM alone does (DMARC decides the rest). */
   spfFail: 'reject' | 'junk' | 'tag'
+  /** FILTER_BANNED_EXTENSIONS: attachments whose name ends so are refused (lower case, no dot; empty: none). */
+  bannedExtensions: ReadonlySet<string>
 }>
+
+/**
+ * Executables and scripts Windows runs when opened, as Gmail and amavis refuse them: no mail
+ * client shows them safely, and malware comes in them more than in anything else.
+ */
+export const DEFAULT_BANNED_EXTENSIONS =
+  'ade,adp,bat,chm,cmd,com,cpl,exe,hta,ins,isp,jar,js,jse,lib,lnk,mde,msc,msi,msp,mst,pif,ps1,scr,sct,shb,sys,vb,vbe,vbs,vxd,wsc,wsf,wsh'
 
 const DEFAULT_PORT = 8030
 
@@ -102,7 +111,19 @@ export function loadFilterConfig(r: EnvReader): FilterConfig {
     },
     dmarcEnforce: r.bool('DMARC_ENFORCE', true),
     spfFail: r.oneOf('SPF_FAIL', ['reject', 'junk', 'tag'] as const, 'tag'),
+    bannedExtensions: bannedExtensions(r),
   }
+}
+
+/** A comma-separated list of extensions (a leading dot allowed), or `none`. */
+function bannedExtensions(r: EnvReader): ReadonlySet<string> {
+  const text = r.string('FILTER_BANNED_EXTENSIONS', DEFAULT_BANNED_EXTENSIONS).trim()
+  if (text.toLowerCase() === 'none') return new Set()
+  const list = text.split(',').map((e) => e.trim().replace(/^\./, '').toLowerCase())
+  const bad = list.find((e) => !/^[a-z0-9_-]{1,16}$/.test(e))
+  if (bad !== undefined)
+    throw new ConfigError('FILTER_BANNED_EXTENSIONS', text, 'file extensions separated by commas (exe,scr,js), or none')
+  return new Set(list)
 }
 
 /** A spam score: a decimal number such as 5, 6.5 or -1. */

@@ -70,5 +70,6 @@ export type Verdict = {
   enhanced?: `${number}.${number}`
   text?: string
   removeHeaders: HeaderRemoval[]
-  checks: { virus: VirusCheck; spam: SpamCheck; auth: AuthCheck }
+  /** banned: attachment names refused by FILTER_BANNED_EXTENSIONS (absent when none). */
+  checks: { virus: VirusCheck; spam: SpamCheck; auth: AuthCheck; banned?: string[] }
 }

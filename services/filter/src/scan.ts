@@ -1,12 +1,13 @@
 // One message through the engines, in parallel: the virus scan always (when enabled), the spam
 // scan unless the message is too large or outbound scanning is off, sender authentication on
-// inbound mail. Their findings go to the policy (verdict.ts).
+// inbound mail, the attachments' names (FILTER_BANNED_EXTENSIONS). Their findings go to the policy (verdict.ts).
 import type { FilterConfig } from '@facteur/config'
 import type { FilterEnvelope, SpamCheck, Verdict, VirusCheck } from '@facteur/filter-client'
 import type { VirusScanner } from './virus.js'
 import type { SpamEngineClient } from './spam/engine.js'
 import type { Authenticator } from './auth.js'
 import { decide } from './verdict.js'
+import { bannedAttachments } from './attachments.js'
 
 export type Engines = { virus: VirusScanner | null; spam: SpamEngineClient | null; auth: Authenticator }
 
@@ -17,12 +18,13 @@ export async function scanMessage(
   config: FilterConfig,
   hostname: string,
 ): Promise<Verdict> {
-  const [virus, spam, auth] = await Promise.all([
+  const [virus, spam, auth, banned] = await Promise.all([
     engines.virus ? engines.virus.scan(message) : Promise.resolve<VirusCheck>({ status: 'off' }),
     spamScan(message, envelope, engines.spam, config.spam),
     engines.auth(message, envelope),
+    bannedAttachments(message, config.bannedExtensions),
   ])
-  return decide(envelope, { virus, spam, auth }, config, hostname)
+  return decide(envelope, { virus, spam, auth, banned }, config, hostname)
 }
 
 async function spamScan(

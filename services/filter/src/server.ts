@@ -95,6 +95,7 @@ export async function startFilter(deps: { config: Config; logger: Logger }): Pro
         ? { code: verdict.code, enhanced: `${Math.trunc(verdict.code / 100)}.${verdict.enhanced}`, reason: verdict.text }
         : {}),
       virus: verdict.checks.virus.status === 'infected' ? verdict.checks.virus.signatures.join(',') : verdict.checks.virus.status,
+      ...(verdict.checks.banned ? { banned: verdict.checks.banned } : {}),
       spam: spam.status === 'scanned' ? spam.score : spam.status,
       ...(verdict.checks.auth.status === 'checked' ? { spf: verdict.checks.auth.spf, dmarc: verdict.checks.auth.dmarc.result } : {}),
       ...(verdict.checks.virus.status === 'error' ? { virusError: verdict.checks.virus.detail } : {}),

@@ -9,6 +9,8 @@ export type Findings = {
   virus: VirusCheck
   spam: SpamCheck
   auth: { check: AuthCheck; header: string; dmarcPolicy?: 'reject' | 'quarantine' }
+  /** Attachment names with a FILTER_BANNED_EXTENSIONS extension. */
+  banned?: string[]
 }
 
 type Policy = Pick<FilterConfig, 'failure' | 'dmarcEnforce' | 'spfFail'> & {
@@ -23,7 +25,8 @@ export function decide(envelope: FilterEnvelope, found: Findings, policy: Policy
   const roleOnly = envelope.recipients.every((r) => ROLE_ACCOUNTS.has(r.slice(0, r.lastIndexOf('@')).toLowerCase()))
   const { virus, spam, auth } = found
   const authCheck = auth.check
-  const checks: Verdict['checks'] = { virus, spam, auth: authCheck }
+  const banned = found.banned ?? []
+  const checks: Verdict['checks'] = { virus, spam, auth: authCheck, ...(banned.length ? { banned } : {}) }
   const forged = auth.check.forged
   const removeHeaders: Verdict['removeHeaders'] = forged ? [{ name: 'Authentication-Results', authservId: hostname }] : []
   const refuse = (code: number, enhanced: `${number}.${number}`, text: string, action: 'reject' | 'tempfail' = 'reject'): Verdict => ({
@@ -38,6 +41,8 @@ export function decide(envelope: FilterEnvelope, found: Findings, policy: Policy
 
   // RFC 3463 §3.8 X.7.1: delivery not authorized, message refused.
   if (virus.status === 'infected') return refuse(554, '7.1', `Virus found: ${virus.signatures.join(', ')}`)
+  // Amavis's BANNED: in both directions, to every recipient (role accounts too).
+  if (banned.length) return refuse(554, '7.1', `Attachment refused: ${quotedNames(banned)} (files of that type are not accepted here)`)
   if (auth.dmarcPolicy === 'reject' && policy.dmarcEnforce && authCheck.status === 'checked')
     return refuse(550, '7.1', `Rejected by the DMARC policy of ${authCheck.dmarc.domain ?? 'the sender domain'}`)
   // RFC 7372 §3.2: X.7.23, SPF validation failed.
@@ -103,4 +108,16 @@ function fold(list: string): string {
   }
   out.push(line)
   return out.join('\r\n\t')
+}
+
+/** Names as a reply may carry them: printable ASCII (RFC 5321 §4.2), quoted, the first three. */
+function quotedNames(names: string[]): string {
+  const shown = names.slice(0, 3).map(
+    (n) =>
+      `"${n
+        .replace(/[^\x20-\x7e]/g, '?')
+        .replace(/"/g, "'")
+        .slice(0, 80)}"`,
+  )
+  return shown.join(', ') + (names.length > 3 ? ` and ${names.length - 3} more` : '')
 }
