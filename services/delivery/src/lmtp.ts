@@ -62,7 +62,9 @@ export function lmtpTransport(config: Config, server: { host: string; port: numb
       try {
         const info = (await transport.sendMail({
           envelope: { from: message.envelope.sender === '' ? false : message.envelope.sender, to: rcpts.map((r) => r.address) },
-          raw: message.open(),
+          // In memory, as for remote hosts: a stream opened for a server that never answers would
+          // hold its file open until collected.
+          raw: await message.read(),
         })) as { accepted: unknown[]; rejectedErrors?: NodemailerError[] }
         refusedOnes(info.rejectedErrors)
         for (const a of info.accepted) {

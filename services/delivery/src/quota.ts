@@ -58,18 +58,23 @@ export async function openQuotas(deps: {
     usage.set(mailbox, { bytes, at: Date.now() })
     return bytes
   }
-  /** Writes the list when it changed (a new file renamed into place: readers never see half of one). */
-  const save = async (): Promise<void> => {
-    const text = [...full].sort().join('\n')
-    if (text === saved) return
-    try {
-      await fs.writeFile(`${file}.tmp`, text ? `${text}\n` : '')
-      await fs.rename(`${file}.tmp`, file)
-      saved = text
-    } catch (err) {
-      logger.warn('full mailboxes not saved', { file, err: (err as Error).message })
-    }
-  }
+  /**
+   * Writes the list when it changed (a new file renamed into place: readers never see half of
+   * one), one write at a time (two checks finding two mailboxes full at once share the tmp file).
+   */
+  let saving = Promise.resolve()
+  const save = (): Promise<void> =>
+    (saving = saving.then(async () => {
+      const text = [...full].sort().join('\n')
+      if (text === saved) return
+      try {
+        await fs.writeFile(`${file}.tmp`, text ? `${text}\n` : '')
+        await fs.rename(`${file}.tmp`, file)
+        saved = text
+      } catch (err) {
+        logger.warn('full mailboxes not saved', { file, err: (err as Error).message })
+      }
+    }))
   const sweep = async (): Promise<void> => {
     for (const address of [...full]) {
       const mailbox = deps.mailboxOf(address)
