@@ -1,4 +1,4 @@
-// mailctl user add|del|passwd|list
+// mailctl user add|del|passwd|quota|list
 import {
   formatUsers,
   hashPassword,

@@ -1,7 +1,7 @@
 // The policy: from what the engines found to one action and the header fields to prepend.
-// Refusals come first (a virus, DMARC p=reject when enforced, SPF fail when so configured, a
-// spam score at SPAM_REJECT_SCORE or rspamd's reject), then an engine that could not answer
-// (FILTER_FAILURE), then rspamd's soft reject, then junk, then tag.
+// Refusals come first (a virus, a banned attachment, DMARC p=reject when enforced, SPF fail when
+// so configured, a spam score at SPAM_REJECT_SCORE or rspamd's reject), then an engine that could
+// not answer (FILTER_FAILURE), then rspamd's soft reject, then junk, then tag.
 import type { FilterConfig } from '@facteur/config'
 import type { AuthCheck, FilterEnvelope, SpamCheck, Verdict, VirusCheck } from '@facteur/filter-client'
 

@@ -3,9 +3,10 @@
 // `recipient_access` (RCPT TO), one `KEY ACTION` a line, re-read when they change. Asked at
 // each RCPT in that order, as Postfix's check_client_access, check_sender_access and
 // check_recipient_access; the first table whose key matches decides:
-// - `OK`: no DNS blocklist, no greylisting, no UNKNOWN_SENDER_DOMAIN for this mail. Never relay:
-//   a recipient must still be ours (Postfix's OK before reject_unauth_destination would open a
-//   relay; here relaying is decided apart, by TRUSTED_NETWORKS alone).
+// - `OK`: no SMTP_HELO_CHECK, DNS blocklist, greylisting or UNKNOWN_SENDER_DOMAIN for this
+//   mail. Never relay: a recipient must still be ours (Postfix's OK before
+//   reject_unauth_destination would open a relay; here relaying is decided apart, by
+//   TRUSTED_NETWORKS alone).
 // - `REJECT [text]` (554 5.7.1), `DEFER [text]` (450 4.7.1), `4NN|5NN [x.y.z] text`: refused with
 //   Postfix's reply, `<sender@x>: Sender address rejected: text`.
 // - `DUNNO`: this key decides nothing, and the lookup stops there (an exception to a wider key).
@@ -28,7 +29,7 @@ type Kind = 'client' | 'sender' | 'recipient'
 /** What the tables say of one recipient: 'ok', a refusal, or null (nothing matched). */
 export type AccessDecision = 'ok' | SmtpError | null
 
-export const ACCESS_FILES: Record<Kind, string> = {
+const ACCESS_FILES: Record<Kind, string> = {
   client: 'client_access',
   sender: 'sender_access',
   recipient: 'recipient_access',
@@ -50,7 +51,8 @@ export function openAccess(opts: { configDir: string; delimiter: string; logger:
   const decision = (kind: Kind, name: string, action: AccessAction): AccessDecision => {
     if (action.kind === 'ok') return 'ok'
     if (action.kind === 'dunno') return null
-    return new SmtpError(action.code, action.enhanced, `<${name}>: ${WHAT[kind]} rejected: ${action.text}`) // <> for the null sender
+    // Postfix's form; the null sender is shown `<>`.
+    return new SmtpError(action.code, action.enhanced, `<${name}>: ${WHAT[kind]} rejected: ${action.text}`)
   }
 
   return {
@@ -69,8 +71,6 @@ export function openAccess(opts: { configDir: string; delimiter: string; logger:
     },
   }
 }
-
-export type Access = ReturnType<typeof openAccess>
 
 function emptyTable(): AccessTable {
   return { keys: new Map(), networks: [] }
