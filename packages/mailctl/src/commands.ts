@@ -13,3 +13,9 @@ export function register(group: string, verbs: Record<string, Command>): void {
 export class UsageError extends Error {
   override name = 'UsageError'
 }
+
+/** `--name=value`, or `--name value` (main.ts leaves the value among the positional args). */
+export function flagValue(ctx: Context, name: string): string | undefined {
+  for (const f of ctx.flags) if (f.startsWith(`--${name}=`)) return f.slice(name.length + 3)
+  return ctx.flags.has(`--${name}`) ? ctx.args[1] : undefined
+}

@@ -5,8 +5,8 @@ import { generateKeyPairSync } from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { dkimKeyFile } from '@facteur/config'
-import { register, UsageError, type Context } from './commands.js'
-import { dkimRecord, flagValue } from './dns-records.js'
+import { flagValue, register, UsageError, type Context } from './commands.js'
+import { dkimRecord } from './dns-records.js'
 
 export function selectorOf(ctx: Context): string {
   const s = (flagValue(ctx, 'selector') ?? ctx.config.outbound.dkimSelector).toLowerCase()

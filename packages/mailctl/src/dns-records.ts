@@ -2,13 +2,6 @@
 // §4.2), TXT strings cut at 255 octets (RFC 1035 §3.3.14), reverse names (RFC 1035 §3.5,
 // RFC 3596 §2.5).
 import { createPrivateKey, createPublicKey } from 'node:crypto'
-import type { Context } from './commands.js'
-
-/** `--name=value`, or `--name value` (main.ts leaves the value among the positional args). */
-export function flagValue(ctx: Context, name: string): string | undefined {
-  for (const f of ctx.flags) if (f.startsWith(`--${name}=`)) return f.slice(name.length + 3)
-  return ctx.flags.has(`--${name}`) ? ctx.args[1] : undefined
-}
 
 /** A TXT value as quoted strings of at most 255 octets. */
 export function txt(value: string): string {

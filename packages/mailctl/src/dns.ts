@@ -5,9 +5,9 @@
 import fs from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { dkimKeyFile, reverseName } from '@facteur/config'
-import { register, UsageError } from './commands.js'
+import { flagValue, register, UsageError } from './commands.js'
 import { localDomain, selectorOf } from './dkim.js'
-import { dkimRecord, flagValue, txt } from './dns-records.js'
+import { dkimRecord, txt } from './dns-records.js'
 
 register('dns', {
   show: {
