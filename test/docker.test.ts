@@ -314,6 +314,10 @@ test('a message to :25 lands in the mail volume; the ingress logs the client add
     return r.code === 0 && r.stdout.includes('Subject: over port 25') ? r.stdout : null
   })
   assert.match(mbox, /^Delivered-To: alice@example\.org$/m)
+  // Scanned by the sidecar's spamd, which does not trust the address the MX saw (the gateway
+  // when Docker's userland proxy carried it): no ALL_TRUSTED (SPAMD_TRUSTED_NETWORKS).
+  assert.match(mbox, /^X-Spam-Status: (No|Yes), score=/m)
+  assert.doesNotMatch(mbox, /ALL_TRUSTED/)
   const lines = await logLines('smtp-ingress')
   const queued = lines.find((l) => l.message === 'queued' && (l.recipients as string[]).includes(USER))
   const remoteIp = String(queued?.remoteIp)

@@ -8,7 +8,11 @@
 #                           (default 0.0.0.0/0: spamd is reachable on the internal network only;
 #                           127.0.0.1 is always added for the healthcheck)
 #   SPAMD_MAX_CHILDREN      spamd worker processes (default 5; ~60-100 MB each)
-#   SPAMD_TRUSTED_NETWORKS  SpamAssassin trusted_networks (space-separated CIDRs, default: SA's inference)
+#   SPAMD_TRUSTED_NETWORKS  SpamAssassin trusted_networks besides loopback (CIDRs, commas or spaces;
+#                           default: TRUSTED_NETWORKS, the MX's own LAN). Never SA's inference,
+#                           which trusts every private address: the Docker bridge gateway, which
+#                           every client of Docker's userland proxy comes from, would make all
+#                           their mail ALL_TRUSTED (-1.0) with no network test on its relay.
 #   SPAMD_REPORT_CONTACT    address shown in SpamAssassin's reports (e.g. the postmaster's)
 #   SPAMD_NETWORK_TESTS     auto|yes|no: DNS blocklists, Razor, Pyzor (default auto: on when a
 #                           5 s DNS probe succeeds at start, else spamd runs with --local)
@@ -25,7 +29,7 @@ die() { log "ERROR: $*"; exit 1; }
 SPAMD_PORT=${SPAMD_PORT:-783}
 SPAMD_ALLOWED_IPS=${SPAMD_ALLOWED_IPS:-0.0.0.0/0}
 SPAMD_MAX_CHILDREN=${SPAMD_MAX_CHILDREN:-5}
-SPAMD_TRUSTED_NETWORKS=${SPAMD_TRUSTED_NETWORKS:-}
+SPAMD_TRUSTED_NETWORKS=${SPAMD_TRUSTED_NETWORKS:-${TRUSTED_NETWORKS:-}}
 SPAMD_REPORT_CONTACT=${SPAMD_REPORT_CONTACT:-}
 SPAMD_NETWORK_TESTS=${SPAMD_NETWORK_TESTS:-auto}
 SA_UPDATE_ON_START=${SA_UPDATE_ON_START:-yes}
@@ -119,7 +123,7 @@ args=(
   --helper-home-dir=/var/lib/spamassassin
 )
 [ "$network" = no ] && args+=(--local)
-[ -n "$SPAMD_TRUSTED_NETWORKS" ] && args+=(--cf="trusted_networks $SPAMD_TRUSTED_NETWORKS")
+args+=(--cf="trusted_networks 127.0.0.0/8 ::1 ${SPAMD_TRUSTED_NETWORKS//,/ }")
 [ -n "$SPAMD_REPORT_CONTACT" ] && args+=(--cf="report_contact $SPAMD_REPORT_CONTACT")
 
 # Background rule updates. This shell is replaced by spamd below (same PID, $$), so the loop
