@@ -18,13 +18,13 @@ export async function scanMessage(
   config: FilterConfig,
   hostname: string,
 ): Promise<Verdict> {
-  const [virus, spam, auth, banned] = await Promise.all([
+  const [virus, spam, auth, attachments] = await Promise.all([
     engines.virus ? engines.virus.scan(message) : Promise.resolve<VirusCheck>({ status: 'off' }),
     spamScan(message, envelope, engines.spam, config.spam),
     engines.auth(message, envelope),
     bannedAttachments(message, config.bannedExtensions),
   ])
-  return decide(envelope, { virus, spam, auth, banned }, config, hostname)
+  return decide(envelope, { virus, spam, auth, attachments }, config, hostname)
 }
 
 async function spamScan(

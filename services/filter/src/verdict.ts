@@ -4,13 +4,14 @@
 // not answer (FILTER_FAILURE), then rspamd's soft reject, then junk, then tag.
 import type { FilterConfig } from '@facteur/config'
 import type { AuthCheck, FilterEnvelope, SpamCheck, Verdict, VirusCheck } from '@facteur/filter-client'
+import type { AttachmentCheck } from './attachments.js'
 
 export type Findings = {
   virus: VirusCheck
   spam: SpamCheck
   auth: { check: AuthCheck; header: string; dmarcPolicy?: 'reject' | 'quarantine' }
-  /** Attachment names with a FILTER_BANNED_EXTENSIONS extension. */
-  banned?: string[]
+  /** Attachment names with a FILTER_BANNED_EXTENSIONS extension, or why none could be looked at. */
+  attachments?: AttachmentCheck
 }
 
 type Policy = Pick<FilterConfig, 'failure' | 'dmarcEnforce' | 'spfFail'> & {
@@ -25,7 +26,8 @@ export function decide(envelope: FilterEnvelope, found: Findings, policy: Policy
   const roleOnly = envelope.recipients.every((r) => ROLE_ACCOUNTS.has(r.slice(0, r.lastIndexOf('@')).toLowerCase()))
   const { virus, spam, auth } = found
   const authCheck = auth.check
-  const banned = found.banned ?? []
+  const attachments = found.attachments ?? { banned: [] }
+  const banned = 'banned' in attachments ? attachments.banned : []
   const checks: Verdict['checks'] = { virus, spam, auth: authCheck, ...(banned.length ? { banned } : {}) }
   const forged = auth.check.forged
   const removeHeaders: Verdict['removeHeaders'] = forged ? [{ name: 'Authentication-Results', authservId: hostname }] : []
@@ -43,6 +45,9 @@ export function decide(envelope: FilterEnvelope, found: Findings, policy: Policy
   if (virus.status === 'infected') return refuse(554, '7.1', `Virus found: ${virus.signatures.join(', ')}`)
   // Amavis's BANNED: in both directions, to every recipient (role accounts too).
   if (banned.length) return refuse(554, '7.1', `Attachment refused: ${quotedNames(banned)} (files of that type are not accepted here)`)
+  // RFC 3463 X.6.0, a media error: a MIME bomb whose attachments nobody can list.
+  if ('unexamined' in attachments)
+    return refuse(554, '6.0', `Message refused: its MIME structure cannot be examined (${attachments.unexamined})`)
   if (auth.dmarcPolicy === 'reject' && policy.dmarcEnforce && authCheck.status === 'checked')
     return refuse(550, '7.1', `Rejected by the DMARC policy of ${authCheck.dmarc.domain ?? 'the sender domain'}`)
   // RFC 7372 §3.2: X.7.23, SPF validation failed.

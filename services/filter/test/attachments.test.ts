@@ -36,16 +36,16 @@ test('finds banned names in any part, encoded or forwarded; leaves documents alo
     { filename: 'report.pdf', content: '%PDF-1.4' },
     { filename: 'invoice.pdf.exe', content: 'MZ' },
   ])
-  assert.deepEqual(await bannedAttachments(plain, banned), ['invoice.pdf.exe'])
+  assert.deepEqual(await bannedAttachments(plain, banned), { banned: ['invoice.pdf.exe'] })
 
   // Non-ASCII names: nodemailer writes them RFC 2231 (filename*=) and RFC 2047 (name=).
   const encoded = await compose([{ filename: 'facture été 2026.scr', content: 'x' }])
   assert.match(encoded.toString(), /filename\*0\*=utf-8''|filename\*=utf-8''/i)
-  assert.deepEqual(await bannedAttachments(encoded, banned), ['facture été 2026.scr'])
+  assert.deepEqual(await bannedAttachments(encoded, banned), { banned: ['facture été 2026.scr'] })
 
   // A forwarded message carrying one.
   const forwarded = await compose([{ filename: 'fwd.eml', content: plain, contentType: 'message/rfc822' }])
-  assert.deepEqual(await bannedAttachments(forwarded, banned), ['invoice.pdf.exe'])
+  assert.deepEqual(await bannedAttachments(forwarded, banned), { banned: ['invoice.pdf.exe'] })
 
   assert.deepEqual(
     await bannedAttachments(
@@ -55,10 +55,10 @@ test('finds banned names in any part, encoded or forwarded; leaves documents alo
       ]),
       banned,
     ),
-    [],
+    { banned: [] },
   )
-  assert.deepEqual(await bannedAttachments(plain, new Set()), [], 'FILTER_BANNED_EXTENSIONS=none')
-  assert.deepEqual(await bannedAttachments(Buffer.from('Subject: no MIME\r\n\r\nplain text\r\n'), banned), [])
+  assert.deepEqual(await bannedAttachments(plain, new Set()), { banned: [] }, 'FILTER_BANNED_EXTENSIONS=none')
+  assert.deepEqual(await bannedAttachments(Buffer.from('Subject: no MIME\r\n\r\nplain text\r\n'), banned), { banned: [] })
 })
 
 test('a banned attachment is refused 554 5.7.1 naming it, after a virus and before everything else', () => {
@@ -73,7 +73,7 @@ test('a banned attachment is refused 554 5.7.1 naming it, after a virus and befo
     virus: { status: 'clean' as const },
     spam: { status: 'skipped' as const, reason: 'off' as const },
     auth: { check: { status: 'skipped' as const, reason: 'outbound' as const, forged: 0 }, header: '' },
-    banned: ['a.exe', 'b"q.js', 'c.vbs', 'd.cmd'],
+    attachments: { banned: ['a.exe', 'b"q.js', 'c.vbs', 'd.cmd'] },
   }
   const policy = loadConfig({ MAIL_DOMAIN: 'ours.example' }).filter
   const v = decide(envelope, found, policy, 'mx.ours.example')
@@ -82,10 +82,33 @@ test('a banned attachment is refused 554 5.7.1 naming it, after a virus and befo
     `${v.code} 5.${v.enhanced} ${v.text}`,
     `554 5.7.1 Attachment refused: "a.exe", "b'q.js", "c.vbs" and 1 more (files of that type are not accepted here)`,
   )
-  assert.deepEqual(v.checks.banned, found.banned)
+  assert.deepEqual(v.checks.banned, found.attachments.banned)
   assert.throws(() => loadConfig({ MAIL_DOMAIN: 'ours.example', FILTER_BANNED_EXTENSIONS: 'exe, .tar.gz' }), /FILTER_BANNED_EXTENSIONS/)
   assert.deepEqual(
     [...loadConfig({ MAIL_DOMAIN: 'ours.example', FILTER_BANNED_EXTENSIONS: 'EXE, .iso' }).filter.bannedExtensions],
     ['exe', 'iso'],
   )
+})
+
+test('a MIME bomb the splitter will not take apart (over 1,000 parts) is refused 554 5.6.0, not let through unexamined', async () => {
+  const parts = Array.from({ length: 1001 }, (_, i) => `--bb\r\nContent-Type: text/plain\r\n\r\npart ${i}\r\n`).join('')
+  const bomb = Buffer.from(`Subject: many\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="bb"\r\n\r\n${parts}--bb--\r\n`)
+  const attachments = await bannedAttachments(bomb, banned)
+  assert.deepEqual(attachments, { unexamined: 'Max allowed child nodes exceeded' })
+  const v = decide(
+    { direction: 'inbound', ip: '192.0.2.1', helo: 'h.example', sender: 'a@remote.example', recipients: ['bob@ours.example'] },
+    {
+      virus: { status: 'clean' },
+      spam: { status: 'skipped', reason: 'off' },
+      auth: { check: { status: 'skipped', reason: 'outbound', forged: 0 }, header: '' },
+      attachments,
+    },
+    loadConfig({ MAIL_DOMAIN: 'ours.example' }).filter,
+    'mx.ours.example',
+  )
+  assert.equal(
+    `${v.code} 5.${v.enhanced} ${v.text}`,
+    '554 5.6.0 Message refused: its MIME structure cannot be examined (Max allowed child nodes exceeded)',
+  )
+  assert.deepEqual(await bannedAttachments(bomb, new Set()), { banned: [] }, 'FILTER_BANNED_EXTENSIONS=none: not examined, not refused')
 })
