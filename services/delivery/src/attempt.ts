@@ -72,6 +72,7 @@ export async function attempt(message: ActiveMessage, deps: AttemptDeps): Promis
   // Local copies are written side by side (each its own mailbox): their fsyncs overlap; Maildir
   // copies share one file. A small message is read once and converted once for all (HeldMessage).
   const content = local.length && !deps.lmtp && env.size <= HELD_MAX ? new HeldMessage(await message.read()) : undefined
+  if (local.length && deps.quotas) await deps.quotas.refresh()
   if (local.length && deps.lmtp) {
     // One LMTP transaction for all of them, an answer for each.
     const started = Date.now()

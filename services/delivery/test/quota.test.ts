@@ -63,6 +63,7 @@ for (const format of ['maildir', 'mbox'] as const) {
     const logger = createLogger({ service: 'delivery', level: 'error', stream: new PassThrough() })
     const quotas = await openQuotas({ config, accounts, logger, mailboxOf: (a) => mailboxPathOf(config, a), freshMs: 60_000 })
     t.after(() => quotas.close())
+    await quotas.refresh()
     const body = Buffer.from(`Subject: hi\r\n\r\n${'x'.repeat(2000)}\r\n`)
     const message = {
       envelope: { sender: 'a@example.net', receivedAt: Date.now(), size: body.length },
