@@ -275,6 +275,7 @@ test('mailctl queue hold, release and delete act on a waiting message', async ()
   assert.equal(await fromSpammer(), 0)
   assert.ok(await queued('parked@parked.example'), "alice's message stays")
   assert.equal((await mailctl('queue', 'delete', '--from=nobody@ours.example')).stdout, 'no message matched\n')
+  assert.notEqual((await mailctl('queue', 'delete')).code, 0, 'no id, no ALL, no --from: a usage error')
   // ALL: a notice that leaves the spool on its own meanwhile is reported missing, not an error here.
   await mailctl('queue', 'delete', 'ALL')
   assert.equal(await queued('parked@parked.example'), undefined)

@@ -15,8 +15,9 @@ async function eachId(
   select?: (spool: Spool) => Promise<string[] | null>,
 ): Promise<number> {
   const spool = await openSpool(ctx.config.spoolDir)
-  const ids = (await select?.(spool)) ?? ctx.args.map((a) => a.toUpperCase())
-  if (ids.length === 0 && !select) throw new UsageError(`expected queue ids: mailctl queue ${verb} ID [ID...] (see mailctl queue list)`)
+  const selected = (await select?.(spool)) ?? null
+  const ids = selected ?? ctx.args.map((a) => a.toUpperCase())
+  if (!selected && ids.length === 0) throw new UsageError(`expected queue ids: mailctl queue ${verb} ID [ID...] (see mailctl queue list)`)
   let missing = 0
   for (const id of ids) {
     const deadline = Date.now() + WAIT_MS
@@ -32,7 +33,7 @@ async function eachId(
       ctx.out(`${id}: no such message${verb === 'release' ? ' on hold' : verb === 'hold' ? ' waiting in the queue' : ''}`)
     }
   }
-  if (select && ids.length === 0) ctx.out('no message matched')
+  if (selected && ids.length === 0) ctx.out('no message matched')
   return missing ? 1 : 0
 }
 
