@@ -9,15 +9,7 @@ import type { Config } from '@facteur/config'
 import type { ActiveMessage, RecipientState } from '@facteur/spool'
 import type { HealthCheck } from '@facteur/health'
 import type { Outcome } from './outcome.js'
-import { fromReply, oneLine } from './outbound/smtp-client.js'
-
-type NodemailerError = Error & {
-  code?: string
-  response?: string
-  responseCode?: number
-  recipient?: string
-  rejectedErrors?: NodemailerError[]
-}
+import { fromReply, oneLine, recordRefusals, type NodemailerError } from './outbound/smtp-client.js'
 
 export type Lmtp = {
   /** Outcomes of one message for its local recipients, in their order. */
@@ -53,12 +45,8 @@ export function lmtpTransport(config: Config, server: { host: string; port: numb
     async deliver(message, rcpts) {
       const byAddress = new Map(rcpts.map((r) => [r.address.toLowerCase(), r]))
       const outcomes = new Map<RecipientState, Outcome>()
-      const refusedOnes = (errors: NodemailerError[] | undefined): void => {
-        for (const e of errors ?? []) {
-          const r = e.recipient ? byAddress.get(e.recipient.toLowerCase()) : undefined
-          if (r) outcomes.set(r, fromReply(e.response, where))
-        }
-      }
+      const refusedOnes = (errors: NodemailerError[] | undefined): void =>
+        recordRefusals(errors, (a) => byAddress.get(a.toLowerCase()), where, outcomes)
       try {
         const info = (await transport.sendMail({
           envelope: { from: message.envelope.sender === '' ? false : message.envelope.sender, to: rcpts.map((r) => r.address) },

@@ -18,7 +18,7 @@ export type Transaction = {
 /** Either every recipient has its outcome, or this host could not take the message at all. */
 export type HopResult = { kind: 'done'; outcomes: Map<RecipientState, Outcome> } | { kind: 'next'; reply: string }
 
-type NodemailerError = Error & {
+export type NodemailerError = Error & {
   code?: string
   response?: string
   responseCode?: number
@@ -53,10 +53,7 @@ export async function sendVia(pools: Pools, hop: Hop, session: Session, tx: Tran
     })
     const outcomes = new Map<RecipientState, Outcome>()
     const info2 = info as typeof info & { rejectedErrors?: NodemailerError[]; ehlo?: string[] }
-    for (const e of info2.rejectedErrors ?? []) {
-      const r = e.recipient ? byAddress.get(e.recipient) : undefined
-      if (r) outcomes.set(r, fromReply(e.response, where))
-    }
+    recordRefusals(info2.rejectedErrors, (a) => byAddress.get(a), where, outcomes)
     // nodemailer takes any reply starting with 2 as success; only a real 2xx is one.
     const final = fromReply(info.response, where)
     for (const a of info.accepted) {
@@ -72,10 +69,7 @@ export async function sendVia(pools: Pools, hop: Hop, session: Session, tx: Tran
       if (err.code === 'EAUTH')
         return done(tx.recipients, { status: 'deferred', reply: `454 4.7.0 ${where} refused our credentials: ${oneLine(err.response)}` })
       const outcomes = new Map<RecipientState, Outcome>()
-      for (const e of err.rejectedErrors ?? []) {
-        const r = e.recipient ? byAddress.get(e.recipient) : undefined
-        if (r) outcomes.set(r, fromReply(e.response, where))
-      }
+      recordRefusals(err.rejectedErrors, (a) => byAddress.get(a), where, outcomes)
       // MAIL FROM or the message itself refused: every recipient not refused on its own gets the reply.
       for (const r of tx.recipients) if (!outcomes.has(r)) outcomes.set(r, fromReply(err.response, where))
       return { kind: 'done', outcomes }
@@ -95,6 +89,19 @@ export async function sendVia(pools: Pools, hop: Hop, session: Session, tx: Tran
             : `451 4.4.1 ${where}: ${err.message}`
     if (!err.responseCode && err.code !== 'ETLS') pools.markDown(hop, reply)
     return { kind: 'next', reply }
+  }
+}
+
+/** Each recipient nodemailer says the server refused on its own: that reply as its outcome. */
+export function recordRefusals(
+  errors: NodemailerError[] | undefined,
+  recipient: (address: string) => RecipientState | undefined,
+  where: string,
+  outcomes: Map<RecipientState, Outcome>,
+): void {
+  for (const e of errors ?? []) {
+    const r = e.recipient ? recipient(e.recipient) : undefined
+    if (r) outcomes.set(r, fromReply(e.response, where))
   }
 }
 
