@@ -56,6 +56,8 @@ export type Config = Readonly<{
   /** SMTP_HELO_CHECK: the HELO/EHLO name asked to be a valid host name (invalid) and fully qualified (fqdn). */
   heloCheck: 'invalid' | 'fqdn' | 'off'
   recipientDelimiter: string
+  /** SRS_DOMAIN: where forwarded copies' reverse-paths are rewritten to (SRS); null: not rewritten. */
+  srsDomain: string | null
   trustedNetworks: Network
   /** SHARED_CLIENT_ADDRESSES: a proxy's addresses that every client behind it appears from. */
   sharedClients: Network
@@ -135,6 +137,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   if (delimiter.length > 1 || /[@\s"%!/]/.test(delimiter))
     throw new ConfigError('RECIPIENT_DELIMITER', delimiter, 'one character such as + or -, or empty to turn sub-addressing off')
 
+  const srsText = r.string('SRS_DOMAIN', localDomains.includes(mailDomain) ? mailDomain : localDomains[0]).toLowerCase()
+  const srsDomain = srsText === 'none' ? null : r.domain('SRS_DOMAIN', srsText)
+  if (srsDomain && !localDomains.includes(srsDomain))
+    throw new ConfigError('SRS_DOMAIN', srsText, 'one of LOCAL_DOMAINS (bounces to its SRS addresses come back to this MX), or none')
+
   const cert = r.optional('TLS_CERT')
   const key = r.optional('TLS_KEY')
   if (Boolean(cert) !== Boolean(key)) throw new ConfigError(cert ? 'TLS_KEY' : 'TLS_CERT', undefined, 'TLS_CERT and TLS_KEY set together')
@@ -182,6 +189,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     unknownSenderDomain: r.oneOf('UNKNOWN_SENDER_DOMAIN', ['defer', 'reject', 'accept'] as const, 'defer'),
     heloCheck: r.oneOf('SMTP_HELO_CHECK', ['invalid', 'fqdn', 'off'] as const, 'invalid'),
     recipientDelimiter: delimiter,
+    srsDomain,
     trustedNetworks,
     sharedClients: sharedClients(r, trustedNetworks),
     dnsbl: loadDnsbl(r),

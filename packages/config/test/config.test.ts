@@ -163,3 +163,15 @@ test('LOCAL_TRANSPORT: the mailboxes, or an LMTP server (port 24 by default); MA
   assert.equal(loadConfig({ ...base, SMTP_HELO_CHECK: 'fqdn' }).heloCheck, 'fqdn')
   assert.throws(() => loadConfig({ ...base, SMTP_HELO_CHECK: 'strict' }), /SMTP_HELO_CHECK="strict"/)
 })
+
+test('SRS_DOMAIN: MAIL_DOMAIN by default (the first of LOCAL_DOMAINS when it is not one), another local domain, or none', () => {
+  assert.equal(loadConfig(base).srsDomain, base.MAIL_DOMAIN)
+  assert.equal(loadConfig({ ...base, SRS_DOMAIN: '' }).srsDomain, base.MAIL_DOMAIN)
+  assert.equal(loadConfig({ ...base, LOCAL_DOMAINS: 'a.example, b.example', SRS_DOMAIN: 'B.example' }).srsDomain, 'b.example')
+  assert.equal(loadConfig({ ...base, LOCAL_DOMAINS: 'a.example, b.example' }).srsDomain, 'a.example')
+  assert.equal(loadConfig({ ...base, SRS_DOMAIN: 'none' }).srsDomain, null)
+  assert.throws(
+    () => loadConfig({ ...base, SRS_DOMAIN: 'elsewhere.example' }),
+    /SRS_DOMAIN="elsewhere.example" is not valid: expected one of LOCAL_DOMAINS/,
+  )
+})

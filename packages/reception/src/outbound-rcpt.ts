@@ -4,7 +4,7 @@
 // OUTBOUND_MODE=local (nothing leaves for other domains, except TRANSPORT_MAP routes), and
 // FALLBACK_RELAY (a local name nobody has here is accepted and forwarded there).
 import { SmtpError } from '@facteur/smtp-error'
-import type { Accounts } from '@facteur/accounts'
+import { SrsError, splitAddress, type Accounts, type Srs } from '@facteur/accounts'
 import { transportFor, type Config } from '@facteur/config'
 import { RELAY_DENIED } from './address.js'
 import { expandLocalRecipient } from './local-recipient.js'
@@ -27,9 +27,29 @@ export function checkRemoteRecipient(config: Config, domain: string, ctx: { mayR
 /**
  * A recipient in LOCAL_DOMAINS, expanded (aliases, sub-addresses, catch-all); a name nobody has
  * here is kept as it is when FALLBACK_RELAY is set (delivery forwards it), else refused 550 5.1.1.
+ * An SRS address of ours stands for the sender it was made from (a bounce of forwarded mail goes
+ * back to them); one that is forged or too old is refused 550 5.1.1.
  */
-export async function expandOrForward(address: string, ctx: { config: Config; accounts: Accounts }): Promise<string[]> {
+export async function expandOrForward(
+  address: string,
+  ctx: { config: Config; accounts: Accounts; srs?: () => Promise<Srs | null> },
+): Promise<string[]> {
   const { config, accounts } = ctx
+  const parts = splitAddress(address)
+  const srs = parts && parts.domain === config.srsDomain ? await ctx.srs?.() : null
+  if (srs && parts) {
+    let sender: string | null
+    try {
+      sender = srs.reverse(parts.local)
+    } catch (err) {
+      if (err instanceof SrsError) throw new SmtpError(550, '1.1', err.message)
+      throw err
+    }
+    if (sender) {
+      const domain = splitAddress(sender)?.domain
+      return domain && config.localDomains.includes(domain) ? expandOrForward(sender, { config, accounts }) : [sender]
+    }
+  }
   try {
     return await expandLocalRecipient(address, { accounts, unknownRecipient: config.unknownRecipient })
   } catch (err) {

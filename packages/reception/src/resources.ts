@@ -2,11 +2,17 @@
 // share: the spool it queues into, the user and alias tables, the TLS certificate.
 import type { Config } from '@facteur/config'
 import { openSpool, type Spool } from '@facteur/spool'
-import { openAccounts, type Accounts } from '@facteur/accounts'
+import { ensureSrsSecret, openAccounts, openSrs, type Accounts, type Srs } from '@facteur/accounts'
 import { openCertificates, type Certificates } from '@facteur/certs'
 import type { HealthCheck } from '@facteur/health'
 
-export type ReceivingResources = { spool: Spool; accounts: Accounts; certs: Certificates }
+export type ReceivingResources = {
+  spool: Spool
+  accounts: Accounts
+  certs: Certificates
+  /** SRS with the current secrets (null while CONFIG_DIR/srs.secret has none); absent with SRS_DOMAIN=none. */
+  srs?: () => Promise<Srs | null>
+}
 
 export async function openReceiving(config: Config): Promise<ReceivingResources> {
   const owner = { uid: config.mailbox.uid, gid: config.mailbox.gid }
@@ -26,7 +32,14 @@ export async function openReceiving(config: Config): Promise<ReceivingResources>
     keyFile: config.tls.key,
     owner,
   })
-  return { spool, accounts, certs }
+  // The listeners make the SRS secret (delivery's CONFIG_DIR may be read-only); bounces to the
+  // addresses it signs come back here.
+  let srs: ReceivingResources['srs']
+  if (config.srsDomain) {
+    await ensureSrsSecret(config.configDir, owner)
+    srs = openSrs({ configDir: config.configDir, domain: config.srsDomain })
+  }
+  return { spool, accounts, certs, srs }
 }
 
 /** spool writable; certificate (self-signed: degraded); content filter configured or not. */

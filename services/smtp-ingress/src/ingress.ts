@@ -7,7 +7,7 @@ import type { Config } from '@facteur/config'
 import { inNetworks } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
 import type { Spool } from '@facteur/spool'
-import type { Accounts } from '@facteur/accounts'
+import type { Accounts, Srs } from '@facteur/accounts'
 import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
 import { SmtpError } from '@facteur/smtp-error'
 import type { HealthCheck } from '@facteur/health'
@@ -39,6 +39,8 @@ export async function startIngress(deps: {
   spool: Spool
   accounts: Accounts
   certs: Certificates
+  /** SRS_DOMAIN's SRS, which turns bounces to its addresses back into their senders. */
+  srs?: () => Promise<Srs | null>
   /** The Docker bridge gateway, when clients of a published port may all appear from it. */
   gateway?: string | null
 }): Promise<Ingress> {
@@ -83,7 +85,12 @@ export async function startIngress(deps: {
         if (badHelo) throw badHelo
         const listed = allowed ? null : refuseListed((await listings.get(session.id)) ?? null, session.remoteAddress, address.address)
         if (listed) throw listed
-        const accepted = await decideRecipient(address.address, { config, accounts, trusted: trusted(session.remoteAddress) })
+        const accepted = await decideRecipient(address.address, {
+          config,
+          accounts,
+          srs: deps.srs,
+          trusted: trusted(session.remoteAddress),
+        })
         // After the recipient is known to be ours: an unknown one gets its 550 at once (RFC 6647 §5).
         const greylisted =
           greylist && !allowed && !trusted(session.remoteAddress) ? greylist.check(session.remoteAddress, sender, address.address) : null

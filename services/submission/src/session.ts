@@ -5,7 +5,7 @@ import { SMTPServer, type SMTPServerSession } from 'smtp-server'
 import type { Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
 import type { Spool } from '@facteur/spool'
-import type { Accounts } from '@facteur/accounts'
+import type { Accounts, Srs } from '@facteur/accounts'
 import type { Certificates } from '@facteur/certs'
 import { SmtpError, toSmtpError } from '@facteur/smtp-error'
 import { guardListener, listenerOptions, mailTransactions, type ClientLimit, type Transaction } from '@facteur/reception'
@@ -23,6 +23,7 @@ export type SubmissionContext = {
   spool: Spool
   accounts: Accounts
   certs: Certificates
+  srs?: () => Promise<Srs | null>
   guard: AuthGuard
   limits: SendingLimits
   clients: ClientLimit
@@ -41,7 +42,7 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
       fields: (session) => ({ listener: listener.name, user: userOf(session) }),
       recipientLimit: (txn) => (limits.mayAddRecipient(txn.rcptCount) ? null : TOO_MANY_RECIPIENTS),
       recipients: async (address) => {
-        const targets = await decideRecipient(address.address, { config, accounts })
+        const targets = await decideRecipient(address.address, { config, accounts, srs: ctx.srs })
         const original = originalRecipient(address)
         const notify = notifyOf(address)
         const orcpt = orcptOf(address)

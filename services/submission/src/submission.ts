@@ -7,7 +7,7 @@ import type { SMTPServer } from 'smtp-server'
 import type { Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
 import type { Spool } from '@facteur/spool'
-import type { Accounts } from '@facteur/accounts'
+import type { Accounts, Srs } from '@facteur/accounts'
 import { AuthGuard } from './policy/auth-guard.js'
 import { SendingLimits } from './policy/rate.js'
 import { createSubmissionServer } from './session.js'
@@ -23,6 +23,8 @@ export async function startSubmission(deps: {
   spool: Spool
   accounts: Accounts
   certs: Certificates
+  /** SRS_DOMAIN's SRS, which turns bounces to its addresses back into their senders. */
+  srs?: () => Promise<Srs | null>
   /** The Docker bridge gateway, when clients of a published port may all appear from it. */
   gateway?: string | null
 }): Promise<Submission> {

@@ -1,5 +1,5 @@
 // Outbound delivery: routes (route.ts), MX lookup (mx.ts), connection pools (pool.ts), one SMTP
-// transaction (smtp-client.ts), DKIM signing (dkim.ts), put together as attempt's remote transport.
+// transaction (smtp-client.ts), DKIM signing (dkim.ts), the reverse-path (reverse-path.ts: SRS), put together as attempt's remote transport.
 // RFC 5321 §5.1 (MX), RFC 7505 (null MX), RFC 6376 (DKIM), RFC 3461 (DSN parameters passed on).
 import type { Accounts } from '@facteur/accounts'
 import { resolverFor, type Config } from '@facteur/config'
@@ -10,6 +10,7 @@ import { createHopFinder } from './mx.js'
 import { createPools } from './pool.js'
 import { createRouter } from './route.js'
 import { createRemoteTransport } from './transport.js'
+import { createReversePath } from './reverse-path.js'
 
 export type Outbound = { transport: RemoteTransport; isLocal: IsLocal; forgetDown(): void; close(): void }
 
@@ -19,7 +20,13 @@ export function createOutbound(deps: { config: Config; logger: Logger; accounts:
   const router = createRouter(config, accounts, finder)
   const pools = createPools(config)
   return {
-    transport: createRemoteTransport({ logger, router, pools, signer: createSigner(config, logger) }),
+    transport: createRemoteTransport({
+      logger,
+      router,
+      pools,
+      signer: createSigner(config, logger),
+      reversePath: createReversePath(config),
+    }),
     isLocal: async (r) => (await router.route(r.address)).kind === 'local',
     forgetDown: () => pools.forgetDown(),
     close: () => pools.close(),

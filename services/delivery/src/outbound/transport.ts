@@ -11,9 +11,16 @@ import type { Router, Route } from './route.js'
 import type { Signer } from './dkim.js'
 import type { Pools } from './pool.js'
 import { sendVia, type Transaction } from './smtp-client.js'
+import { NO_SRS_SECRET, type ReversePath } from './reverse-path.js'
 
-export function createRemoteTransport(deps: { logger: Logger; router: Router; pools: Pools; signer: Signer }): RemoteTransport {
-  const { logger, router, pools, signer } = deps
+export function createRemoteTransport(deps: {
+  logger: Logger
+  router: Router
+  pools: Pools
+  signer: Signer
+  reversePath: ReversePath
+}): RemoteTransport {
+  const { logger, router, pools, signer, reversePath } = deps
 
   return async (message, recipients) => {
     const env = message.envelope
@@ -45,19 +52,25 @@ export function createRemoteTransport(deps: { logger: Logger; router: Router; po
           for (const r of group) outcomes.set(r, { status: err.permanent ? 'failed' : 'deferred', reply: err.reply })
           return
         }
-        // RFC 3461 §4.1, §4.2: NOTIFY and ORCPT are per recipient, nodemailer's per transaction:
-        // one transaction per pair of values (recipients without either share one).
-        const byDsn = new Map<string, { notify?: string[]; orcpt?: string; rcpts: RecipientState[] }>()
+        // RFC 3461 §4.1, §4.2: NOTIFY and ORCPT are per recipient, nodemailer's per transaction,
+        // as the reverse-path (a forwarded copy's SRS address): one transaction per set of values
+        // (recipients with the sender's own reverse-path and neither DSN value share one).
+        const byDsn = new Map<string, { sender: string; notify?: string[]; orcpt?: string; rcpts: RecipientState[] }>()
         for (const r of group) {
+          const sender = await reversePath(env, r)
+          if (sender === null) {
+            outcomes.set(r, { status: 'deferred', reply: NO_SRS_SECRET })
+            continue
+          }
           const orcpt = orcptOf(r)
-          const key = `${r.notify?.join(',') ?? ''} ${orcpt ?? ''}`
-          const g = byDsn.get(key) ?? { notify: r.notify, orcpt, rcpts: [] }
+          const key = `${sender} ${r.notify?.join(',') ?? ''} ${orcpt ?? ''}`
+          const g = byDsn.get(key) ?? { sender, notify: r.notify, orcpt, rcpts: [] }
           g.rcpts.push(r)
           byDsn.set(key, g)
         }
-        for (const { notify, orcpt, rcpts } of byDsn.values()) {
+        for (const { sender, notify, orcpt, rcpts } of byDsn.values()) {
           const tx: Transaction = {
-            sender: env.sender,
+            sender,
             recipients: rcpts,
             message: signed,
             dsn: env.dsn || notify || orcpt ? { ret: env.dsn?.ret, envid: env.dsn?.envid, notify, orcpt } : undefined,
