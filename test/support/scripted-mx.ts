@@ -12,8 +12,10 @@ export interface ScriptedMxOptions {
   mail?: string
   /** Reply after the message data instead of '250 Ok: queued', e.g. '554 5.7.1 Spam' or '250 2.0.0 Ok id=1'. */
   data?: string
-  /** Offer STARTTLS with a fresh self-signed certificate for hostname. */
+  /** Offer STARTTLS with a fresh self-signed certificate for hostname (or `certificate`). */
   tls?: boolean
+  /** The certificate STARTTLS presents (PEM), instead of a fresh self-signed one. */
+  certificate?: { key: string; cert: string }
   /** Refuse MAIL before STARTTLS ('530 5.7.0 Must issue a STARTTLS command first'). */
   requireTls?: boolean
   /** Greeting and certificate name, default 'mx.remote.example'. */
@@ -65,7 +67,11 @@ export async function startScriptedMx(options: ScriptedMxOptions = {}): Promise<
   let connections = 0
   let open = 0
   let maxOpen = 0
-  const pems = options.tls ? await generate([{ name: 'commonName', value: hostname }], { keySize: 2048 }) : undefined
+  const pems = options.certificate
+    ? { private: options.certificate.key, cert: options.certificate.cert }
+    : options.tls
+      ? await generate([{ name: 'commonName', value: hostname }], { keySize: 2048 })
+      : undefined
 
   const server = new SMTPServer({
     name: hostname,

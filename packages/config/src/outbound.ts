@@ -28,6 +28,10 @@ export type OutboundConfig = Readonly<{
   /** The port of remote MX hosts: 25, or a test sink's port. */
   port: number
   tls: 'opportunistic' | 'require'
+  /** OUTBOUND_MTA_STS: MX delivery follows the receiving domain's MTA-STS policy (RFC 8461). */
+  mtaSts: boolean
+  /** Where mta-sts.DOMAIN serves its policy: 443, or a test server's port. */
+  mtaStsPort: number
   bindAddress?: string
   ipPreference: 'ipv4' | 'ipv6' | 'any'
   /** Connections open at once to one destination host. */
@@ -176,6 +180,8 @@ export function loadOutbound(r: EnvReader): OutboundConfig {
     relayDomains,
     port: r.int('OUTBOUND_PORT', 25, 1, 65535),
     tls: r.oneOf('OUTBOUND_TLS', ['opportunistic', 'require'] as const, 'opportunistic'),
+    mtaSts: r.bool('OUTBOUND_MTA_STS', true),
+    mtaStsPort: r.int('OUTBOUND_MTA_STS_PORT', 443, 1, 65535),
     bindAddress,
     ipPreference: r.oneOf('OUTBOUND_IP_PREFERENCE', ['ipv4', 'ipv6', 'any'] as const, 'any'),
     concurrencyPerDomain: r.int('OUTBOUND_CONCURRENCY_PER_DOMAIN', 4, 1, 100),

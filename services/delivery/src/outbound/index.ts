@@ -1,6 +1,8 @@
 // Outbound delivery: routes (route.ts), MX lookup (mx.ts), connection pools (pool.ts), one SMTP
-// transaction (smtp-client.ts), DKIM signing (dkim.ts), the reverse-path (reverse-path.ts: SRS), put together as attempt's remote transport.
-// RFC 5321 §5.1 (MX), RFC 7505 (null MX), RFC 6376 (DKIM), RFC 3461 (DSN parameters passed on).
+// transaction (smtp-client.ts), DKIM signing (dkim.ts), the reverse-path (reverse-path.ts: SRS),
+// put together as attempt's remote transport.
+// RFC 5321 §5.1 (MX), RFC 7505 (null MX), RFC 8461 (MTA-STS, mta-sts.ts), RFC 6376 (DKIM), RFC 3461
+// (DSN parameters passed on).
 import type { Accounts } from '@facteur/accounts'
 import { resolverFor, type Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
@@ -9,6 +11,7 @@ import { createSigner } from './dkim.js'
 import { createHopFinder } from './mx.js'
 import { createPools } from './pool.js'
 import { createRouter } from './route.js'
+import { createMtaSts } from './mta-sts.js'
 import { createRemoteTransport } from './transport.js'
 import { createReversePath } from './reverse-path.js'
 
@@ -16,8 +19,9 @@ export type Outbound = { transport: RemoteTransport; isLocal: IsLocal; forgetDow
 
 export function createOutbound(deps: { config: Config; logger: Logger; accounts: Accounts }): Outbound {
   const { config, logger, accounts } = deps
-  const finder = createHopFinder(config, resolverFor(config.outbound.dnsServers))
-  const router = createRouter(config, accounts, finder)
+  const resolver = resolverFor(config.outbound.dnsServers)
+  const finder = createHopFinder(config, resolver)
+  const router = createRouter(config, accounts, finder, createMtaSts(config, resolver, logger))
   const pools = createPools(config)
   return {
     transport: createRemoteTransport({

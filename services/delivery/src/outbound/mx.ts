@@ -7,9 +7,13 @@ import { isIP } from 'node:net'
 import os from 'node:os'
 import type { Config } from '@facteur/config'
 import type { Destination } from '@facteur/config'
+import type { Session } from './pool.js'
 
-/** One address to connect to, and the name it was found under (EHLO peer, TLS SNI, logs). */
-export type Hop = { name: string; address: string; port: number }
+/**
+ * One address to connect to, and the name it was found under (EHLO peer, TLS SNI, logs); with
+ * the session a policy asks of this host (MTA-STS), instead of its route's.
+ */
+export type Hop = { name: string; address: string; port: number; session?: Session }
 
 /** A lookup that ends the attempt for every recipient of the domain: permanent or temporary. */
 export class RouteError extends Error {

@@ -16,6 +16,8 @@ export type Session = {
   /** Check the server's certificate against its name (the relay, by default). */
   verify: boolean
   auth?: { user: string; pass: string }
+  /** Who asks for TLS on this host, for the reply when it cannot be had (the MTA-STS policy of a domain). */
+  requiredBy?: string
 }
 
 type Entry = { transport: Transporter; lastUsed: number }

@@ -11,6 +11,7 @@ import type { Accounts } from '@facteur/accounts'
 import { transportFor, type Config, type Destination } from '@facteur/config'
 import type { Hop, HopFinder } from './mx.js'
 import type { Session } from './pool.js'
+import type { MtaSts } from './mta-sts.js'
 
 export type Route =
   | { kind: 'local' }
@@ -25,7 +26,7 @@ export type Route =
 
 export type Router = { route(address: string): Promise<Route> }
 
-export function createRouter(config: Config, accounts: Accounts, finder: HopFinder): Router {
+export function createRouter(config: Config, accounts: Accounts, finder: HopFinder, mtaSts: MtaSts): Router {
   const out = config.outbound
   const hostSession = (dest: Destination): Session => ({ tls: dest.port === 465 ? 'implicit' : out.tls, verify: false })
   const toDestination = (key: string, dest: Destination): Route => ({
@@ -56,7 +57,8 @@ export function createRouter(config: Config, accounts: Accounts, finder: HopFind
         kind: 'remote',
         key: `mx:${domain}`,
         session: { tls: out.tls, verify: false },
-        hops: () => finder.mxHops(domain),
+        // RFC 8461: the MX hosts the domain's MTA-STS policy allows, with the TLS it asks.
+        hops: async () => mtaSts.apply(domain, await finder.mxHops(domain)),
       }
       if (out.relayDomains.includes(domain)) return direct
       if (out.mode === 'local') return { kind: 'refused', reply: '550 5.7.1 This server does not send mail to other domains' }

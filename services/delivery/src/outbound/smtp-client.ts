@@ -28,6 +28,13 @@ export type NodemailerError = Error & {
   timeoutType?: string
 }
 
+/**
+ * Node's messages for a certificate that does not verify ("self-signed certificate", "unable to
+ * verify the first certificate", "Hostname/IP does not match certificate's altnames"...):
+ * nodemailer passes them on as a socket error (ESOCKET), the TLS code gone.
+ */
+const CERTIFICATE_ERROR = /certificate|altnames/i
+
 /** The commands of the connection itself: a failure there is the host's, not the message's. */
 const SESSION_COMMANDS = new Set(['CONN', 'EHLO', 'HELO', 'LHLO', 'STARTTLS'])
 
@@ -77,9 +84,13 @@ export async function sendVia(pools: Pools, hop: Hop, session: Session, tx: Tran
     // The host itself failed us: unreachable, silent, a TLS failure, a 421 or an error greeting.
     // STARTTLS first (RFC 3207 §4.1): not offered or refused is the host's reply to STARTTLS, and
     // the reason must say TLS (RFC 3463 X.7.10, encryption needed), not show that reply alone.
-    const reply =
-      err.code === 'ETLS' || err.command === 'STARTTLS' || /STARTTLS/i.test(err.message)
-        ? `451 4.7.10 ${where}: ${err.message}${err.response ? `: ${oneLine(err.response)}` : ''}${session.tls === 'require' ? ' (TLS is required on this route)' : ''}`
+    // A certificate refused (a route that checks them) is X.7.5, cryptographic failure, as Postfix says.
+    const required = session.tls === 'require' ? ` (TLS is required by ${session.requiredBy ?? 'this route'})` : ''
+    const badCertificate = session.verify && err.code === 'ESOCKET' && CERTIFICATE_ERROR.test(err.message)
+    const reply = badCertificate
+      ? `451 4.7.5 ${where}: certificate not valid: ${err.message}${required}`
+      : err.code === 'ETLS' || err.command === 'STARTTLS' || /STARTTLS/i.test(err.message)
+        ? `451 4.7.10 ${where}: ${err.message}${err.response ? `: ${oneLine(err.response)}` : ''}${required}`
         : err.responseCode
           ? `${oneLine(err.response)
               .replace(/^5/, '4')
@@ -87,7 +98,8 @@ export async function sendVia(pools: Pools, hop: Hop, session: Session, tx: Tran
           : err.timeoutType === 'GREETING_TIMEOUT'
             ? `451 4.4.2 ${where}: no greeting (timed out)`
             : `451 4.4.1 ${where}: ${err.message}`
-    if (!err.responseCode && err.code !== 'ETLS') pools.markDown(hop, reply)
+    // Not a host that is down: other routes to it, which do not check its certificate, still go.
+    if (!err.responseCode && err.code !== 'ETLS' && !badCertificate) pools.markDown(hop, reply)
     return { kind: 'next', reply }
   }
 }

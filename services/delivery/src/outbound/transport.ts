@@ -78,7 +78,7 @@ export function createRemoteTransport(deps: {
           let last = '451 4.4.1 No host to try'
           let delivered = false
           for (const hop of hops) {
-            const result = await sendVia(pools, hop, route.session, tx)
+            const result = await sendVia(pools, hop, hop.session ?? route.session, tx)
             if (result.kind === 'next') {
               last = result.reply
               logger.info('host failed, trying the next', { queueId: env.id, host: hop.name, address: hop.address, reply: result.reply })
