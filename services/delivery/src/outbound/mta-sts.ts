@@ -40,7 +40,7 @@ export function createMtaSts(config: Config, resolver: Resolver, logger: Logger)
   async function cached(domain: string): Promise<Cached | null> {
     if (!cache.has(domain)) {
       const text = await fs.readFile(path.join(dir, `${domain}.json`), 'utf8').catch(() => null)
-      cache.set(domain, text ? (JSON.parse(text) as Cached) : null)
+      cache.set(domain, text ? readCached(text) : null)
     }
     const c = cache.get(domain) ?? null
     return c && c.expiresAt > Date.now() ? c : null
@@ -57,6 +57,9 @@ export function createMtaSts(config: Config, resolver: Resolver, logger: Logger)
 
   async function refresh(domain: string): Promise<Cached | null> {
     const held = await cached(domain)
+    // Asked again in TXT_RECHECK_MS whatever the answer: a resolver that times out on TXT queries
+    // would otherwise hold every message to the domain for its timeout.
+    checked.set(domain, Date.now())
     let id: string | null
     try {
       id = policyId(await resolver.resolveTxt(`_mta-sts.${domain}`))
@@ -65,7 +68,6 @@ export function createMtaSts(config: Config, resolver: Resolver, logger: Logger)
       if (code !== 'ENOTFOUND' && code !== 'ENODATA') return held // DNS failing: what we hold
       id = null
     }
-    checked.set(domain, Date.now())
     // §5.1: no (valid) record keeps a policy held until it expires; the same id needs no fetch.
     if (id === null || (held && held.id === id)) return held
     try {
@@ -111,6 +113,16 @@ export function createMtaSts(config: Config, resolver: Resolver, logger: Logger)
         )
       return named.map((h) => ({ ...h, session: { tls: 'require', verify: true, requiredBy: `the MTA-STS policy of ${domain}` } }))
     },
+  }
+}
+
+/** A policy file as store() wrote it; null for one that is damaged (it is fetched again). */
+function readCached(text: string): Cached | null {
+  try {
+    const c = JSON.parse(text) as Cached
+    return typeof c.id === 'string' && typeof c.expiresAt === 'number' && Array.isArray(c.policy?.mx) ? c : null
+  } catch {
+    return null
   }
 }
 
