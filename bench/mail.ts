@@ -61,6 +61,8 @@ type Side = {
   p99: number
   /** End of DATA to 250, ms, every message of the latency run(s). */
   latencies: number[]
+  /** MAIL FROM to the 250 after DATA, ms, every message of the latency run(s). */
+  transactions: number[]
   rssMB?: number
   /** CPU time (user + system) of the server's processes per message sent, ms. */
   cpuMs: number
@@ -204,6 +206,7 @@ async function measure(server: Server, r: Row): Promise<Side> {
     p50: percentile(lat.latencies, 50),
     p99: percentile(lat.latencies, 99),
     latencies: lat.latencies,
+    transactions: lat.transactions,
     rssMB: await server.rssMB?.(),
     error: error ?? (lat.failed ? `load client: ${lat.failed} failed (${lat.errors[0]})` : undefined),
   }
@@ -227,6 +230,7 @@ function together(runs: Side[]): Side {
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     latencies,
+    transactions: runs.flatMap((s) => s.transactions),
     ...(rss.length ? { rssMB: Math.max(...rss) } : {}),
     cpuMs: mean(runs.map((s) => s.cpuMs)),
     machineBusy: mean(runs.map((s) => s.machineBusy)),
@@ -369,7 +373,7 @@ async function postfixTable(format: MailboxFormat, first: boolean): Promise<numb
     say(`## Filters off, ${format === 'maildir' ? 'Maildir' : 'mbox'}: Facteur against Postfix`)
     say()
     say(
-      `${format === 'maildir' ? "Both deliver into Maildirs (file fsync'd, then renamed into new/). For several recipients Postfix's virtual(8) writes a file for each; we write one, fsync it, hard-link it into each new/ and fsync it again (its link count), as Dovecot's LMTP does (without Delivered-To, which would name every recipient to each)." : "Both append to mbox files (mboxrd quoting; the file fsync'd after the append, under a lock: Postfix's fcntl lock and dotlock, our journaled dotlock)."} Each row runs Postfix, then Facteur, ${ROUNDS === 1 ? 'once' : `${ROUNDS} times over (A B A B)`}; a side's figures are its runs together (rates over all its messages, percentiles over all its latencies). accepted: smtp-source's messages / its run time. delivered: messages found in the mailboxes / time until the last one is there. p50/p99: end of DATA to 250, by bench/smtp-load.ts, in a run of its own after smtp-source's (same sessions, mode, size and recipients; at least ${LATENCY_MESSAGES} messages a run). RSS: peak (VmHWM) of our services together, for the row. ratio: our delivered msg/s / Postfix's. CPU: user + system time of all the server's processes (Postfix's master and its daemons; our supervisor and services) per message, receiving and delivering: the figure the machine's other jobs disturb least. Before the first row each server took ${WARM_UP} messages of 2 KB from 50 sessions, not measured (V8 compiles our hot paths in the first few hundred; Postfix forks the daemons it then reuses).`,
+      `${format === 'maildir' ? "Both deliver into Maildirs (file fsync'd, then renamed into new/). For several recipients Postfix's virtual(8) writes a file for each; we write one, fsync it, hard-link it into each new/ and fsync it again (its link count), as Dovecot's LMTP does (without Delivered-To, which would name every recipient to each)." : "Both append to mbox files (mboxrd quoting; the file fsync'd after the append, under a lock: Postfix's fcntl lock and dotlock, our journaled dotlock)."} Each row runs Postfix, then Facteur, ${ROUNDS === 1 ? 'once' : `${ROUNDS} times over (A B A B)`}; a side's figures are its runs together (rates over all its messages, percentiles over all its latencies). accepted: smtp-source's messages / its run time. delivered: messages found in the mailboxes / time until the last one is there. p50/p99: end of DATA to 250, by bench/smtp-load.ts, in a run of its own after smtp-source's (same sessions, mode, size and recipients; at least ${LATENCY_MESSAGES} messages a run); MAIL to 250: from MAIL FROM sent to that 250, the whole transaction, in the same run (a wait for a place under SMTP_MAX_TRANSACTIONS is in it). RSS: peak (VmHWM) of our services together, for the row. ratio: our delivered msg/s / Postfix's. CPU: user + system time of all the server's processes (Postfix's master and its daemons; our supervisor and services) per message, receiving and delivering: the figure the machine's other jobs disturb least. Before the first row each server took ${WARM_UP} messages of 2 KB from 50 sessions, not measured (V8 compiles our hot paths in the first few hundred; Postfix forks the daemons it then reuses).`,
     )
     say()
     say(
@@ -393,9 +397,9 @@ async function postfixTable(format: MailboxFormat, first: boolean): Promise<numb
     )
     say()
     say(
-      '| connection | sessions | size | rcpts | Postfix accepted/s | Facteur accepted/s | Postfix delivered/s | Facteur delivered/s | **ratio** | Postfix p50 / p99 ms | Facteur p50 / p99 ms | CPU ms/msg Postfix / Facteur | Facteur peak RSS MB |',
+      '| connection | sessions | size | rcpts | Postfix accepted/s | Facteur accepted/s | Postfix delivered/s | Facteur delivered/s | **ratio** | Postfix p50 / p99 ms | Facteur p50 / p99 ms | MAIL to 250, p99 ms, Postfix / Facteur | CPU ms/msg Postfix / Facteur | Facteur peak RSS MB |',
     )
-    say('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+    say('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
     let postfixTotal = 0
     const notes: string[] = []
     const measured: { r: Row; p: Side; f: Side }[] = []
@@ -421,7 +425,7 @@ async function postfixTable(format: MailboxFormat, first: boolean): Promise<numb
       measured.push({ r, p, f })
       const drained = (s: Side): string => (s.drained ? '' : ' (not drained)')
       say(
-        `${label} | ${fmt(p.accepted)} | ${fmt(f.accepted)} | ${fmt(p.delivered)}${drained(p)} | ${fmt(f.delivered)}${drained(f)} | **${fmt(f.delivered / p.delivered, 2)}** | ${fmt(p.p50, 1)} / ${fmt(p.p99, 1)} | ${fmt(f.p50, 1)} / ${fmt(f.p99, 1)} | ${fmt(p.cpuMs, 1)} / ${fmt(f.cpuMs, 1)} | ${fmt(f.rssMB)} |`,
+        `${label} | ${fmt(p.accepted)} | ${fmt(f.accepted)} | ${fmt(p.delivered)}${drained(p)} | ${fmt(f.delivered)}${drained(f)} | **${fmt(f.delivered / p.delivered, 2)}** | ${fmt(p.p50, 1)} / ${fmt(p.p99, 1)} | ${fmt(f.p50, 1)} / ${fmt(f.p99, 1)} | ${fmt(percentile(p.transactions, 99), 1)} / ${fmt(percentile(f.transactions, 99), 1)} | ${fmt(p.cpuMs, 1)} / ${fmt(f.cpuMs, 1)} | ${fmt(f.rssMB)} |`,
       )
       for (const [n, s] of [
         ['Postfix', p],

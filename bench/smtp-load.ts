@@ -28,6 +28,8 @@ export type LoadResult = {
   seconds: number
   /** End of DATA to 250, ms, one per accepted message. */
   latencies: number[]
+  /** MAIL FROM sent to the 250 after DATA, ms, one per accepted message: the whole transaction. */
+  transactions: number[]
   /** The first few failures, for the report. */
   errors: string[]
 }
@@ -123,6 +125,7 @@ export async function smtpLoad(o: LoadOptions): Promise<LoadResult> {
   const timeoutMs = o.timeoutMs ?? 120_000
   const sender = o.sender ?? 'load@client.example'
   const latencies: number[] = []
+  const transactions: number[] = []
   const errors: string[] = []
   let next = 0
   let failed = 0
@@ -139,6 +142,7 @@ export async function smtpLoad(o: LoadOptions): Promise<LoadResult> {
   }
 
   const send = async (c: Conn, n: number): Promise<void> => {
+    const begun = performance.now()
     await c.command(`MAIL FROM:<${sender}>`, '250')
     for (const r of o.recipients) await c.command(`RCPT TO:<${r}>`, '250')
     await c.command('DATA', '354')
@@ -148,6 +152,7 @@ export async function smtpLoad(o: LoadOptions): Promise<LoadResult> {
     const r = await c.reply()
     if (!r.startsWith('250')) throw new Error(`end of DATA: ${r}`)
     latencies.push(performance.now() - t0)
+    transactions.push(performance.now() - begun)
   }
 
   const worker = async (): Promise<void> => {
@@ -177,7 +182,7 @@ export async function smtpLoad(o: LoadOptions): Promise<LoadResult> {
 
   const started = performance.now()
   await Promise.all(Array.from({ length: o.sessions }, worker))
-  return { sent: latencies.length, failed, seconds: (performance.now() - started) / 1000, latencies, errors }
+  return { sent: latencies.length, failed, seconds: (performance.now() - started) / 1000, latencies, transactions, errors }
 }
 
 /** The p-th percentile (0..100) of a list of numbers, nearest rank. */

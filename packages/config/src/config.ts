@@ -34,6 +34,8 @@ export type Config = Readonly<{
     maxClientsPerIp: number
     /** SMTP_CONNECTION_RATE_LIMIT: connections a minute from one client on :25; 0 for no limit. */
     connectionRateLimit: number
+    /** SMTP_MAX_TRANSACTIONS: messages received at once on :25 (MAIL FROM to the reply after DATA); 0: no limit. */
+    maxTransactions: number
     /** A command line, or a message after 354 (plus minDataRate), must arrive within it. */
     timeoutMs: number
     /** Bytes per second that extend the DATA deadline by one second (Postfix smtpd_min_data_rate). */
@@ -174,6 +176,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       maxClients: r.int('SMTP_MAX_CLIENTS', 200, 1, 100_000),
       maxClientsPerIp: r.int('SMTP_MAX_CLIENTS_PER_IP', 50, 0, 100_000),
       connectionRateLimit: r.int('SMTP_CONNECTION_RATE_LIMIT', 0, 0, 1_000_000),
+      maxTransactions: r.int('SMTP_MAX_TRANSACTIONS', 32, 0, 100_000),
       timeoutMs: smtpTimeoutMs,
       minDataRate: r.int('SMTP_MIN_DATA_RATE', 500, 1, 1_000_000_000),
       greetingDelayMs: r.duration('SMTP_GREETING_DELAY', '25ms'),

@@ -12,6 +12,7 @@ import { claimsAuthservId, filterInspector, type FilterOutcome } from '@facteur/
 import { receiveMessage } from './receive.js'
 import { receivedHeader } from './received.js'
 import type { HeaderEdit, HeaderField } from './gate.js'
+import type { Admission } from './admission.js'
 
 /** What one transaction has gathered; a service may keep more (submission: the user). */
 export type Transaction = { recipients: Map<string, RecipientState>; rcptCount: number; started: number }
@@ -48,6 +49,8 @@ export type TransactionPolicy<T extends Transaction> = {
 type Callback = (err?: Error | null, message?: string) => void
 
 export type Transactions<T extends Transaction> = {
+  /** Resolves when the session may begin a transaction (SMTP_MAX_TRANSACTIONS; at once without a limit). */
+  admit(session: SMTPServerSession): Promise<void>
   /** Starts the transaction of a session (after MAIL FROM was accepted). */
   begin(session: SMTPServerSession, txn: T): void
   /** Logs a refusal and returns what smtp-server's callbacks take. */
@@ -58,10 +61,10 @@ export type Transactions<T extends Transaction> = {
 }
 
 export function mailTransactions<T extends Transaction>(
-  deps: { config: Config; logger: Logger; spool: Spool },
+  deps: { config: Config; logger: Logger; spool: Spool; admission?: Admission },
   policy: TransactionPolicy<T>,
 ): Transactions<T> {
-  const { config, logger, spool } = deps
+  const { config, logger, spool, admission } = deps
   const txns = new Map<string, T>()
   const fields = (session: SMTPServerSession): Record<string, unknown> => ({
     cid: session.id,
@@ -129,10 +132,12 @@ export function mailTransactions<T extends Transaction>(
           durationMs: Date.now() - txn.started,
         })
         txns.delete(session.id)
+        admission?.release(session.id)
         cb(null, `2.0.0 Ok: queued as ${envelope.id}`)
       },
       (err: unknown) => {
         txns.delete(session.id)
+        admission?.release(session.id)
         const extra = { ...summary(), ...(filtered && { filter: filtered.action }), durationMs: Date.now() - txn.started }
         cb(refuse(session, 'DATA', toSmtpError(err), extra))
       },
@@ -140,6 +145,7 @@ export function mailTransactions<T extends Transaction>(
   }
 
   return {
+    admit: (session) => admission?.admit(session.id) ?? Promise.resolve(),
     begin: (session, txn) => void txns.set(session.id, txn),
     refuse,
     onRcptTo(address, session, cb) {
@@ -167,6 +173,7 @@ export function mailTransactions<T extends Transaction>(
     },
     onClose(session) {
       txns.delete(session.id)
+      admission?.release(session.id)
     },
   }
 }

@@ -18,6 +18,7 @@ import {
   listenerOptions,
   listenShared,
   mailTransactions,
+  createAdmission,
   sharedAddress,
   type Transaction,
 } from '@facteur/reception'
@@ -71,7 +72,7 @@ export async function startIngress(deps: {
     : null
 
   const mail = mailTransactions<Transaction>(
-    { config, logger, spool },
+    { config, logger, spool, admission: createAdmission(config.smtp.maxTransactions) },
     {
       // RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted; beyond our limit, 452.
       recipientLimit: (txn) => (txn.rcptCount >= config.smtp.maxRecipients ? new SmtpError(452, '5.3', 'Too many recipients') : null),
@@ -131,10 +132,12 @@ export async function startIngress(deps: {
     },
 
     onMailFrom(address, session, cb) {
-      const begin = (): void => {
-        mail.begin(session, { recipients: new Map(), rcptCount: 0, started: Date.now() })
-        cb()
-      }
+      // SMTP_MAX_TRANSACTIONS: past the limit, the 250 to MAIL FROM waits for a place.
+      const begin = (): void =>
+        void mail.admit(session).then(() => {
+          mail.begin(session, { recipients: new Map(), rcptCount: 0, started: Date.now() })
+          cb()
+        })
       void access.refresh().then(
         () => {
           // A client or sender the access tables decide (OK, or refused at RCPT) is not looked up.
