@@ -439,9 +439,10 @@ async function postfixTable(format: MailboxFormat, first: boolean): Promise<numb
     }
     if (measured.length) {
       const p99ok = measured.filter(({ p, f }) => f.p99 <= p.p99).length
+      const wholeOk = measured.filter(({ p, f }) => percentile(f.transactions, 99) <= percentile(p.transactions, 99)).length
       say()
       say(
-        `Against the targets, in ${measured.length} rows: delivered msg/s ${range(measured.map(({ p, f }) => f.delivered / p.delivered))}x Postfix's (target: at least 2x in every row); p99 time to 250 no worse than Postfix's in ${p99ok} (target: all); our CPU per message ${range(measured.map(({ p, f }) => f.cpuMs / p.cpuMs))}x Postfix's. The machine's CPUs (all processes: the server, smtp-source, the kernel, other jobs) were ${pctRange(measured.map(({ p }) => p.machineBusy))} busy during Postfix's smtp-source runs, ${pctRange(measured.map(({ f }) => f.machineBusy))} during ours: a run the CPUs bound delivers at their speed over its CPU per message.`,
+        `Against the targets, in ${measured.length} rows: delivered msg/s ${range(measured.map(({ p, f }) => f.delivered / p.delivered))}x Postfix's (target: at least 2x in every row); p99 time to 250 no worse than Postfix's in ${p99ok} (target: all), the whole transaction's (MAIL to 250, where a wait under SMTP_MAX_TRANSACTIONS goes) in ${wholeOk}; our CPU per message ${range(measured.map(({ p, f }) => f.cpuMs / p.cpuMs))}x Postfix's. The machine's CPUs (all processes: the server, smtp-source, the kernel, other jobs) were ${pctRange(measured.map(({ p }) => p.machineBusy))} busy during Postfix's smtp-source runs, ${pctRange(measured.map(({ f }) => f.machineBusy))} during ours: a run the CPUs bound delivers at their speed over its CPU per message.`,
       )
     }
     const ceilingRows = first ? measured.filter(({ r }) => r.size === 2048 && r.rcpts === 1) : []
