@@ -34,7 +34,7 @@ export type Config = Readonly<{
     maxClientsPerIp: number
     /** SMTP_CONNECTION_RATE_LIMIT: connections a minute from one client on :25; 0 for no limit. */
     connectionRateLimit: number
-    /** SMTP_MAX_TRANSACTIONS: messages received at once on :25 (MAIL FROM to the reply after DATA); 0: no limit. */
+    /** SMTP_MAX_TRANSACTIONS: messages received at once on :25 (first accepted RCPT to the reply after DATA); 0: no limit. */
     maxTransactions: number
     /** A command line, or a message after 354 (plus minDataRate), must arrive within it. */
     timeoutMs: number

@@ -1,5 +1,7 @@
-// How many messages a listener receives at once (SMTP_MAX_TRANSACTIONS): from MAIL FROM to the
-// reply after DATA. Past the limit a new transaction waits at MAIL FROM, first come first served,
+// How many messages a listener receives at once (SMTP_MAX_TRANSACTIONS): from the first recipient
+// accepted to the reply after DATA (a session whose recipients are all refused, a dictionary
+// attack, holds no place). Past the limit the reply to a new message's first accepted RCPT TO
+// waits, first come first served,
 // so that under load the messages already in progress get the event loop and finish: a client's
 // wait for the 250 after its data (the wait a client's timeout turns into a duplicate, RFC 5321
 // §4.5.3.2.6) stays short, and the waiting moves to the start of the next transaction, as
@@ -10,7 +12,7 @@
 // transaction that has waited MAX_WAIT_MS goes ahead anyway, outside the count, so places held
 // for minutes cost each other transaction that wait at most, a delay SMTP clients do not notice.
 
-/** The longest a MAIL FROM waits for a place before it goes ahead anyway. */
+/** The longest a transaction waits for a place before it goes ahead anyway. */
 export const MAX_WAIT_MS = 5000
 
 export type Admission = {
@@ -63,7 +65,7 @@ export function createAdmission(limit: number, maxWaitMs = MAX_WAIT_MS): Admissi
     release(id) {
       const held = holders.get(id)
       if (held === undefined) {
-        // A session that closed while waiting gives up its turn (its MAIL FROM is never answered).
+        // A session that closed while waiting gives up its turn (its RCPT TO is never answered).
         const w = queue.find((x) => x.id === id)
         if (w) leave(w)
         return

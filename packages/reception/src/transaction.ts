@@ -49,8 +49,6 @@ export type TransactionPolicy<T extends Transaction> = {
 type Callback = (err?: Error | null, message?: string) => void
 
 export type Transactions<T extends Transaction> = {
-  /** Resolves when the session may begin a transaction (SMTP_MAX_TRANSACTIONS; at once without a limit). */
-  admit(session: SMTPServerSession): Promise<void>
   /** Starts the transaction of a session (after MAIL FROM was accepted). */
   begin(session: SMTPServerSession, txn: T): void
   /** Logs a refusal and returns what smtp-server's callbacks take. */
@@ -145,7 +143,6 @@ export function mailTransactions<T extends Transaction>(
   }
 
   return {
-    admit: (session) => admission?.admit(session.id) ?? Promise.resolve(),
     begin: (session, txn) => void txns.set(session.id, txn),
     refuse,
     onRcptTo(address, session, cb) {
@@ -156,8 +153,12 @@ export function mailTransactions<T extends Transaction>(
       policy.recipients(address, session, txn).then(
         (accepted) => {
           txn.rcptCount++
+          const first = txn.recipients.size === 0
           for (const r of accepted) if (!txn.recipients.has(r.address)) txn.recipients.set(r.address, r)
-          cb()
+          // SMTP_MAX_TRANSACTIONS: a message holds a place from its first recipient accepted (a
+          // session whose recipients are all refused holds none); past the limit that reply waits.
+          if (first && admission) void admission.admit(session.id).then(() => cb())
+          else cb()
         },
         (err: unknown) => cb(refuse(session, 'RCPT', toSmtpError(err), { rcpt: address.address })),
       )

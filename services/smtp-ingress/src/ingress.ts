@@ -132,12 +132,10 @@ export async function startIngress(deps: {
     },
 
     onMailFrom(address, session, cb) {
-      // SMTP_MAX_TRANSACTIONS: past the limit, the 250 to MAIL FROM waits for a place.
-      const begin = (): void =>
-        void mail.admit(session).then(() => {
-          mail.begin(session, { recipients: new Map(), rcptCount: 0, started: Date.now() })
-          cb()
-        })
+      const begin = (): void => {
+        mail.begin(session, { recipients: new Map(), rcptCount: 0, started: Date.now() })
+        cb()
+      }
       void access.refresh().then(
         () => {
           // A client or sender the access tables decide (OK, or refused at RCPT) is not looked up.

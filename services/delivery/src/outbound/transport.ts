@@ -55,7 +55,7 @@ export function createRemoteTransport(deps: {
         // RFC 3461 §4.1, §4.2: NOTIFY and ORCPT are per recipient, nodemailer's per transaction,
         // as the reverse-path (a forwarded copy's SRS address): one transaction per set of values
         // (recipients with the sender's own reverse-path and neither DSN value share one).
-        const byDsn = new Map<string, { sender: string; notify?: string[]; orcpt?: string; rcpts: RecipientState[] }>()
+        const byTransaction = new Map<string, { sender: string; notify?: string[]; orcpt?: string; rcpts: RecipientState[] }>()
         for (const r of group) {
           const sender = await reversePath(env, r)
           if (sender === null) {
@@ -64,11 +64,11 @@ export function createRemoteTransport(deps: {
           }
           const orcpt = orcptOf(r)
           const key = `${sender} ${r.notify?.join(',') ?? ''} ${orcpt ?? ''}`
-          const g = byDsn.get(key) ?? { sender, notify: r.notify, orcpt, rcpts: [] }
+          const g = byTransaction.get(key) ?? { sender, notify: r.notify, orcpt, rcpts: [] }
           g.rcpts.push(r)
-          byDsn.set(key, g)
+          byTransaction.set(key, g)
         }
-        for (const { sender, notify, orcpt, rcpts } of byDsn.values()) {
+        for (const { sender, notify, orcpt, rcpts } of byTransaction.values()) {
           const tx: Transaction = {
             sender,
             recipients: rcpts,
