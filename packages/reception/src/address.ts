@@ -6,6 +6,9 @@ export type ParsedRecipient = { local: string; domain: string; address: string }
 
 // RFC 5322 §3.2.3 atext without `/` (a path separator), `%` and `!` (routing, below).
 const SAFE_LOCAL = /^[A-Za-z0-9#$&'*+=?^_`{|}~.-]+$/
+// An SRS address (packages/accounts/src/srs.ts) carries base64 hashes, `/` included: it is
+// reversed to an address, its hash checked, and never names a mailbox.
+const SRS_LOCAL = /^SRS[01][=+-][A-Za-z0-9#$&'*+=?^_`{|}~./-]+$/i
 
 export const RELAY_DENIED = new SmtpError(554, '7.1', 'Relay access denied')
 
@@ -27,7 +30,7 @@ export function parseRecipient(raw: string, defaultDomain: string): ParsedRecipi
   if (/[%!@]/.test(local)) throw RELAY_DENIED
   // An IP literal (RFC 5321 §4.1.3) is never one of our domains.
   if (domain.startsWith('[') || !/^[a-z0-9.-]+$/.test(domain) || domain.includes('..')) throw RELAY_DENIED
-  if (!SAFE_LOCAL.test(local) || local.includes('..') || local.startsWith('.') || local.endsWith('.'))
+  if (!(SAFE_LOCAL.test(local) || SRS_LOCAL.test(local)) || local.includes('..') || local.startsWith('.') || local.endsWith('.'))
     throw new SmtpError(553, '1.3', 'Bad recipient address syntax')
   return { local, domain, address: `${local}@${domain}` }
 }

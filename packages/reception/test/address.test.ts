@@ -54,5 +54,9 @@ test('local parts that could name a file, and bad syntax, get 553 5.1.3; non-ASC
     )
   }
   assert.throws(() => parseRecipient('a/b@ours.example', 'ours.example'), { reply: '553 5.1.3 Bad recipient address syntax' })
+  // An SRS address's base64 hash may hold a `/` (its hash is checked before it is used, never as a path).
+  assert.equal(parseRecipient('SRS0=rT6/=JT=sender.test=erin@ours.example', 'ours.example').local, 'SRS0=rT6/=JT=sender.test=erin')
+  assert.equal(parseRecipient('SRS1=a/b+=fwd.test==hh/h=TT=orig=user@ours.example', 'ours.example').domain, 'ours.example')
+  assert.throws(() => parseRecipient('SRS0=../../etc=x@ours.example', 'ours.example'), { reply: '553 5.1.3 Bad recipient address syntax' })
   assert.throws(() => parseRecipient('josé@ours.example', 'ours.example'), { reply: '553 5.6.7 Non-ASCII addresses are not accepted here' })
 })
