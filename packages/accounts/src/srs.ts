@@ -22,6 +22,11 @@ const HASH_LENGTH = 4
 /** SRS0/SRS1 and the first separator; libsrs2 reads any of = - + there, and only = after. */
 const TAG = /^(SRS[01])[=+-]/i
 
+/** The local part is in SRS form (SRS0/SRS1 and a separator): one to reverse, or to refuse. */
+export function isSrsLocal(local: string): boolean {
+  return TAG.test(local)
+}
+
 /** An address that claims to be one of our SRS addresses and is not: forged, damaged or too old. */
 export class SrsError extends Error {}
 

@@ -4,7 +4,7 @@
 // OUTBOUND_MODE=local (nothing leaves for other domains, except TRANSPORT_MAP routes), and
 // FALLBACK_RELAY (a local name nobody has here is accepted and forwarded there).
 import { SmtpError } from '@facteur/smtp-error'
-import { SrsError, splitAddress, type Accounts, type Srs } from '@facteur/accounts'
+import { isSrsLocal, SrsError, splitAddress, type Accounts, type Srs } from '@facteur/accounts'
 import { transportFor, type Config } from '@facteur/config'
 import { RELAY_DENIED } from './address.js'
 import { expandLocalRecipient } from './local-recipient.js'
@@ -36,7 +36,8 @@ export async function expandOrForward(
 ): Promise<string[]> {
   const { config, accounts } = ctx
   const parts = splitAddress(address)
-  const srs = parts && parts.domain === config.srsDomain ? await ctx.srs?.() : null
+  // Only an SRS-looking local part asks for the secrets (a stat of srs.secret): not every RCPT to SRS_DOMAIN.
+  const srs = parts && parts.domain === config.srsDomain && isSrsLocal(parts.local) ? await ctx.srs?.() : null
   if (srs && parts) {
     let sender: string | null
     try {
