@@ -1,6 +1,6 @@
 // DKIM at send time, checked by an independent verifier: Debian's python3-dkim (dkimpy, the
-// library behind dkimverify) verifies what the remote MX received against the public key that
-// dnsmasq serves; dnspython asks that server directly, the system resolver is left alone.
+// library behind dkimverify, test/support/dkimpy.ts) verifies what the remote MX received against
+// the public key that dnsmasq serves.
 // Keys come from `mailctl dkim keygen` (RSA for one domain, Ed25519 for the other).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -13,7 +13,8 @@ import { startForwarder, type Forwarder } from './support/forwarder.js'
 import { freePort } from './support/ports.js'
 import { sendMail } from './support/smtp-session.js'
 import { waitForCount } from './support/mbox.js'
-import { run, runOk, tempDir, removeDir } from './support/process.js'
+import { runOk, tempDir, removeDir } from './support/process.js'
+import { verifyDkim } from './support/dkimpy.js'
 
 let a: Appliance
 let dns: Dns
@@ -21,27 +22,6 @@ let mx: ScriptedMx
 let fwd: Forwarder
 let configDir: string
 const records: Record<string, string> = {}
-
-// dkimpy with a DNS function that asks the test server; prints the signing domain, exits 0 on pass.
-const VERIFY = `
-import sys, dkim, dns.resolver
-r = dns.resolver.Resolver(configure=False)
-r.nameservers = ['127.0.0.1']
-r.port = int(sys.argv[1])
-def txt(name, timeout=5):
-    name = name.decode() if isinstance(name, bytes) else name
-    ans = r.resolve(name.rstrip('.'), 'TXT', lifetime=timeout)
-    return b''.join(ans[0].strings)
-msg = sys.stdin.buffer.read()
-d = dkim.DKIM(msg)
-try:
-    ok = d.verify(dnsfunc=txt)
-except dkim.ValidationError as e:
-    print('fail', e)
-    sys.exit(1)
-print(('pass ' if ok else 'fail ') + (d.domain or b'').decode())
-sys.exit(0 if ok else 1)
-`
 
 const mailctl = (env: Record<string, string>, ...args: string[]) =>
   runOk(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(ROOT, 'packages/mailctl/src/main.ts'), ...args], {
@@ -98,10 +78,7 @@ after(async () => {
   if (configDir) await removeDir(configDir)
 })
 
-async function verify(m: MxMessage): Promise<string> {
-  const r = await run('/usr/bin/python3', ['-c', VERIFY, String(dns.port)], { input: m.data, timeoutMs: 20_000 })
-  return `${r.stdout.trim()}${r.stderr ? ` ${r.stderr.trim()}` : ''}`
-}
+const verify = (m: MxMessage): Promise<string> => verifyDkim(m.data, dns.port)
 
 async function send(from: string, to: string[], subject: string): Promise<void> {
   const r = await sendMail(a.port('smtp-ingress', 'smtp'), {

@@ -46,6 +46,8 @@ export type OutboundConfig = Readonly<{
   /** Send one RFC 3464 `delayed` notice once a message has waited this long; null: never. */
   delayWarningMs: number | null
   dkimSelector: string
+  /** ARC_SEAL: a copy an alias forwards to another host carries an ARC set (RFC 8617). */
+  arcSeal: boolean
 }>
 
 const DESTINATION_HELP = 'HOST, HOST:PORT, [ADDRESS]:PORT or mx:DOMAIN (e.g. [10.0.0.5]:25 or relay.example.net:587)'
@@ -192,6 +194,7 @@ export function loadOutbound(r: EnvReader): OutboundConfig {
     selfAddresses,
     delayWarningMs,
     dkimSelector: selector,
+    arcSeal: r.bool('ARC_SEAL', true),
   }
 }
 

@@ -7,7 +7,7 @@ import path from 'node:path'
 import { authenticate } from 'mailauth'
 import { dkimKeyFile, loadConfig } from '@facteur/config'
 import { createLogger } from '@facteur/logging'
-import { createSigner } from '../src/outbound/dkim.js'
+import { createSigner, dkimKeys } from '../src/outbound/dkim.js'
 
 const message = Buffer.from(
   'From: Alice <alice@ours.example>\r\nTo: <bob@remote.example>\r\nSubject: hi\r\nMessage-ID: <1@ours.example>\r\n\r\nthe body\r\n',
@@ -21,7 +21,7 @@ test('the signature holds when the clock passes a second boundary while signing 
   const keyFile = dkimKeyFile(dir, 'ours.example', config.outbound.dkimSelector)
   await fs.mkdir(path.dirname(keyFile), { recursive: true })
   await fs.writeFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }))
-  const signer = createSigner(config, createLogger({ service: 'test', level: 'error' }))
+  const signer = createSigner(config, createLogger({ service: 'test', level: 'error' }), dkimKeys(config))
 
   // Each reading of the clock is 600 ms after the one before, from x.400 s: any two readings
   // round to different seconds (mailauth rounds Date.now() for t= when it is not given one).

@@ -38,11 +38,12 @@ export function signingDomain(localDomains: readonly string[], domain: string): 
   return best
 }
 
-export function createSigner(config: Config, logger: Logger): Signer {
-  const keys = new Map<string, { stamp: string; key: string | null }>()
-  const warned = new Set<string>()
+/** A domain's private key (CONFIG_DIR/dkim/DOMAIN.DKIM_SELECTOR.key), read again when the file changes; null without one. */
+export type KeyFor = (domain: string) => Promise<string | null>
 
-  async function keyFor(domain: string): Promise<string | null> {
+export function dkimKeys(config: Config): KeyFor {
+  const keys = new Map<string, { stamp: string; key: string | null }>()
+  return async (domain) => {
     const file = dkimKeyFile(config.configDir, domain, config.outbound.dkimSelector)
     let stamp = 'missing'
     try {
@@ -57,6 +58,10 @@ export function createSigner(config: Config, logger: Logger): Signer {
     keys.set(file, { stamp, key })
     return key
   }
+}
+
+export function createSigner(config: Config, logger: Logger, keyFor: KeyFor): Signer {
+  const warned = new Set<string>()
 
   return {
     async sign(message) {

@@ -1,14 +1,16 @@
 // The remote half of an attempt: the recipients outside our mailboxes, grouped by route, each
 // group sent in one transaction to the first host of its route that takes it (RFC 5321 §5.1:
 // the next MX only when a host cannot be reached or will not talk). The message is read once
-// and DKIM-signed once; every recipient comes back with an outcome.
+// and DKIM-signed once, ARC-sealed once for each domain whose aliases forward it; every
+// recipient comes back with an outcome.
 import type { Logger } from '@facteur/logging'
 import type { ActiveMessage, RecipientState } from '@facteur/spool'
 import type { RemoteTransport } from '../attempt.js'
 import type { Outcome } from '../outcome.js'
 import { RouteError } from './mx.js'
 import type { Router, Route } from './route.js'
-import type { Signer } from './dkim.js'
+import { signingDomain, type Signer } from './dkim.js'
+import type { Sealer } from './arc.js'
 import type { Pools } from './pool.js'
 import { sendVia, type Transaction } from './smtp-client.js'
 import { NO_SRS_SECRET, type ReversePath } from './reverse-path.js'
@@ -18,9 +20,11 @@ export function createRemoteTransport(deps: {
   router: Router
   pools: Pools
   signer: Signer
+  sealer: Sealer
   reversePath: ReversePath
+  localDomains: readonly string[]
 }): RemoteTransport {
-  const { logger, router, pools, signer, reversePath } = deps
+  const { logger, router, pools, signer, sealer, reversePath, localDomains } = deps
 
   return async (message, recipients) => {
     const env = message.envelope
@@ -41,6 +45,20 @@ export function createRemoteTransport(deps: {
 
     const { message: signed, domain } = await signer.sign(await readAll(message))
     if (domain) logger.debug('signed', { queueId: env.id, domain })
+    // A forwarded copy is sealed for the alias's domain; the message is sealed once per domain.
+    const sealed = new Map<string, Promise<Buffer>>()
+    const messageFor = (r: RecipientState): { seal: string; bytes: Promise<Buffer> } => {
+      const seal = forwardedBy(r)
+      if (!seal) return { seal: '', bytes: Promise.resolve(signed) }
+      if (!sealed.has(seal)) sealed.set(seal, sealer.seal(signed, seal))
+      return { seal, bytes: sealed.get(seal)! }
+    }
+    /** The domain of ours whose alias sent `r` elsewhere; null for a recipient named as it is. */
+    const forwardedBy = (r: RecipientState): string | null => {
+      if (!r.original || r.original.toLowerCase() === r.address.toLowerCase()) return null
+      const at = r.original.lastIndexOf('@')
+      return at < 0 ? null : signingDomain(localDomains, r.original.slice(at + 1).toLowerCase())
+    }
 
     await Promise.all(
       [...groups.values()].map(async ({ route, recipients: group }) => {
@@ -54,8 +72,12 @@ export function createRemoteTransport(deps: {
         }
         // RFC 3461 §4.1, §4.2: NOTIFY and ORCPT are per recipient, nodemailer's per transaction,
         // as the reverse-path (a forwarded copy's SRS address): one transaction per set of values
-        // (recipients with the sender's own reverse-path and neither DSN value share one).
-        const byTransaction = new Map<string, { sender: string; notify?: string[]; orcpt?: string; rcpts: RecipientState[] }>()
+        // (recipients with the sender's own reverse-path and neither DSN value share one), and as
+        // the ARC seal, which names the forwarding alias's domain.
+        const byTransaction = new Map<
+          string,
+          { sender: string; notify?: string[]; orcpt?: string; bytes: Promise<Buffer>; rcpts: RecipientState[] }
+        >()
         for (const r of group) {
           const sender = await reversePath(env, r)
           if (sender === null) {
@@ -63,16 +85,17 @@ export function createRemoteTransport(deps: {
             continue
           }
           const orcpt = orcptOf(r)
-          const key = `${sender} ${r.notify?.join(',') ?? ''} ${orcpt ?? ''}`
-          const g = byTransaction.get(key) ?? { sender, notify: r.notify, orcpt, rcpts: [] }
+          const { seal, bytes } = messageFor(r)
+          const key = `${sender} ${r.notify?.join(',') ?? ''} ${orcpt ?? ''} ${seal}`
+          const g = byTransaction.get(key) ?? { sender, notify: r.notify, orcpt, bytes, rcpts: [] }
           g.rcpts.push(r)
           byTransaction.set(key, g)
         }
-        for (const { sender, notify, orcpt, rcpts } of byTransaction.values()) {
+        for (const { sender, notify, orcpt, bytes, rcpts } of byTransaction.values()) {
           const tx: Transaction = {
             sender,
             recipients: rcpts,
-            message: signed,
+            message: await bytes,
             dsn: env.dsn || notify || orcpt ? { ret: env.dsn?.ret, envid: env.dsn?.envid, notify, orcpt } : undefined,
           }
           let last = '451 4.4.1 No host to try'
