@@ -12,6 +12,11 @@ export type SubmissionConfig = Readonly<{
   /** Off (null) unless SUBMISSION_ALT_PORT is set; for networks that block 587. */
   alt: Readonly<{ port: number; tls: 'implicit' | 'starttls' }> | null
   healthPort: number
+  /**
+   * SUBMISSION_HIDE_CLIENT: the Received: field of submitted mail names neither the client's
+   * address nor its EHLO name, and X-Originating-IP is removed (a user's home address stays home).
+   */
+  hideClient: boolean
   auth: Readonly<{
     /** Failed AUTHs from one client address within banWindowMs that ban it for banTimeMs. */
     banFailures: number
@@ -72,6 +77,7 @@ export function loadSubmissionConfig(r: EnvReader): SubmissionConfig {
         ? null
         : Object.freeze({ port: altPort, tls: r.oneOf('SUBMISSION_ALT_TLS', ['implicit', 'starttls'] as const, 'implicit') }),
     healthPort,
+    hideClient: r.bool('SUBMISSION_HIDE_CLIENT', true),
     auth: Object.freeze({
       banFailures: r.int('SUBMISSION_AUTH_BAN_FAILURES', 10, 1, 10_000),
       banWindowMs: positive('SUBMISSION_AUTH_BAN_WINDOW', '10m'),

@@ -1,4 +1,6 @@
 // RFC 5321 §4.4 trace field; protocol names from RFC 3848 (ESMTP, ESMTPS, ESMTPA, ESMTPSA).
+// A field that hides its client has no "from" clause, as Postfix writes one for mail posted on
+// its own host (RFC 5322 §3.6.7 lets the tokens be any); the protocol still says TLS and AUTH.
 
 export function receivedHeader(opts: {
   helo: string
@@ -10,6 +12,8 @@ export function receivedHeader(opts: {
   tls: boolean
   authenticated: boolean
   recipient?: string
+  /** Name neither the client's address nor its HELO (SUBMISSION_HIDE_CLIENT). */
+  hideClient?: boolean
   date?: Date
 }): string {
   const proto = (opts.esmtp ? 'ESMTP' : 'SMTP') + (opts.tls ? 'S' : '') + (opts.authenticated ? 'A' : '')
@@ -17,7 +21,8 @@ export function receivedHeader(opts: {
   const ip = opts.ip.includes(':') && !opts.ip.startsWith('::ffff:') ? `IPv6:${opts.ip}` : opts.ip.replace(/^::ffff:/, '')
   const from = `from ${helo} (${opts.reverse ? opts.reverse + ' ' : ''}[${ip}])`
   const forPart = opts.recipient ? `\r\n\tfor <${opts.recipient}>` : ''
-  return `Received: ${from}\r\n\tby ${opts.hostname} (Facteur) with ${proto} id ${opts.queueId}${forPart};\r\n\t${rfc5322Date(opts.date ?? new Date())}\r\n`
+  const by = opts.hideClient ? `by ${opts.hostname} (Facteur, from an authenticated client)` : `${from}\r\n\tby ${opts.hostname} (Facteur)`
+  return `Received: ${by} with ${proto} id ${opts.queueId}${forPart};\r\n\t${rfc5322Date(opts.date ?? new Date())}\r\n`
 }
 
 /** RFC 5322 §3.3 date-time, in UTC: `Sat, 28 Nov 2026 05:49:15 +0000`. */

@@ -31,6 +31,8 @@ export type MessagePolicy = {
   user?: string
   /** The recipient the Received: field names (RFC 5321 §4.4 "for"), when there is one to name. */
   traceFor?: string
+  /** The Received: field names neither the client's address nor its HELO (SUBMISSION_HIDE_CLIENT). */
+  hideClient?: boolean
   dsn?: Envelope['dsn']
 }
 
@@ -115,6 +117,7 @@ export function mailTransactions<T extends Transaction>(
           tls: session.secure,
           authenticated: m.user !== undefined,
           recipient: m.traceFor,
+          hideClient: m.hideClient,
         }),
       }),
     }).then(

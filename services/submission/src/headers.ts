@@ -5,10 +5,12 @@ import { rfc5322Date, type HeaderEdit } from '@facteur/reception'
 
 /** RFC 5322 §3.6.3 and §3.6.6: Bcc: (and Resent-Bcc:) is removed before the message goes out. */
 const BLIND = new Set(['bcc', 'resent-bcc'])
+/** With SUBMISSION_HIDE_CLIENT, also the client's address a webmail or a proxy before us wrote. */
+const BLIND_AND_HIDDEN = new Set([...BLIND, 'x-originating-ip'])
 
-export function submissionHeaderEdit(opts: { hostname: string; user: string; now?: () => Date }): HeaderEdit {
+export function submissionHeaderEdit(opts: { hostname: string; user: string; hideClient: boolean; now?: () => Date }): HeaderEdit {
   return {
-    strip: BLIND,
+    strip: opts.hideClient ? BLIND_AND_HIDDEN : BLIND,
     add(fields) {
       const has = (name: string): boolean => fields.some((f) => f.lower === name)
       let added = ''

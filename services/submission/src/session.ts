@@ -57,14 +57,17 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
       },
       message: (session, txn) => ({
         check: (fields) => checkFromHeader(fields, ownedBy(txn.user)),
-        edit: submissionHeaderEdit({ hostname: config.hostname, user: txn.user }),
+        edit: submissionHeaderEdit({ hostname: config.hostname, user: txn.user, hideClient: config.submission.hideClient }),
         // The content filter sees outbound mail; its headers go in front of the message.
         direction: 'outbound',
         source: 'submission',
         // RFC 3848 ESMTPSA. The user is not named in Received: (Postfix's
         // smtpd_sasl_authenticated_header is off by default), nor the recipient: with one, a
-        // Bcc'd address would show.
+        // Bcc'd address would show; nor, with SUBMISSION_HIDE_CLIENT, the client (its address
+        // would put a user's home network in every message, and in the blocklist checks of
+        // receivers that read Received: fields, as mailcow and docker-mailserver remove it).
         user: txn.user,
+        hideClient: config.submission.hideClient,
         dsn: envelopeDsn(session.envelope.dsn),
       }),
       queued: (txn) => limits.record(txn.user, Date.now()),

@@ -5,14 +5,17 @@ import { DataGate } from '@facteur/reception'
 import { submissionHeaderEdit } from '../src/headers.js'
 
 const limits = { sizeLimit: 1 << 20, headerSizeLimit: 1 << 16, headerCountLimit: 100 }
-const edit = submissionHeaderEdit({
-  hostname: 'mx.ours.example',
-  user: 'alice@ours.example',
-  now: () => new Date(Date.UTC(2026, 10, 28, 5, 49, 15)),
-})
+const editFor = (hideClient: boolean) =>
+  submissionHeaderEdit({
+    hostname: 'mx.ours.example',
+    user: 'alice@ours.example',
+    hideClient,
+    now: () => new Date(Date.UTC(2026, 10, 28, 5, 49, 15)),
+  })
+const edit = editFor(true)
 
-function pass(message: string): string {
-  const gate = new DataGate(limits, undefined, edit)
+function pass(message: string, e = edit): string {
+  const gate = new DataGate(limits, undefined, e)
   const out = [gate.push(Buffer.from(message, 'latin1')), gate.end()].filter((b): b is Buffer => b !== null)
   assert.equal(gate.error, null)
   return Buffer.concat(out).toString('latin1')
@@ -44,4 +47,11 @@ test('a message with no header at all, or no body, still gets them in its header
 test('two messages get two different Message-IDs', () => {
   const id = (s: string): string | undefined => /Message-ID: (.+)\r\n/.exec(s)?.[1]
   assert.notEqual(id(pass('Subject: a\r\n\r\nx\r\n')), id(pass('Subject: a\r\n\r\nx\r\n')))
+})
+
+test('with SUBMISSION_HIDE_CLIENT, X-Originating-IP (as a webmail writes it) is removed too', () => {
+  const message =
+    'From: alice@ours.example\r\nX-Originating-IP: [198.51.100.7]\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <a@b>\r\n\r\nx\r\n'
+  assert.doesNotMatch(pass(message), /198\.51\.100\.7/)
+  assert.match(pass(message, editFor(false)), /^X-Originating-IP: \[198\.51\.100\.7\]\r$/m)
 })

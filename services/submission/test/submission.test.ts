@@ -37,7 +37,7 @@ test('a wrong password gets 535 5.7.8 and the right one 235', async (t) => {
   assert.match(await s.send(`AUTH PLAIN ${plain('alice', 'alice-secret')}`), /^235 /)
 })
 
-test('the envelope keeps the user and the DSN parameters; Received says ESMTPSA and names nobody', async (t) => {
+test('the envelope keeps the user and the DSN parameters; Received says ESMTPSA and names nobody, not even the client', async (t) => {
   const sub = await startTestSubmission(t)
   const s = await sub.session('submission')
   await s.send('EHLO client.example')
@@ -65,14 +65,32 @@ test('the envelope keeps the user and the DSN parameters; Received says ESMTPSA 
       ['carol@remote.example', 'carol@remote.example', undefined, undefined],
     ],
   )
-  assert.match(
-    env.prepend ?? '',
-    /^Received: from client\.example \(\[127\.0\.0\.1\]\)\r\n\tby mx\.ours\.example \(Facteur\) with ESMTPSA id /,
-  )
-  assert.doesNotMatch(env.prepend ?? '', /alice|bob|carol|for </)
+  // SUBMISSION_HIDE_CLIENT (on by default): neither the client's address nor its EHLO name.
+  assert.match(env.prepend ?? '', /^Received: by mx\.ours\.example \(Facteur, from an authenticated client\) with ESMTPSA id /)
+  assert.doesNotMatch(env.prepend ?? '', /alice|bob|carol|for <|127\.0\.0\.1|client\.example/)
+  assert.equal(env.client.ip, '127.0.0.1', 'the envelope (the logs, mailctl queue show) still has it')
   const data = (await sub.spool.content(id))!
   assert.match(
     data.toString(),
     /^From: Alice <alice@ours\.example>\r\nSubject: hi\r\nDate: .+\r\nMessage-ID: <[^>]+@mx\.ours\.example>\r\n\r\nbody\r\n$/,
   )
+})
+
+test('SUBMISSION_HIDE_CLIENT=false: Received names the client as the MX does', async (t) => {
+  const sub = await startTestSubmission(t, { env: { SUBMISSION_HIDE_CLIENT: 'false' } })
+  const s = await sub.session('submission')
+  await s.send('EHLO client.example')
+  await s.startTls()
+  await s.send('EHLO client.example')
+  assert.match(await s.send(`AUTH PLAIN ${plain('alice@ours.example', 'alice-secret')}`), /^235 /)
+  assert.match(await s.send('MAIL FROM:<alice@ours.example>'), /^250 /)
+  assert.match(await s.send('RCPT TO:<bob@remote.example>'), /^250 /)
+  assert.match(await s.send('DATA'), /^354 /)
+  assert.match(await s.sendRaw('From: alice@ours.example\r\nX-Originating-IP: [198.51.100.7]\r\n\r\nbody\r\n.\r\n'), /^250 /)
+  const [entry] = await sub.spool.list()
+  assert.match(
+    entry.envelope.prepend ?? '',
+    /^Received: from client\.example \(\[127\.0\.0\.1\]\)\r\n\tby mx\.ours\.example \(Facteur\) with ESMTPSA id /,
+  )
+  assert.match((await sub.spool.content(entry.id))!.toString(), /^X-Originating-IP: \[198\.51\.100\.7\]\r$/m)
 })
