@@ -14,7 +14,7 @@ import { applianceHealth, httpGet, servicePid, waitForRestart } from './support/
 import { smtpSession, sendMail, dataBytes } from './support/smtp-session.js'
 import { readMbox, waitForCount } from './support/mbox.js'
 import { canConnect, freePort } from './support/ports.js'
-import { swaks } from './support/swaks.js'
+import { swaksSubmit } from './support/swaks.js'
 import { waitFor } from './support/queue.js'
 import { removeDir, run, tempDir, type RunResult } from './support/process.js'
 
@@ -207,16 +207,7 @@ describe('a running appliance', () => {
     assert.ok(!(await bcrypt.compare('wrong horse battery', hash)))
     assert.match(users, /^alice@ours\.example:\{PLAIN\}pw-alice-1$/m, 'the other users are kept')
     // The submission service authenticates against the same file, with that hash.
-    const auth = await swaks([
-      '--server',
-      `127.0.0.1:${mx.port('submission', 'submission')}`,
-      '--tls',
-      '--auth',
-      'PLAIN',
-      '--auth-user',
-      'bob@ours.example',
-      '--auth-password',
-      'correct horse battery',
+    const auth = await swaksSubmit(mx.port('submission', 'submission'), 'bob@ours.example', 'correct horse battery', [
       '--quit-after',
       'AUTH',
       '--timeout',

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { startAppliance, type Appliance } from './support/appliance.js'
-import { swaks, lastReply } from './support/swaks.js'
+import { swaksSubmit, lastReply } from './support/swaks.js'
 import { readMbox, waitForCount } from './support/mbox.js'
 import { startClamd, EICAR, EICAR_SIGNATURE, type Clamd } from './support/clamd.js'
 
@@ -27,16 +27,7 @@ after(async () => {
 })
 
 const submit = (args: string[]) =>
-  swaks([
-    '--server',
-    `127.0.0.1:${app.port('submission', 'submission')}`,
-    '--tls',
-    '--auth',
-    'PLAIN',
-    '--auth-user',
-    'alice@ours.example',
-    '--auth-password',
-    'pw-alice',
+  swaksSubmit(app.port('submission', 'submission'), 'alice@ours.example', 'pw-alice', [
     '--from',
     'alice@ours.example',
     '--to',

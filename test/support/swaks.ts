@@ -47,6 +47,11 @@ export function swaksMail(
   ])
 }
 
+/** swaks on a submission port with STARTTLS, authenticated as `user` (AUTH PLAIN), then `args`. */
+export function swaksSubmit(port: number, user: string, password: string, args: string[]): Promise<SwaksResult> {
+  return swaks(['--server', `127.0.0.1:${port}`, '--tls', '--auth', 'PLAIN', '--auth-user', user, '--auth-password', password, ...args])
+}
+
 /** One command swaks sent and the reply it got. */
 export interface SwaksExchange {
   /** The line sent: 'EHLO vm', 'RCPT TO:<c@d.example>'; 'CONNECT' for the greeting; '.' for the

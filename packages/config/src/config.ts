@@ -60,6 +60,8 @@ export type Config = Readonly<{
   recipientDelimiter: string
   /** SRS_DOMAIN: where forwarded copies' reverse-paths are rewritten to (SRS); null: not rewritten. */
   srsDomain: string | null
+  /** ALWAYS_BCC: an address every accepted message is also delivered to (an archive); null: none. */
+  alwaysBcc: string | null
   trustedNetworks: Network
   /** SHARED_CLIENT_ADDRESSES: a proxy's addresses that every client behind it appears from. */
   sharedClients: Network
@@ -144,6 +146,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   if (srsDomain && !localDomains.includes(srsDomain))
     throw new ConfigError('SRS_DOMAIN', srsText, 'one of LOCAL_DOMAINS (bounces to its SRS addresses come back to this MX), or none')
 
+  const bccText = r.optional('ALWAYS_BCC')
+  const alwaysBcc = bccText ? r.address('ALWAYS_BCC', bccText).toLowerCase() : null
+
   const cert = r.optional('TLS_CERT')
   const key = r.optional('TLS_KEY')
   if (Boolean(cert) !== Boolean(key)) throw new ConfigError(cert ? 'TLS_KEY' : 'TLS_CERT', undefined, 'TLS_CERT and TLS_KEY set together')
@@ -193,6 +198,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     heloCheck: r.oneOf('SMTP_HELO_CHECK', ['invalid', 'fqdn', 'off'] as const, 'invalid'),
     recipientDelimiter: delimiter,
     srsDomain,
+    alwaysBcc,
     trustedNetworks,
     sharedClients: sharedClients(r, trustedNetworks),
     dnsbl: loadDnsbl(r),

@@ -24,6 +24,9 @@ test('a bad value names the variable, the value and what is expected', () => {
   assert.throws(() => loadConfig({ ...base, MESSAGE_SIZE_LIMIT: 'big' }), /MESSAGE_SIZE_LIMIT/)
   assert.throws(() => loadConfig({ ...base, TRUSTED_NETWORKS: '10.0.0.0/33' }), /TRUSTED_NETWORKS="10.0.0.0\/33"/)
   assert.throws(() => loadConfig({ ...base, UNKNOWN_RECIPIENT: 'bounce' }), /UNKNOWN_RECIPIENT/)
+  assert.throws(() => loadConfig({ ...base, ALWAYS_BCC: 'archive' }), /ALWAYS_BCC/)
+  assert.equal(loadConfig({ ...base, ALWAYS_BCC: 'Archive@Ours.Example' }).alwaysBcc, 'archive@ours.example')
+  assert.equal(loadConfig(base).alwaysBcc, null)
   assert.throws(() => loadConfig({ ...base, SMTP_TIMEOUT: '0' }), {
     message: 'SMTP_TIMEOUT="0" is not valid: expected a duration of at least 1s, like 5m',
   })

@@ -13,6 +13,7 @@ import { receiveMessage } from './receive.js'
 import { receivedHeader } from './received.js'
 import type { HeaderEdit, HeaderField } from './gate.js'
 import type { Admission } from './admission.js'
+import type { AlwaysBcc } from './always-bcc.js'
 
 /** What one transaction has gathered; a service may keep more (submission: the user). */
 export type Transaction = { recipients: Map<string, RecipientState>; rcptCount: number; started: number }
@@ -61,10 +62,10 @@ export type Transactions<T extends Transaction> = {
 }
 
 export function mailTransactions<T extends Transaction>(
-  deps: { config: Config; logger: Logger; spool: Spool; admission?: Admission },
+  deps: { config: Config; logger: Logger; spool: Spool; admission?: Admission; alwaysBcc?: AlwaysBcc },
   policy: TransactionPolicy<T>,
 ): Transactions<T> {
-  const { config, logger, spool, admission } = deps
+  const { config, logger, spool, admission, alwaysBcc } = deps
   const txns = new Map<string, T>()
   const fields = (session: SMTPServerSession): Record<string, unknown> => ({
     cid: session.id,
@@ -78,8 +79,9 @@ export function mailTransactions<T extends Transaction>(
     return err.toServerError()
   }
 
-  const receive = (stream: SMTPServerDataStream, session: SMTPServerSession, txn: T, cb: Callback): void => {
-    const recipients = [...txn.recipients.values()]
+  const receive = (stream: SMTPServerDataStream, session: SMTPServerSession, txn: T, cb: Callback, bcc: RecipientState[]): void => {
+    // ALWAYS_BCC's copies are in the envelope, not in what the policy sees (the Received: "for").
+    const recipients = [...txn.recipients.values(), ...bcc.filter((r) => !txn.recipients.has(r.address))]
     const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : ''
     const m = policy.message(session, txn)
     const summary = (): Record<string, unknown> => ({ sender, recipients: recipients.map((r) => r.address) })
@@ -173,7 +175,8 @@ export function mailTransactions<T extends Transaction>(
         stream.once('end', () => cb(refuse(session, 'DATA', new SmtpError(554, '5.1', 'No valid recipients'))))
         return
       }
-      receive(stream, session, txn, cb)
+      if (!alwaysBcc) return receive(stream, session, txn, cb, [])
+      void alwaysBcc().then((bcc) => receive(stream, session, txn, cb, bcc))
     },
     onClose(session) {
       txns.delete(session.id)

@@ -12,6 +12,7 @@ import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
 import { SmtpError } from '@facteur/smtp-error'
 import type { HealthCheck } from '@facteur/health'
 import {
+  alwaysBcc,
   clientLimitFor,
   connectionRateFor,
   guardListener,
@@ -72,7 +73,7 @@ export async function startIngress(deps: {
     : null
 
   const mail = mailTransactions<Transaction>(
-    { config, logger, spool, admission: createAdmission(config.smtp.maxTransactions) },
+    { config, logger, spool, admission: createAdmission(config.smtp.maxTransactions), alwaysBcc: alwaysBcc(config, accounts, logger) },
     {
       // RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted; beyond our limit, 452.
       recipientLimit: (txn) => (txn.rcptCount >= config.smtp.maxRecipients ? new SmtpError(452, '5.3', 'Too many recipients') : null),

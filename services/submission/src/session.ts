@@ -8,7 +8,7 @@ import type { Spool } from '@facteur/spool'
 import type { Accounts, Srs } from '@facteur/accounts'
 import type { Certificates } from '@facteur/certs'
 import { SmtpError, toSmtpError } from '@facteur/smtp-error'
-import { guardListener, listenerOptions, mailTransactions, type ClientLimit, type Transaction } from '@facteur/reception'
+import { alwaysBcc, guardListener, listenerOptions, mailTransactions, type ClientLimit, type Transaction } from '@facteur/reception'
 import { authenticate, type AuthOutcome } from './policy/auth.js'
 import type { AuthGuard } from './policy/auth-guard.js'
 import { checkFromHeader, ownsAddress, SENDER_NOT_OWNED } from './policy/sender.js'
@@ -37,7 +37,7 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
   const ownedBy = (user: string) => (address: string) => ownsAddress(address, user, { accounts, localDomains: config.localDomains })
 
   const mail = mailTransactions<UserTransaction>(
-    { config, logger, spool },
+    { config, logger, spool, alwaysBcc: alwaysBcc(config, accounts, logger) },
     {
       fields: (session) => ({ listener: listener.name, user: userOf(session) }),
       recipientLimit: (txn) => (limits.mayAddRecipient(txn.rcptCount) ? null : TOO_MANY_RECIPIENTS),
