@@ -1,4 +1,6 @@
-// The live user and alias tables, and recipient expansion (aliases, sub-addresses, postmaster).
+// The live user and alias tables, and recipient expansion (aliases, sub-addresses, postmaster,
+// and as in Postfix's virtual(5) a domain's `@domain` entry: a catch-all for the names nobody has
+// there, whose `@otherdomain` targets keep the local part, making the domain an alias of another).
 import path from 'node:path'
 import { watchedFiles } from '@facteur/files'
 import { parseUsers, type UserEntry } from './users-file.js'
@@ -7,8 +9,11 @@ import { FULL_MAILBOXES_FILE, parseFullMailboxes } from './full-mailboxes.js'
 import { normalizeAddress, splitAddress } from './address.js'
 import { verifyPassword } from './password.js'
 
-/** Where one recipient's copy goes: local mailboxes (user addresses) and external addresses. */
-export type Expansion = { mailboxes: string[]; external: string[]; loop: boolean }
+/**
+ * Where one recipient's copy goes: local mailboxes (user addresses) and external addresses.
+ * `catchAll`: a domain's catch-all (`@domain: target`) took it, nobody has that name.
+ */
+export type Expansion = { mailboxes: string[]; external: string[]; loop: boolean; catchAll?: true }
 
 export type Accounts = {
   readonly usersFile: string
@@ -21,7 +26,8 @@ export type Accounts = {
   aliases(address: string): string[] | undefined
   /**
    * Expands a recipient in a local domain, after `refresh()`. Returns null when nobody by that
-   * name exists. `user+tag@d` is tried whole first, then as `user@d` (RFC 5233 sub-addressing).
+   * name exists. `user+tag@d` is tried whole first, then as `user@d` (RFC 5233 sub-addressing),
+   * then the domain's `@d` entry: a name a user or an alias has is never the catch-all's.
    */
   expand(address: string): Expansion | null
   authenticate(address: string, password: string): Promise<boolean>
@@ -55,32 +61,40 @@ export function openAccounts(opts: {
     else full = new Set(parseFullMailboxes(text))
   })
 
-  /** The name as the tables know it, with the sub-address removed if only the base exists. */
+  /**
+   * The name as the tables know it: the address, else without its sub-address, else (postmaster
+   * apart) its domain's `@domain` entry.
+   */
   const known = (address: string): string | null => {
     const a = normalizeAddress(address)
     if (users.has(a) || aliases.has(a)) return a
     const parts = splitAddress(a)
-    if (parts && opts.delimiter) {
+    if (!parts) return null
+    if (opts.delimiter) {
       const i = parts.local.indexOf(opts.delimiter)
       if (i > 0) {
         const base = `${parts.local.slice(0, i)}@${parts.domain}`
         if (users.has(base) || aliases.has(base)) return base
       }
     }
-    return null
+    const domainEntry = `@${parts.domain}`
+    return parts.local !== 'postmaster' && aliases.has(domainEntry) ? domainEntry : null
   }
 
   const postmaster = normalizeAddress(opts.postmaster)
+  /** The domain of an address or of an `@domain` entry. */
+  const domainOf = (name: string): string => name.slice(name.lastIndexOf('@') + 1)
   const isLocal = (address: string): boolean => local.has(splitAddress(address)?.domain ?? '')
 
-  function expandInto(address: string, out: { mailboxes: Set<string>; external: Set<string>; loop: boolean }, trail: string[]): void {
+  type Out = { mailboxes: Set<string>; external: Set<string>; loop: boolean; catchAll: boolean }
+  function expandInto(address: string, out: Out, trail: string[]): void {
     if (!isLocal(address)) {
       out.external.add(address)
       return
     }
     const name = known(address) ?? postmasterOf(address)
     if (!name) return // an alias pointing at nobody: that copy goes nowhere
-    if (!isLocal(name)) {
+    if (!local.has(domainOf(name))) {
       out.external.add(name)
       return
     }
@@ -92,7 +106,15 @@ export function openAccounts(opts: {
     }
     const targets = aliases.get(name)
     if (targets) {
-      for (const t of targets) expandInto(t, out, [...trail, name])
+      const localPart = normalizeAddress(address).slice(0, normalizeAddress(address).lastIndexOf('@'))
+      for (const t of targets) {
+        // virtual(5): an `@otherdomain` result keeps the local part (user@d -> user@otherdomain).
+        if (t.startsWith('@')) expandInto(`${localPart}${t}`, out, [...trail, name])
+        else {
+          if (name.startsWith('@')) out.catchAll = true
+          expandInto(t, out, [...trail, name])
+        }
+      }
       return
     }
     // The postmaster with neither user nor alias still has a mailbox of that name.
@@ -115,9 +137,14 @@ export function openAccounts(opts: {
     expand(address) {
       const start = known(address) ?? postmasterOf(address)
       if (!start) return null
-      const out = { mailboxes: new Set<string>(), external: new Set<string>(), loop: false }
-      expandInto(start, out, [])
-      return { mailboxes: [...out.mailboxes], external: [...out.external], loop: out.loop }
+      const out: Out = { mailboxes: new Set<string>(), external: new Set<string>(), loop: false, catchAll: false }
+      expandInto(address, out, [])
+      return {
+        mailboxes: [...out.mailboxes],
+        external: [...out.external],
+        loop: out.loop,
+        ...(out.catchAll && { catchAll: true as const }),
+      }
     },
     async authenticate(address, password) {
       const u = users.get(normalizeAddress(address))

@@ -75,3 +75,32 @@ test('a name nobody has costs a bcrypt comparison like a user with a wrong passw
   assert.ok(unknown > known / 3, `unknown name ${unknown.toFixed(1)} ms, user ${known.toFixed(1)} ms`)
   assert.equal(await acc.authenticate('alice@ours.example', 'right'), true)
 })
+
+test("a domain's @domain entry takes the names nobody has there; users, aliases and postmaster keep theirs", async () => {
+  const { acc } = await setup(
+    'alice@ours.example:{PLAIN}a\nbob@other.example:{PLAIN}b\n',
+    '@other.example: alice@ours.example\nsales@other.example: bob@other.example\n',
+  )
+  assert.deepEqual(acc.expand('anything@other.example'), { mailboxes: ['alice@ours.example'], external: [], loop: false, catchAll: true })
+  assert.deepEqual(acc.expand('bob@other.example'), { mailboxes: ['bob@other.example'], external: [], loop: false })
+  assert.deepEqual(acc.expand('bob+tag@other.example')?.mailboxes, ['bob@other.example'])
+  assert.deepEqual(acc.expand('sales@other.example')?.mailboxes, ['bob@other.example'])
+  assert.deepEqual(acc.expand('postmaster@other.example')?.mailboxes, ['postmaster@ours.example'])
+  // A domain without an entry is unchanged.
+  assert.equal(acc.expand('nobody@ours.example'), null)
+})
+
+test('@alias.example: @ours.example makes a domain an alias of another, the local part kept (virtual(5))', async () => {
+  const { acc } = await setup(
+    'alice@ours.example:{PLAIN}a\nbob@ours.example:{PLAIN}b\n',
+    '@other.example: @ours.example\nteam@ours.example: alice@ours.example, bob@ours.example\n',
+  )
+  assert.deepEqual(acc.expand('Alice@other.example'), { mailboxes: ['alice@ours.example'], external: [], loop: false })
+  assert.deepEqual(acc.expand('alice+news@other.example')?.mailboxes, ['alice@ours.example'])
+  assert.deepEqual(acc.expand('team@other.example')?.mailboxes, ['alice@ours.example', 'bob@ours.example'])
+  // Nobody by that name in the target domain: nobody here either (refused at RCPT, 550 5.1.1).
+  assert.deepEqual(acc.expand('carol@other.example'), { mailboxes: [], external: [], loop: false })
+  // A domain aliased to itself is a loop, not a hang.
+  const { acc: self } = await setup('', '@other.example: @other.example\n')
+  assert.equal(self.expand('x@other.example')?.loop, true)
+})

@@ -6,17 +6,20 @@ import { readText, replaceFile } from './tables.js'
 
 const aliasesFile = (ctx: Context): string => path.join(ctx.config.configDir, 'aliases')
 
+/** An address, or `@domain` (a domain's catch-all as an alias; a domain alias as a target). */
 function checked(a: string | undefined, what: string): string {
-  if (!a || !splitAddress(a)) throw new UsageError(`expected ${what} such as team@example.org`)
+  if (a && /^@[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(a)) return a.toLowerCase()
+  if (!a || !splitAddress(a)) throw new UsageError(`expected ${what} such as team@example.org or @example.org`)
   return normalizeAddress(a)
 }
 
 register('alias', {
   add: {
-    usage: 'alias add ALIAS TARGET [TARGET...]',
+    usage: 'alias add ALIAS|@DOMAIN TARGET|@DOMAIN [TARGET...]',
     async run(ctx) {
       const name = checked(ctx.args[0], 'an alias')
-      if (!ctx.config.localDomains.includes(splitAddress(name)!.domain)) throw new UsageError(`${name}: its domain is not in LOCAL_DOMAINS`)
+      if (!ctx.config.localDomains.includes(name.slice(name.lastIndexOf('@') + 1)))
+        throw new UsageError(`${name}: its domain is not in LOCAL_DOMAINS`)
       const targets = ctx.args
         .slice(1)
         .flatMap((t) => t.split(','))

@@ -12,7 +12,9 @@ export async function expandLocalRecipient(
   const { accounts, unknownRecipient } = ctx
   await accounts.refresh()
   let expansion = accounts.expand(address)
-  if (!expansion && unknownRecipient.kind === 'catchall') expansion = accounts.expand(unknownRecipient.address)
+  // Nobody by that name, here or where a domain alias (`@d: @ours`) sent it: the catch-all.
+  const nobody = !expansion || (!expansion.loop && expansion.mailboxes.length + expansion.external.length === 0)
+  if (nobody && unknownRecipient.kind === 'catchall') expansion = accounts.expand(unknownRecipient.address)
   if (!expansion) throw new SmtpError(550, '1.1', 'No such user here')
   const targets = [...expansion.mailboxes, ...expansion.external]
   if (targets.length === 0) {

@@ -1,6 +1,7 @@
 // Who the authenticated user may send as (RFC 6409 §6.1: the MSA checks the submitter may use
-// the address): their own address, or an address of ours that delivers to them (an alias or a
-// sub-address). Applied to MAIL FROM and to every address of every From: field.
+// the address): their own address, or an address of ours that delivers to them (an alias, a
+// sub-address, their name in a domain aliased to theirs; not a domain's catch-all). Applied to
+// MAIL FROM and to every address of every From: field.
 import addressparser from 'nodemailer/lib/addressparser'
 import { SmtpError } from '@facteur/smtp-error'
 import { normalizeAddress, splitAddress, type Accounts } from '@facteur/accounts'
@@ -12,7 +13,9 @@ export function ownsAddress(address: string, user: string, ctx: { accounts: Acco
   if (a === user) return true
   const domain = splitAddress(a)?.domain
   if (!domain || !ctx.localDomains.includes(domain)) return false
-  return ctx.accounts.expand(a)?.mailboxes.includes(user) ?? false
+  // A domain's catch-all (`@domain: user`) does not make every name there the user's to send as.
+  const expansion = ctx.accounts.expand(a)
+  return Boolean(expansion && !expansion.catchAll && expansion.mailboxes.includes(user))
 }
 
 export const SENDER_NOT_OWNED = new SmtpError(553, '7.1', 'Sender address rejected: not owned by the authenticated user')
