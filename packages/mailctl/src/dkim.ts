@@ -23,6 +23,16 @@ export function localDomain(ctx: Context): string {
   return domain
 }
 
+/** Puts a private key where delivery reads it: written whole and renamed, readable by the services' user. */
+export async function writeKey(ctx: Context, file: string, pem: string): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o750 })
+  const tmp = `${file}.mailctl.${process.pid}`
+  await fs.writeFile(tmp, pem, { mode: 0o640 })
+  const { uid, gid } = ctx.config.mailbox
+  if (uid !== undefined && process.getuid?.() === 0) await fs.chown(tmp, uid, gid ?? uid)
+  await fs.rename(tmp, file)
+}
+
 register('dkim', {
   keygen: {
     usage: 'dkim keygen DOMAIN [--selector=S] [--ed25519] [--force]',
@@ -40,12 +50,7 @@ register('dkim', {
         ? generateKeyPairSync('ed25519')
         : generateKeyPairSync('rsa', { modulusLength: 2048 })
       const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
-      await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o750 })
-      const tmp = `${file}.mailctl.${process.pid}`
-      await fs.writeFile(tmp, pem, { mode: 0o640 })
-      const { uid, gid } = ctx.config.mailbox
-      if (uid !== undefined && process.getuid?.() === 0) await fs.chown(tmp, uid, gid ?? uid)
-      await fs.rename(tmp, file)
+      await writeKey(ctx, file, pem)
       ctx.out(`wrote ${file}`)
       if (selector !== ctx.config.outbound.dkimSelector)
         ctx.out(

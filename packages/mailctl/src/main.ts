@@ -7,6 +7,7 @@ import './queue.js'
 import './queue-admin.js'
 import './dkim.js'
 import './dns.js'
+import './import.js'
 
 function usage(): string {
   const lines = Object.values(commands).flatMap((verbs) => Object.values(verbs).map((c) => `  mailctl ${c.usage}`))

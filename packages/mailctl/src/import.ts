@@ -1,0 +1,177 @@
+// mailctl import docker-mailserver DIR [--dry-run]: what a docker-mailserver host's configuration
+// directory (its docker-data/dms/config) holds that Facteur takes as it is:
+//   postfix-accounts.cf  `address|{SCHEME}hash[|fields]`: users, their hashes kept (SHA512-CRYPT
+//                        is verified here; the extra fields are Dovecot's and dropped)
+//   dovecot-quotas.cf    `address:SIZE`: their own quotas
+//   postfix-virtual.cf   `alias target[,target...]`: aliases, `@domain` entries included
+//   opendkim/keys/DOMAIN/SELECTOR.private, rspamd/dkim/TYPE-BITS-SELECTOR-DOMAIN.private.txt: DKIM keys
+// Users, aliases and keys that exist here already are kept as they are, so a second run changes
+// nothing. Every domain must be in LOCAL_DOMAINS first. What cannot be taken is listed (regexp
+// aliases, aliases of a bare local part), and the settings under which its Maildirs
+// (/var/mail/DOMAIN/USER) are ours in place.
+import { createPrivateKey } from 'node:crypto'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { formatAliases, formatUsers, normalizeAddress, parseAliases, parseUsers, splitAddress, withQuota } from '@facteur/accounts'
+import { dkimKeyFile } from '@facteur/config'
+import { register, UsageError } from './commands.js'
+import { writeKey } from './dkim.js'
+import { readText, replaceFile } from './tables.js'
+
+/** A file's lines without comments, blank lines or CR. */
+const lines = (text: string): string[] =>
+  text
+    .split('\n')
+    .map((l) => l.replace(/\r$/, '').trim())
+    .filter((l) => l && !l.startsWith('#'))
+
+const domainOf = (name: string): string => name.slice(name.lastIndexOf('@') + 1).toLowerCase()
+const isDomainEntry = (name: string): boolean => /^@[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(name)
+
+type Key = { domain: string; selector: string; file: string }
+
+async function dkimKeys(dir: string): Promise<Key[]> {
+  const keys: Key[] = []
+  const opendkim = path.join(dir, 'opendkim', 'keys')
+  for (const domain of await fs.readdir(opendkim).catch(() => [] as string[]))
+    for (const name of await fs.readdir(path.join(opendkim, domain)).catch(() => [] as string[]))
+      if (name.endsWith('.private'))
+        keys.push({ domain: domain.toLowerCase(), selector: name.slice(0, -8), file: path.join(opendkim, domain, name) })
+  const rspamd = path.join(dir, 'rspamd', 'dkim')
+  for (const name of await fs.readdir(rspamd).catch(() => [] as string[])) {
+    const m = /^(?:rsa|ed25519)-\d+-([a-z0-9]+)-(.+)\.private\.txt$/i.exec(name)
+    if (m) keys.push({ domain: m[2].toLowerCase(), selector: m[1].toLowerCase(), file: path.join(rspamd, name) })
+  }
+  return keys
+}
+
+register('import', {
+  'docker-mailserver': {
+    usage: 'import docker-mailserver DIR [--dry-run]   # its docker-data/dms/config',
+    async run(ctx) {
+      const dir = ctx.args[0]
+      if (!dir) throw new UsageError('expected the docker-mailserver config directory (docker-data/dms/config)')
+      const accountsText = await fs.readFile(path.join(dir, 'postfix-accounts.cf'), 'utf8').catch(() => null)
+      if (accountsText === null) throw new UsageError(`${dir}: no postfix-accounts.cf there (docker-mailserver's docker-data/dms/config)`)
+      const dry = ctx.flags.has('--dry-run')
+      const local = ctx.config.localDomains
+      const notes: string[] = []
+
+      const accounts = lines(accountsText).map((l) => l.split('|'))
+      const virtual = lines(await readText(path.join(dir, 'postfix-virtual.cf'))).map((l) => l.split(/\s+/))
+      const keys = await dkimKeys(dir)
+      // Every domain named must be ours first: an entry for another would be inert here.
+      const domains = new Set([
+        ...accounts.map(([login]) => domainOf(login ?? '')),
+        ...virtual.filter(([name]) => name?.includes('@')).map(([name]) => domainOf(name)),
+        ...keys.map((k) => k.domain),
+      ])
+      const missing = [...domains].filter((d) => d && !local.includes(d))
+      if (missing.length) throw new UsageError(`add ${missing.join(', ')} to LOCAL_DOMAINS first (now ${local.join(', ')})`)
+
+      // Users and their quotas.
+      const quotas = new Map<string, number>()
+      for (const line of lines(await readText(path.join(dir, 'dovecot-quotas.cf')))) {
+        const colon = line.lastIndexOf(':')
+        const m = /^(\d+)\s*([KMGT]?)B?$/i.exec(line.slice(colon + 1).trim())
+        if (colon > 0 && m)
+          quotas.set(normalizeAddress(line.slice(0, colon)), Number(m[1]) * 1024 ** ' KMGT'.indexOf(m[2].toUpperCase() || ' '))
+        else notes.push(`dovecot-quotas.cf: not a quota line: ${line}`)
+      }
+      const usersFile = path.join(ctx.config.configDir, 'users')
+      const users = parseUsers(await readText(usersFile))
+      let added = 0
+      for (const [login = '', hash = ''] of accounts) {
+        const address = normalizeAddress(login)
+        if (!splitAddress(address) || !/^\{[A-Z0-9.-]+\}\S+$/i.test(hash)) {
+          notes.push(`postfix-accounts.cf: not an account line: ${login}|...`)
+          continue
+        }
+        if (users.has(address)) {
+          notes.push(`${address}: a user here already, kept as it is`)
+          continue
+        }
+        const quota = quotas.get(address)
+        const user = { address, password: hash, rest: [] }
+        users.set(address, quota === undefined ? user : withQuota(user, quota))
+        added++
+      }
+
+      // Aliases.
+      const aliasesFile = path.join(ctx.config.configDir, 'aliases')
+      const aliases = parseAliases(await readText(aliasesFile))
+      let aliased = 0
+      for (const [name = '', targetText = ''] of virtual) {
+        const key = isDomainEntry(name) ? name.toLowerCase() : normalizeAddress(name)
+        if (!name.includes('@')) {
+          notes.push(`postfix-virtual.cf: ${name}: an alias of a bare local part (every domain) is not taken; write one per domain`)
+          continue
+        }
+        if (aliases.has(key) || users.has(key)) {
+          notes.push(`${key}: an alias or user here already, kept as it is`)
+          continue
+        }
+        const targets = targetText
+          .split(',')
+          .map((t) => t.trim())
+          .filter(Boolean)
+          .map((t) => (isDomainEntry(t) ? t.toLowerCase() : normalizeAddress(t)))
+        if (!targets.length || targets.some((t) => !isDomainEntry(t) && !splitAddress(t))) {
+          notes.push(`postfix-virtual.cf: not an alias line: ${name} ${targetText}`)
+          continue
+        }
+        aliases.set(key, targets)
+        aliased++
+      }
+      if ((await readText(path.join(dir, 'postfix-regexp.cf'))).trim())
+        notes.push('postfix-regexp.cf: regular-expression aliases are not taken; write them as aliases or @domain entries')
+
+      // DKIM keys, as PKCS#8 (opendkim writes PKCS#1).
+      const selectors = new Set<string>()
+      let keyed = 0
+      for (const k of keys) {
+        const file = dkimKeyFile(ctx.config.configDir, k.domain, k.selector)
+        selectors.add(k.selector)
+        if (
+          await fs.stat(file).then(
+            () => true,
+            () => false,
+          )
+        ) {
+          notes.push(`${file}: a key here already, kept as it is`)
+          continue
+        }
+        let pem: string
+        try {
+          pem = createPrivateKey(await fs.readFile(k.file))
+            .export({ type: 'pkcs8', format: 'pem' })
+            .toString()
+        } catch (err) {
+          notes.push(`${k.file}: not a private key (${(err as Error).message})`)
+          continue
+        }
+        if (!dry) await writeKey(ctx, file, pem)
+        keyed++
+      }
+
+      if (!dry) {
+        await replaceFile(usersFile, formatUsers(users.values()))
+        await replaceFile(aliasesFile, formatAliases(aliases))
+      }
+      const verb = dry ? 'would import' : 'imported'
+      ctx.out(`${verb} ${added} users, ${aliased} aliases, ${keyed} DKIM keys from ${dir}`)
+      for (const n of notes) ctx.out(`; ${n}`)
+      // The settings under which its mailboxes and keys serve as they are.
+      if (ctx.config.mailbox.format !== 'maildir' || !ctx.config.mailbox.pathTemplate.endsWith('/%d/%u'))
+        ctx.out(
+          '; set MAILBOX_FORMAT=maildir and MAILBOX_PATH=/var/mail/%d/%u: its Maildirs (/var/mail/DOMAIN/USER) are then used in place',
+        )
+      const [selector] = selectors
+      if (selectors.size === 1 && selector !== ctx.config.outbound.dkimSelector)
+        ctx.out(`; set DKIM_SELECTOR=${selector}: delivery signs with the imported keys, whose records are published already`)
+      if (selectors.size > 1)
+        ctx.out(`; its keys have several selectors (${[...selectors].join(', ')}); delivery signs with DKIM_SELECTOR only`)
+      return 0
+    },
+  },
+})
