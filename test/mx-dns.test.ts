@@ -31,6 +31,14 @@ before(async () => {
       { name: '16.0.0.127.bl.example', ip: '192.0.2.1' },
       { name: '17.0.0.127.bl.example', ip: '127.0.0.2' },
       { name: '20.0.0.127.bl.example', ip: '127.0.0.2' },
+      // Weighted lists (the second appliance below): 30 by the light one, 31 by the heavy one,
+      // 32 by the heavy one and the allowlist, 33 by the light one and the heavy one.
+      { name: '30.0.0.127.light.example', ip: '127.0.0.2' },
+      { name: '31.0.0.127.heavy.example', ip: '127.0.0.2' },
+      { name: '32.0.0.127.heavy.example', ip: '127.0.0.2' },
+      { name: '32.0.0.127.allow.example', ip: '127.0.10.3' },
+      { name: '33.0.0.127.light.example', ip: '127.0.0.2' },
+      { name: '33.0.0.127.heavy.example', ip: '127.0.0.2' },
     ],
     txt: [{ name: '12.0.0.127.bl.example', text: 'Listed: see https://bl.example/127.0.0.12' }],
   })
@@ -100,6 +108,30 @@ test("is not fooled by a list's refusal code or a rewritten NXDOMAIN, and says s
     status: 'degraded',
     detail: 'SMTP_DNSBL: bl.example (127.255.255.254) refused our queries, nobody is listed by it (a public resolver? see DNS_SERVERS)',
   })
+})
+
+test('weighted lists, as postscreen scores them: refused at SMTP_DNSBL_THRESHOLD, an allowlist offsets a listing', async (t) => {
+  const weighted = await startAppliance({
+    users: { 'bob@ours.example': 'pw-bob' },
+    env: {
+      DNS_SERVERS: dns.server,
+      SMTP_DNSBL: 'light.example*1, heavy.example=127.0.0.2*3, allow.example=127.0.[0..255].[1..3]*-5',
+      SMTP_DNSBL_THRESHOLD: '3',
+    },
+  })
+  t.after(() => weighted.stop())
+  const sendTo = (from: string) =>
+    swaksMail(weighted.port('smtp-ingress', 'smtp'), { client: from, sender: 'a@remote.example', to: 'bob@ours.example' })
+  // 1 and -2 are under 3; 3 and 4 are not, and the reply names the first list that listed it.
+  for (const from of ['127.0.0.30', '127.0.0.32']) assert.match(lastReply(await sendTo(from), '.') ?? '', /^250 /, from)
+  assert.equal(
+    lastReply(await sendTo('127.0.0.31'), 'RCPT'),
+    '554 5.7.1 Service unavailable; Client host [127.0.0.31] blocked using heavy.example',
+  )
+  assert.equal(
+    lastReply(await sendTo('127.0.0.33'), 'RCPT'),
+    '554 5.7.1 Service unavailable; Client host [127.0.0.33] blocked using light.example',
+  )
 })
 
 test('does not look up TRUSTED_NETWORKS clients, nor SHARED_CLIENT_ADDRESSES', async () => {

@@ -71,6 +71,8 @@ export type Config = Readonly<{
   greylistExempt: Readonly<{ networks: Network; domains: readonly string[] }>
   /** SMTP_DNSBL: the MX's clients listed in one of these zones are refused at RCPT. */
   dnsbl: readonly Dnsbl[]
+  /** SMTP_DNSBL_THRESHOLD: the weight of listings at which a client is refused (postscreen_dnsbl_threshold). */
+  dnsblThreshold: number
   tls: Readonly<{ cert?: string; key?: string }>
   log: Readonly<{ level: string; format: 'auto' | 'json' | 'text' }>
   health: Readonly<{ listen: string; ingressPort: number; deliveryPort: number }>
@@ -202,6 +204,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     trustedNetworks,
     sharedClients: sharedClients(r, trustedNetworks),
     dnsbl: loadDnsbl(r),
+    dnsblThreshold: r.int('SMTP_DNSBL_THRESHOLD', 1, 1, 1000),
     greylistDelayMs: greylistDelay(r),
     greylistExempt: greylistExempt(r),
     tls: { cert, key },

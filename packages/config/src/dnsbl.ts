@@ -1,6 +1,9 @@
 // SMTP_DNSBL: the DNS blocklists (RFC 5782) the MX looks its clients up in, written as Postfix's
-// reject_rbl_client takes them: a zone, optionally `=` the answers that count as a listing, each
-// octet a number or a bracketed list of numbers and ranges (zen.spamhaus.org=127.0.0.[2..11]).
+// postscreen_dnsbl_sites takes them: a zone, optionally `=` the answers that count as a listing,
+// each octet a number or a bracketed list of numbers and ranges (zen.spamhaus.org=127.0.0.[2..11]),
+// optionally `*` a weight (1 by default; negative for an allowlist such as list.dnswl.org). A
+// client whose listings weigh SMTP_DNSBL_THRESHOLD (1) or more is refused, as postscreen's
+// postscreen_dnsbl_threshold decides: with the defaults, any listing.
 import { isIP } from 'node:net'
 import { ConfigError, type EnvReader } from './env.js'
 
@@ -8,19 +11,24 @@ export type Dnsbl = Readonly<{
   zone: string
   /** Whether an A record of the zone for a client lists it. */
   lists: (answer: string) => boolean
+  /** What a listing adds to the client's score (negative: an allowlist). */
+  weight: number
 }>
 
 const EXPECTED =
-  'DNS blocklist zones separated by commas, each optionally with the answers that count, as in zen.spamhaus.org=127.0.0.[2..11]'
+  'DNS blocklist zones separated by commas, each optionally with the answers that count and a weight, as in zen.spamhaus.org=127.0.0.[2..11]*3'
 
 export function loadDnsbl(r: EnvReader): readonly Dnsbl[] {
   return Object.freeze(
     r.list('SMTP_DNSBL').map((entry) => {
-      const eq = entry.indexOf('=')
-      const zone = r.domain('SMTP_DNSBL', eq < 0 ? entry : entry.slice(0, eq))
-      const filter = eq < 0 ? null : parseAnswers(entry.slice(eq + 1))
-      if (eq >= 0 && !filter) throw new ConfigError('SMTP_DNSBL', entry, EXPECTED)
-      return Object.freeze({ zone, lists: (answer: string) => listing(answer) && (!filter || filter(answer)) })
+      const star = /^(.*)\*(-?\d{1,3})$/.exec(entry)
+      const site = star ? star[1] : entry
+      const weight = star ? Number(star[2]) : 1
+      const eq = site.indexOf('=')
+      const zone = r.domain('SMTP_DNSBL', eq < 0 ? site : site.slice(0, eq))
+      const filter = eq < 0 ? null : parseAnswers(site.slice(eq + 1))
+      if ((eq >= 0 && !filter) || weight === 0) throw new ConfigError('SMTP_DNSBL', entry, EXPECTED)
+      return Object.freeze({ zone, weight, lists: (answer: string) => listing(answer) && (!filter || filter(answer)) })
     }),
   )
 }

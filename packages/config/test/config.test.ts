@@ -97,12 +97,29 @@ test('SMTP_DNSBL takes zones with the answers that count, as Postfix writes them
   // Unfiltered: anything in 127/8 but Spamhaus's refusals (127.255.255.x); never a rewritten NXDOMAIN.
   assert.deepEqual(listed(['127.0.0.2', '127.1.2.3', '127.255.255.254', '192.0.2.1', '::1'], any), ['127.0.0.2', '127.1.2.3'])
   assert.equal(loadConfig({ ...base, SMTP_DNSBL: 'bl.example=127.255.255.254' }).dnsbl[0].lists('127.255.255.254'), false)
+  // postscreen_dnsbl_sites' weights: 1 by default, negative for an allowlist, after the answers.
+  const weighted = loadConfig({ ...base, SMTP_DNSBL: 'zen.spamhaus.org*3, list.dnswl.org=127.0.[0..255].[1..3]*-5, bl.example' })
+  assert.deepEqual(
+    weighted.dnsbl.map((z) => [z.zone, z.weight]),
+    [
+      ['zen.spamhaus.org', 3],
+      ['list.dnswl.org', -5],
+      ['bl.example', 1],
+    ],
+  )
+  assert.equal(weighted.dnsbl[1].lists('127.0.10.2'), true)
+  assert.equal(weighted.dnsbl[1].lists('127.0.10.0'), false)
+  assert.equal(weighted.dnsblThreshold, 1)
+  assert.equal(loadConfig({ ...base, SMTP_DNSBL_THRESHOLD: '3' }).dnsblThreshold, 3)
+  assert.throws(() => loadConfig({ ...base, SMTP_DNSBL_THRESHOLD: '0' }), /SMTP_DNSBL_THRESHOLD/)
 
   for (const bad of [
     'bl.example=127.0.0',
     'bl.example=127.0.0.[4..2]',
     'bl.example=127.0.0.256',
     'bl.example=',
+    'bl.example*0',
+    'bl.example*x',
     '-bad-.example',
     'bl.example=a.b.c.d',
   ])

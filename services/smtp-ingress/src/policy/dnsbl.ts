@@ -1,6 +1,7 @@
 // DNS blocklists (RFC 5782, SMTP_DNSBL): the client's address is looked up in each zone when it
 // connects, and a listed client's recipients are refused at RCPT with 554 5.7.1, as Postfix's
-// reject_rbl_client does, with the list's TXT reason. Mail to postmaster and abuse still goes
+// reject_rbl_client does, with the list's TXT reason; with weights, when its listings weigh
+// SMTP_DNSBL_THRESHOLD or more (postscreen's scoring: an allowlist's negative weight offsets). Mail to postmaster and abuse still goes
 // through (RFC 5321 §4.5.1, RFC 2142): a listed sender can still reach a person here.
 import { promises as dns } from 'node:dns'
 import { reversedLabels, type Config } from '@facteur/config'
@@ -15,7 +16,10 @@ export type Listing = { zone: string; answer: string; reason: string }
 const REFUSAL_SHOWN_MS = 3_600_000
 
 export type Dnsbl = {
-  /** The client's first listing in SMTP_DNSBL's order, or null. It never rejects. */
+  /**
+   * The client's first listing (of a positive weight, in SMTP_DNSBL's order) when its listings
+   * weigh SMTP_DNSBL_THRESHOLD or more, else null. It never rejects.
+   */
   lookup: (ip: string) => Promise<Listing | null>
   /** Degraded while a zone has refused our queries within the hour (nobody is listed by it). */
   health: () => CheckResult
@@ -68,7 +72,9 @@ export function dnsblLookup(config: Config, resolver: dns.Resolver, logger: Logg
     const labels = reversedLabels(ip)
     // Every zone at once; the first listing in SMTP_DNSBL's order is the one reported.
     const found = await Promise.all(config.dnsbl.map((zone) => inZone(`${labels}.${zone.zone}`, zone)))
-    return found.find((l) => l !== null) ?? null
+    const score = found.reduce((sum, l, i) => sum + (l ? config.dnsbl[i].weight : 0), 0)
+    if (score < config.dnsblThreshold) return null
+    return found.find((l, i) => l !== null && config.dnsbl[i].weight > 0) ?? null
   }
 
   return {
