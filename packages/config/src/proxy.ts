@@ -1,5 +1,5 @@
-// The PROXY protocol (version 1, HAProxy's text header) in front of the MX: the peers allowed to
-// tell the real client address. smtp-server matches exact addresses, so these are addresses,
+// The PROXY protocol (version 1, HAProxy's text header, or version 2, its binary one) in front of
+// the MX: the peers allowed to tell the real client address. smtp-server matches exact addresses, so these are addresses,
 // not networks; a connection from any other peer is an ordinary SMTP client.
 import { isIP } from 'node:net'
 import { ConfigError, type EnvReader } from './env.js'
@@ -16,7 +16,7 @@ export function loadProxyConfig(r: EnvReader): ProxyConfig {
       throw new ConfigError(
         'PROXY_TRUSTED',
         a,
-        'IP addresses of the proxies that send a PROXY protocol v1 header (addresses, not networks), separated by commas',
+        'IP addresses of the proxies that send a PROXY protocol header (addresses, not networks), separated by commas',
       )
   return Object.freeze({ trusted: Object.freeze([...trusted]) })
 }

@@ -12,6 +12,7 @@ import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
 import { SmtpError } from '@facteur/smtp-error'
 import type { HealthCheck } from '@facteur/health'
 import {
+  acceptProxyV2,
   alwaysBcc,
   clientLimitFor,
   connectionRateFor,
@@ -118,7 +119,8 @@ export async function startIngress(deps: {
     banner: 'Facteur',
     disabledCommands: ['AUTH'],
     authOptional: true,
-    // A front proxy (HAProxy ...) tells the real client address in a PROXY v1 header; only PROXY_TRUSTED peers may.
+    // A front proxy (HAProxy, Traefik ...) tells the real client address in a PROXY header (v1 here,
+    // v2 by acceptProxyV2 below); only PROXY_TRUSTED peers may.
     useProxy: config.proxy.trusted.length ? [...config.proxy.trusted] : false,
 
     onConnect(session, cb) {
@@ -162,6 +164,7 @@ export async function startIngress(deps: {
   server.on('error', (err) => logger.warn('smtp error', { err: err.message }))
   servesRenewedCertificate(server, certs, logger)
   setGreetingDelay(server, config.smtp.greetingDelayMs)
+  if (config.proxy.trusted.length) acceptProxyV2(server)
   guardListener(
     server,
     config.smtp,
