@@ -106,7 +106,8 @@ export function openAccounts(opts: {
     }
     const targets = aliases.get(name)
     if (targets) {
-      const localPart = normalizeAddress(address).slice(0, normalizeAddress(address).lastIndexOf('@'))
+      const normalized = normalizeAddress(address)
+      const localPart = normalized.slice(0, normalized.lastIndexOf('@'))
       for (const t of targets) {
         // virtual(5): an `@otherdomain` result keeps the local part (user@d -> user@otherdomain).
         if (t.startsWith('@')) expandInto(`${localPart}${t}`, out, [...trail, name])
