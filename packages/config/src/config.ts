@@ -62,6 +62,8 @@ export type Config = Readonly<{
   srsDomain: string | null
   /** ALWAYS_BCC: an address every accepted message is also delivered to (an archive); null: none. */
   alwaysBcc: string | null
+  /** DSN_LANGUAGE: the language of the notices delivery sends (bounces, delays): en, or fr (then English). */
+  dsnLanguage: 'en' | 'fr'
   trustedNetworks: Network
   /** SHARED_CLIENT_ADDRESSES: a proxy's addresses that every client behind it appears from. */
   sharedClients: Network
@@ -201,6 +203,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     recipientDelimiter: delimiter,
     srsDomain,
     alwaysBcc,
+    dsnLanguage: r.oneOf('DSN_LANGUAGE', ['en', 'fr'] as const, 'en'),
     trustedNetworks,
     sharedClients: sharedClients(r, trustedNetworks),
     dnsbl: loadDnsbl(r),

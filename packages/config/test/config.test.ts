@@ -27,6 +27,9 @@ test('a bad value names the variable, the value and what is expected', () => {
   assert.throws(() => loadConfig({ ...base, ALWAYS_BCC: 'archive' }), /ALWAYS_BCC/)
   assert.equal(loadConfig({ ...base, ALWAYS_BCC: 'Archive@Ours.Example' }).alwaysBcc, 'archive@ours.example')
   assert.equal(loadConfig(base).alwaysBcc, null)
+  assert.equal(loadConfig(base).dsnLanguage, 'en')
+  assert.equal(loadConfig({ ...base, DSN_LANGUAGE: 'fr' }).dsnLanguage, 'fr')
+  assert.throws(() => loadConfig({ ...base, DSN_LANGUAGE: 'de' }), /DSN_LANGUAGE="de" .* one of en, fr/)
   assert.throws(() => loadConfig({ ...base, SMTP_TIMEOUT: '0' }), {
     message: 'SMTP_TIMEOUT="0" is not valid: expected a duration of at least 1s, like 5m',
   })

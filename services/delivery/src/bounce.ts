@@ -25,7 +25,15 @@ export function createNotices(deps: { config: Config; logger: Logger; spool: Spo
     const chunks: Buffer[] = []
     for await (const c of message.open()) chunks.push(c as Buffer)
     const env = message.envelope
-    const dsn = buildDsn({ envelope: env, recipients, message: Buffer.concat(chunks), to, hostname: config.hostname, willRetryUntil })
+    const dsn = buildDsn({
+      envelope: env,
+      recipients,
+      message: Buffer.concat(chunks),
+      to,
+      hostname: config.hostname,
+      willRetryUntil,
+      language: config.dsnLanguage,
+    })
     const queued = await spool.enqueue(dsn, {
       sender: '',
       recipients: [{ address: to, original: to, status: 'pending', attempts: 0 }],

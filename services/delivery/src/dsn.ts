@@ -2,8 +2,10 @@
 // report per message and event lists every recipient concerned: a human-readable part, the
 // message/delivery-status part (RFC 3464 §2.2 per-message and §2.3 per-recipient fields), and
 // the returned message (message/rfc822) or its header (text/rfc822-headers) as RET asks
-// (RFC 3461 §4.3).
+// (RFC 3461 §4.3). The human-readable part and the Subject are in DSN_LANGUAGE (`fr`: French,
+// then the English text); the machine-readable parts are the RFC's, in every language.
 import { randomBytes } from 'node:crypto'
+import { encodeWords } from 'nodemailer/lib/mime-funcs'
 import { rfc5322Date } from '@facteur/reception'
 import type { Envelope, RecipientState } from '@facteur/spool'
 
@@ -21,18 +23,44 @@ export type DsnInput = {
   hostname: string
   /** When a delayed message is given up (RFC 3464 §2.3.7 Will-Retry-Until). */
   willRetryUntil?: Date
+  /** DSN_LANGUAGE: the language of the Subject and of the human-readable part (`fr` adds English after it). */
+  language?: 'en' | 'fr'
   now?: Date
 }
 
 /** Past this size a failed message comes back as its header only (Postfix: bounce_size_limit). */
 export const RETURN_SIZE_LIMIT = 512 * 1024
 
-const SUBJECTS: Record<DsnAction, string> = {
-  failed: 'Undelivered Mail Returned to Sender',
-  delayed: 'Delayed Mail (still being retried)',
-  delivered: 'Successful Mail Delivery Report',
-  relayed: 'Successful Mail Delivery Report',
-}
+/** What a person reads, in each language: the Subject, the first line and the intro of each report. */
+const TEXTS = {
+  en: {
+    subjects: {
+      failed: 'Undelivered Mail Returned to Sender',
+      delayed: 'Delayed Mail (still being retried)',
+      delivered: 'Successful Mail Delivery Report',
+      relayed: 'Successful Mail Delivery Report',
+    },
+    system: (host: string) => `This is the mail system at host ${host}.`,
+    failed: 'I am sorry to have to tell you that your message could not be delivered to one or more\r\nrecipients. It is attached below.',
+    delayed: (until: string) =>
+      `Your message could not be delivered yet to one or more recipients. It stays in the queue and\r\nwill be tried again${until ? ` until ${until}` : ''}; you do not need to send it again.`,
+    delivered: 'Your message was delivered to the recipients below, as you asked.',
+  },
+  fr: {
+    subjects: {
+      failed: "Message non remis : retour à l'expéditeur",
+      delayed: 'Message retardé (nouvelles tentatives en cours)',
+      delivered: 'Avis de remise de votre message',
+      relayed: 'Avis de remise de votre message',
+    },
+    system: (host: string) => `Ceci est le système de messagerie de l'hôte ${host}.`,
+    failed:
+      "J'ai le regret de vous informer que votre message n'a pas pu être remis à un ou plusieurs\r\ndestinataires. Il est joint ci-dessous.",
+    delayed: (until: string) =>
+      `Votre message n'a pas encore pu être remis à un ou plusieurs destinataires. Il reste dans la\r\nfile d'attente et sera de nouveau tenté${until ? ` jusqu'au ${until}` : ''} ; vous n'avez pas à le renvoyer.`,
+    delivered: "Votre message a été remis aux destinataires ci-dessous, comme vous l'avez demandé.",
+  },
+} as const
 
 /** The RFC 3463 status a report gives a recipient. */
 export function dsnStatus(action: DsnAction, reply: string | undefined): string {
@@ -58,13 +86,15 @@ export function buildDsn(input: DsnInput): Buffer {
   const { envelope: env, hostname } = input
   const now = input.now ?? new Date()
   const action = input.recipients[0]?.action ?? 'failed'
+  const language = input.language ?? 'en'
   const boundary = `${env.id}.${randomBytes(6).toString('hex')}/${hostname}`
   const CRLF = '\r\n'
 
   const head = [
     `From: Mail Delivery System <MAILER-DAEMON@${hostname}>`,
     `To: <${input.to}>`,
-    `Subject: ${SUBJECTS[action]}`,
+    // RFC 2047: the words of a Subject that are not ASCII are encoded words.
+    `Subject: ${encodeWords(TEXTS[language].subjects[action], 'Q', 52)}`,
     `Date: ${rfc5322Date(now)}`,
     `Message-ID: <${env.id}.${randomBytes(4).toString('hex')}.dsn@${hostname}>`,
     // RFC 3834 §5: a machine-made reply; nothing should answer it automatically.
@@ -73,19 +103,19 @@ export function buildDsn(input: DsnInput): Buffer {
     `Content-Type: multipart/report; report-type=delivery-status;${CRLF}\tboundary="${boundary}"`,
   ]
 
-  const intro = {
-    failed: 'I am sorry to have to tell you that your message could not be delivered to one or more\r\nrecipients. It is attached below.',
-    delayed: `Your message could not be delivered yet to one or more recipients. It stays in the queue and\r\nwill be tried again${input.willRetryUntil ? ` until ${rfc5322Date(input.willRetryUntil)}` : ''}; you do not need to send it again.`,
-    delivered: 'Your message was delivered to the recipients below, as you asked.',
-    relayed: 'Your message was delivered to the recipients below, as you asked.',
-  }[action]
+  const until = input.willRetryUntil ? rfc5322Date(input.willRetryUntil) : ''
+  const intro = (t: (typeof TEXTS)['en' | 'fr']): string[] => [
+    t.system(hostname),
+    '',
+    action === 'failed' ? t.failed : action === 'delayed' ? t.delayed(until) : t.delivered,
+    '',
+  ]
   const human = [
-    `This is the mail system at host ${hostname}.`,
-    '',
-    intro,
-    '',
+    ...intro(TEXTS[language]),
     ...input.recipients.map((r) => `<${r.rcpt.address}>: ${field(splitReply(r.reply ?? r.rcpt.lastError ?? '').text) || r.action}`),
     '',
+    // French first, then the English text for whoever reads none.
+    ...(language === 'en' ? [] : ['-'.repeat(60), '', ...intro(TEXTS.en)]),
   ]
 
   // RFC 3464 §2.2: per-message fields.

@@ -125,3 +125,41 @@ test('an expired recipient keeps its last host as Remote-MTA and says it gave up
   assert.match(text, /\r\nStatus: 5\.4\.7\r\nRemote-MTA: dns; mx\.remote\.example\r\n/)
   assert.match(text, /\r\nDiagnostic-Code: smtp; 451 4\.7\.1 Try again later \(gave up: message too old, RFC 3463 4\.4\.7\)\r\n/)
 })
+
+test('DSN_LANGUAGE=fr: the Subject (RFC 2047) and the notification in French, then in English; the report itself unchanged', () => {
+  // RFC 2047 Q encoding, undone: `_` is a space, `=XX` a byte of UTF-8.
+  const decodeWords = (value: string): string =>
+    value.replace(/=\?UTF-8\?Q\?([^?]*)\?=\s*/gi, (_, q: string) =>
+      Buffer.from(
+        q.replace(/_/g, ' ').replace(/=([0-9A-F]{2})/gi, (__, h: string) => String.fromCharCode(parseInt(h, 16))),
+        'latin1',
+      ).toString('utf8'),
+    )
+  const env = envelope()
+  const report = (language: 'en' | 'fr', action: 'failed' | 'delayed') =>
+    buildDsn({
+      envelope: env,
+      recipients: env.recipients.map((rcpt) => ({ rcpt, action })),
+      message,
+      to: env.sender,
+      hostname: 'mx.ours.example',
+      willRetryUntil: new Date(Date.UTC(2026, 0, 7)),
+      language,
+      now: new Date(0),
+    }).toString()
+  const text = report('fr', 'failed')
+  const subject = /^Subject: (.*(?:\r\n[ \t].*)*)\r\n/m.exec(text)![1]
+  assert.match(subject, /=\?UTF-8\?Q\?/)
+  assert.match(subject, /^[\x20-\x7e\r\n\t]+$/, 'ASCII on the wire')
+  assert.equal(decodeWords(subject.replace(/\r\n/g, '')), "Message non remis : retour à l'expéditeur")
+  const boundary = /boundary="([^"]+)"/.exec(text)![1]
+  const [, human, status] = text.split(`--${boundary}`)
+  assert.match(human, /Ceci est le système de messagerie de l'hôte mx\.ours\.example\.\r\n\r\nJ'ai le regret de vous informer/)
+  assert.match(human, /\r\n-{60}\r\n\r\nThis is the mail system at host mx\.ours\.example\.\r\n\r\nI am sorry/)
+  assert.match(human, /<bob@remote\.example>: 550 5\.1\.1 No such user\r\n/)
+  // The delivery-status part is the RFC's whatever the language.
+  const english = report('en', 'failed')
+  const englishStatus = english.split(`--${/boundary="([^"]+)"/.exec(english)![1]}`)[2]
+  assert.equal(status, englishStatus)
+  assert.match(report('fr', 'delayed'), /sera de nouveau tenté jusqu'au Wed, 07 Jan 2026 00:00:00 \+0000 ; vous n'avez pas à le renvoyer\./)
+})
