@@ -159,6 +159,8 @@ export function buildDsn(input: DsnInput): Buffer {
     `--${boundary}`,
     'Content-Type: text/plain; charset=utf-8',
     'Content-Description: Notification',
+    // RFC 2045 §6.2: UTF-8 text sent as it is (French) is 8bit, not the 7bit a part is by default.
+    ...(human.some((l) => /[^\x00-\x7f]/.test(l)) ? ['Content-Transfer-Encoding: 8bit'] : []),
     '',
     ...human,
     `--${boundary}`,

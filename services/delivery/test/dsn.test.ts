@@ -154,6 +154,10 @@ test('DSN_LANGUAGE=fr: the Subject (RFC 2047) and the notification in French, th
   assert.equal(decodeWords(subject.replace(/\r\n/g, '')), "Message non remis : retour à l'expéditeur")
   const boundary = /boundary="([^"]+)"/.exec(text)![1]
   const [, human, status] = text.split(`--${boundary}`)
+  assert.match(
+    human,
+    /^\r\nContent-Type: text\/plain; charset=utf-8\r\nContent-Description: Notification\r\nContent-Transfer-Encoding: 8bit\r\n\r\n/,
+  )
   assert.match(human, /Ceci est le système de messagerie de l'hôte mx\.ours\.example\.\r\n\r\nJ'ai le regret de vous informer/)
   assert.match(human, /\r\n-{60}\r\n\r\nThis is the mail system at host mx\.ours\.example\.\r\n\r\nI am sorry/)
   assert.match(human, /<bob@remote\.example>: 550 5\.1\.1 No such user\r\n/)
