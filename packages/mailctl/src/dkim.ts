@@ -4,6 +4,7 @@
 import { generateKeyPairSync } from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import { isIP } from 'node:net'
 import { dkimKeyFile } from '@facteur/config'
 import { flagValue, register, UsageError, type Context } from './commands.js'
 import { dkimRecord } from './dns-records.js'
@@ -13,6 +14,19 @@ export function selectorOf(ctx: Context): string {
   if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(s))
     throw new UsageError(`${s}: a selector is DNS labels such as facteur or 2026a`)
   return s
+}
+
+/** The address mail leaves from: --address=IP, else OUTBOUND_BIND_ADDRESS, else the first OUTBOUND_SELF_ADDRESSES. */
+export function sendingAddress(ctx: Context): string | undefined {
+  const { outbound } = ctx.config
+  const address = flagValue(ctx, 'address') ?? outbound.bindAddress ?? outbound.selfAddresses[0]
+  if (address && !isIP(address)) throw new UsageError(`${address} is not an IP address`)
+  return address
+}
+
+/** What `mailctl dns show|check DOMAIN [--selector=S] [--address=IP]` are about. */
+export function recordArgs(ctx: Context): { domain: string; selector: string; address?: string } {
+  return { domain: localDomain(ctx), selector: selectorOf(ctx), address: sendingAddress(ctx) }
 }
 
 export function localDomain(ctx: Context): string {

@@ -5,19 +5,16 @@
 import fs from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { dkimKeyFile, reverseName } from '@facteur/config'
-import { flagValue, register, UsageError } from './commands.js'
-import { localDomain, selectorOf } from './dkim.js'
+import { register } from './commands.js'
+import { recordArgs } from './dkim.js'
 import { dkimRecord, txt } from './dns-records.js'
 
 register('dns', {
   show: {
     usage: 'dns show DOMAIN [--selector=S] [--address=IP]   (also: mailctl dns DOMAIN)',
     async run(ctx) {
-      const domain = localDomain(ctx)
+      const { domain, selector, address } = recordArgs(ctx)
       const { hostname, outbound, postmaster } = ctx.config
-      const address = flagValue(ctx, 'address') ?? outbound.bindAddress ?? outbound.selfAddresses[0]
-      if (address && !isIP(address)) throw new UsageError(`${address} is not an IP address`)
-      const selector = selectorOf(ctx)
       const out = ctx.out
       out(`; DNS records for ${domain}, from this configuration (MAIL_HOSTNAME=${hostname}, OUTBOUND_MODE=${outbound.mode})`)
       out(`${domain}. IN MX 10 ${hostname}.`)

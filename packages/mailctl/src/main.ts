@@ -8,6 +8,7 @@ import './queue-admin.js'
 import './dkim.js'
 import './dns.js'
 import './import.js'
+import './dns-check.js'
 
 function usage(): string {
   const lines = Object.values(commands).flatMap((verbs) => Object.values(verbs).map((c) => `  mailctl ${c.usage}`))
