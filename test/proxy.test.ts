@@ -1,7 +1,7 @@
 // The PROXY protocol in front of the MX (PROXY_TRUSTED), on the running appliance: swaks sends
 // version 2 (binary, as HAProxy's send-proxy-v2 and Traefik do) and version 1 (text) headers; the
 // address they carry is the client's in the log and the Received: field. A broken header closes
-// that connection only.
+// that connection only; a seeded fuzz loop of mutated headers never crashes the MX.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import net from 'node:net'
@@ -9,6 +9,7 @@ import path from 'node:path'
 import { startAppliance, type Appliance } from './support/appliance.js'
 import { swaks, lastReply } from './support/swaks.js'
 import { readMbox, waitForCount } from './support/mbox.js'
+import { prng } from './support/prng.js'
 
 let app: Appliance
 let port: number
@@ -86,5 +87,59 @@ test('a broken version 2 header closes that connection with nothing said; the MX
   })
   assert.doesNotMatch(reply, /^220/)
   const r = await proxied('2', 'TCP4', '192.0.2.12', 'after the broken one')
+  assert.match(lastReply(r, '.') ?? '', /^250 /, r.stdout)
+})
+
+/** What the MX says on one connection that sends `bytes` then EHLO and QUIT: '' when it closes without a word. */
+const exchange = (bytes: Buffer): Promise<string> =>
+  new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1')
+    let got = ''
+    const done = (): void => {
+      socket.destroy()
+      resolve(got)
+    }
+    const timer = setTimeout(done, 5_000)
+    socket.on('data', (d) => {
+      got += d.toString('latin1')
+      if (/^221 /m.test(got)) done()
+    })
+    socket.on('close', () => {
+      clearTimeout(timer)
+      resolve(got)
+    })
+    socket.on('error', () => undefined)
+    socket.write(Buffer.concat([bytes, Buffer.from('EHLO fuzz.example\r\nQUIT\r\n')]))
+  })
+
+test('300 mutated version 2 headers (seeded): each connection is closed or answered with SMTP replies; the MX never crashes', async () => {
+  const seed = 20261130
+  const rand = prng(seed)
+  const valid = Buffer.concat([
+    Buffer.from('0d0a0d0a000d0a515549540a', 'hex'),
+    Buffer.from([0x21, 0x11, 0x00, 0x0c, 192, 0, 2, 13, 198, 51, 100, 1, 0x9c, 0x40, 0, 25]),
+  ])
+  const outcomes = { closed: 0, answered: 0 }
+  for (let i = 0; i < 300; i++) {
+    const bytes = [...valid]
+    for (let n = 1 + Math.floor(rand() * 3); n > 0; n--) {
+      // Past the signature (a broken signature is a version 1 header, smtp-server's): version,
+      // family, length, addresses, or bytes appended.
+      const at = 12 + Math.floor(rand() * (bytes.length - 11))
+      if (rand() < 0.8) bytes[at] = Math.floor(rand() * 256)
+      else bytes.push(...Array.from({ length: Math.floor(rand() * 40) }, () => Math.floor(rand() * 256)))
+    }
+    const reply = await exchange(Buffer.from(bytes))
+    if (reply === '') outcomes.closed++
+    else {
+      outcomes.answered++
+      for (const line of reply.split('\r\n').filter(Boolean))
+        assert.match(line, /^[2-5]\d\d[ -]/, `seed ${seed}, case ${i}: ${JSON.stringify(reply)}`)
+    }
+  }
+  console.log(`# ${JSON.stringify(outcomes)}`)
+  assert.ok(outcomes.closed > 0 && outcomes.answered > 0, JSON.stringify(outcomes))
+  assert.doesNotMatch(app.output(), /service exited/)
+  const r = await proxied('2', 'TCP4', '192.0.2.14', 'after the fuzz')
   assert.match(lastReply(r, '.') ?? '', /^250 /, r.stdout)
 })
