@@ -3,7 +3,8 @@
 // as a public CA's would be) serves each domain's policy at mta-sts.DOMAIN, and two scripted MX
 // hosts offer STARTTLS: one with a certificate valid for its name, one self-signed. Delivery obeys
 // an enforce policy (only its MX names, only with a valid certificate), only logs for testing,
-// and delivers as before where no policy is published or none can be fetched.
+// and delivers as before where no policy is published or none can be fetched. OUTBOUND_TLS_POLICY
+// (Postfix's smtp_tls_policy_maps) against the same hosts and a third one without STARTTLS.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
@@ -29,6 +30,15 @@ const POLICIES: Record<string, string | null> = {
   'nopolicy.example': null,
 }
 
+/** OUTBOUND_TLS_POLICY's domains (no MTA-STS record): the level, and the host their MX is. */
+const TLS_POLICY: Record<string, { level: string; ip: string }> = {
+  'pinned.example': { level: 'verify', ip: '127.0.0.2' }, // the certificate valid for its name
+  'pinnedbad.example': { level: 'verify', ip: '127.0.0.3' }, // self-signed
+  'encrypted.example': { level: 'encrypt', ip: '127.0.0.3' },
+  'encryptednotls.example': { level: 'encrypt', ip: '127.0.0.5' }, // no STARTTLS offered
+  'cleartext.example': { level: 'none', ip: '127.0.0.3' },
+}
+
 let dir: string
 let app: Appliance
 let dns: Dns
@@ -36,6 +46,7 @@ let spool: Spool
 let policyServer: https.Server
 let goodMx: ScriptedMx
 let badMx: ScriptedMx
+let plainMx: ScriptedMx
 const fwd: Record<string, Forwarder> = {}
 
 /** A self-issued certificate for these names (its own CA, as a test trusts it). */
@@ -50,7 +61,7 @@ async function certificate(names: string[]): Promise<{ key: string; cert: string
 before(async () => {
   dir = await tempDir('mta-sts')
   const webCert = await certificate(Object.keys(POLICIES).map((d) => `mta-sts.${d}`))
-  const mxCert = await certificate(['mx.good.example', 'mx.unlisted.example'])
+  const mxCert = await certificate(['mx.good.example', 'mx.unlisted.example', 'mx.pinned.example'])
   policyServer = https.createServer(webCert, (req, res) => {
     const domain = (req.headers.host ?? '').replace(/^mta-sts\./, '').replace(/:\d+$/, '')
     const policy = POLICIES[domain]
@@ -70,10 +81,12 @@ before(async () => {
   fwd.good = await startForwarder('127.0.0.2', port, goodMx.port)
   fwd.bad = await startForwarder('127.0.0.3', port, badMx.port)
   fwd.unlisted = await startForwarder('127.0.0.4', port, goodMx.port)
+  plainMx = await startScriptedMx({ hostname: 'mx.notls.example' })
+  fwd.plain = await startForwarder('127.0.0.5', port, plainMx.port)
 
   const domains = Object.keys(POLICIES)
   dns = await startDns({
-    mx: [...domains, 'plain.example'].map((d) => ({ domain: d, host: `mx.${d}` })),
+    mx: [...domains, 'plain.example', ...Object.keys(TLS_POLICY)].map((d) => ({ domain: d, host: `mx.${d}` })),
     a: [
       ...domains.map((d) => ({ name: `mta-sts.${d}`, ip: '127.0.0.1' })),
       { name: 'mx.good.example', ip: '127.0.0.2' },
@@ -82,6 +95,7 @@ before(async () => {
       { name: 'mx.testing.example', ip: '127.0.0.3' },
       { name: 'mx.nopolicy.example', ip: '127.0.0.3' },
       { name: 'mx.plain.example', ip: '127.0.0.3' },
+      ...Object.entries(TLS_POLICY).map(([d, { ip }]) => ({ name: `mx.${d}`, ip })),
     ],
     txt: domains.map((d) => ({ name: `_mta-sts.${d}`, text: 'v=STSv1; id=20261130' })),
   })
@@ -94,6 +108,9 @@ before(async () => {
       TRUSTED_NETWORKS: '127.0.0.1',
       QUEUE_RETRY_MIN: '1s',
       QUEUE_RETRY_MAX: '2s',
+      OUTBOUND_TLS_POLICY: Object.entries(TLS_POLICY)
+        .map(([d, { level }]) => `${d}:${level}`)
+        .join(','),
     },
   })
   spool = await openSpool(app.spoolDir)
@@ -104,6 +121,7 @@ after(async () => {
   for (const f of Object.values(fwd)) await f.close()
   await goodMx?.close()
   await badMx?.close()
+  await plainMx?.close()
   await new Promise((resolve) => policyServer?.close(resolve))
   await dns?.close()
   await removeDir(dir)
@@ -162,4 +180,28 @@ test('testing: delivered as without a policy, the mismatch logged; a policy that
   await send('user@nopolicy.example', 'policy missing')
   await received(badMx, 'user@nopolicy.example')
   await app.waitForLog(/MTA-STS policy not fetched.*nopolicy\.example.*HTTP 404/)
+})
+
+test('OUTBOUND_TLS_POLICY verify: over TLS with a certificate valid for the MX name, or the mail waits (4.7.5)', async () => {
+  await send('user@pinned.example', 'pinned')
+  assert.equal((await received(goodMx, 'user@pinned.example')).tls, true)
+  await send('user@pinnedbad.example', 'pinned, bad certificate')
+  assert.match(
+    await deferral('user@pinnedbad.example'),
+    /^451 4\.7\.5 mx\.pinnedbad\.example\[127\.0\.0\.3\]:\d+: certificate not valid: self-signed certificate \(TLS is required by OUTBOUND_TLS_POLICY \(pinnedbad\.example:verify\)\)/,
+  )
+  assert.equal(badMx.messages.filter((m) => m.to.includes('user@pinnedbad.example')).length, 0)
+})
+
+test('OUTBOUND_TLS_POLICY encrypt: over TLS whatever the certificate, or the mail waits (4.7.10); none: in clear though TLS is offered', async () => {
+  await send('user@encrypted.example', 'encrypted')
+  assert.equal((await received(badMx, 'user@encrypted.example')).tls, true)
+  await send('user@encryptednotls.example', 'no STARTTLS there')
+  assert.match(
+    await deferral('user@encryptednotls.example'),
+    /^451 4\.7\.10 .*\(TLS is required by OUTBOUND_TLS_POLICY \(encryptednotls\.example:encrypt\)\)/,
+  )
+  assert.equal(plainMx.messages.length, 0)
+  await send('user@cleartext.example', 'in clear')
+  assert.equal((await received(badMx, 'user@cleartext.example')).tls, false)
 })

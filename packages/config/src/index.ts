@@ -6,6 +6,7 @@ export {
   loadOutbound,
   parseDestination,
   transportFor,
+  tlsPolicyFor,
   dkimKeyFile,
   resolverFor,
   type OutboundConfig,
@@ -13,6 +14,7 @@ export {
   type Destination,
   type TransportRoute,
   type RelayTls,
+  type TlsLevel,
 } from './outbound.js'
 export { loadSubmissionConfig, type SubmissionConfig } from './submission.js'
 export { loadFilterConfig, type FilterConfig, type FilterFailure, type SpamEngine } from './filter.js'

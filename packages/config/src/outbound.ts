@@ -19,6 +19,10 @@ export type TransportRoute = Readonly<{ pattern: string; destination: Destinatio
 
 export type RelayTls = 'starttls' | 'tls' | 'none'
 
+/** Postfix's smtp_tls_policy_maps levels: no TLS, STARTTLS when offered, TLS required, TLS with a certificate valid for the host. */
+export type TlsLevel = 'none' | 'may' | 'encrypt' | 'verify'
+export type TlsPolicyEntry = Readonly<{ pattern: string; level: TlsLevel }>
+
 export type OutboundConfig = Readonly<{
   mode: OutboundMode
   relay?: Readonly<{ host: string; port: number; user?: string; password?: string; tls: RelayTls; verify: boolean }>
@@ -28,6 +32,8 @@ export type OutboundConfig = Readonly<{
   /** The port of remote MX hosts: 25, or a test sink's port. */
   port: number
   tls: 'opportunistic' | 'require'
+  /** OUTBOUND_TLS_POLICY: the TLS some domains' hosts must offer, whatever OUTBOUND_TLS and MTA-STS say. */
+  tlsPolicy: readonly TlsPolicyEntry[]
   /** OUTBOUND_MTA_STS: MX delivery follows the receiving domain's MTA-STS policy (RFC 8461). */
   mtaSts: boolean
   /** Where mta-sts.DOMAIN serves its policy: 443, or a test server's port. */
@@ -96,15 +102,51 @@ function parseTransportMap(r: EnvReader): TransportRoute[] {
   return routes
 }
 
+/** A domain's entry in a list keyed by `example.org` (that domain) or `.example.org` (its subdomains): exact first, then the longest parent. */
+function byDomain<T extends { pattern: string }>(entries: readonly T[], domain: string): T | undefined {
+  const d = domain.toLowerCase().replace(/\.$/, '')
+  const exact = entries.find((x) => x.pattern === d)
+  if (exact) return exact
+  let best: T | undefined
+  for (const x of entries)
+    if (x.pattern.startsWith('.') && d.endsWith(x.pattern) && (!best || x.pattern.length > best.pattern.length)) best = x
+  return best
+}
+
 /** The TRANSPORT_MAP route of a domain: an exact entry first, then the longest `.parent` entry. */
 export function transportFor(outbound: Pick<OutboundConfig, 'transportMap'>, domain: string): Destination | undefined {
-  const d = domain.toLowerCase().replace(/\.$/, '')
-  const exact = outbound.transportMap.find((x) => x.pattern === d)
-  if (exact) return exact.destination
-  let best: TransportRoute | undefined
-  for (const x of outbound.transportMap)
-    if (x.pattern.startsWith('.') && d.endsWith(x.pattern) && (!best || x.pattern.length > best.pattern.length)) best = x
-  return best?.destination
+  return byDomain(outbound.transportMap, domain)?.destination
+}
+
+/** The OUTBOUND_TLS_POLICY level of a domain, matched as TRANSPORT_MAP's entries are. */
+export function tlsPolicyFor(outbound: Pick<OutboundConfig, 'tlsPolicy'>, domain: string): TlsLevel | undefined {
+  return byDomain(outbound.tlsPolicy, domain)?.level
+}
+
+const TLS_LEVELS = ['none', 'may', 'encrypt', 'verify'] as const
+
+/** OUTBOUND_TLS_POLICY: `DOMAIN:LEVEL` entries, as Postfix's smtp_tls_policy_maps (none, may, encrypt, verify). */
+function parseTlsPolicy(r: EnvReader): TlsPolicyEntry[] {
+  const entries: TlsPolicyEntry[] = []
+  for (const entry of (r.raw('OUTBOUND_TLS_POLICY') ?? '')
+    .split(/[,\n]/)
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const colon = entry.lastIndexOf(':')
+    const level = entry
+      .slice(colon + 1)
+      .trim()
+      .toLowerCase() as TlsLevel
+    if (colon <= 0 || !TLS_LEVELS.includes(level))
+      throw new ConfigError('OUTBOUND_TLS_POLICY', entry, `DOMAIN:LEVEL entries separated by commas, LEVEL one of ${TLS_LEVELS.join(', ')}`)
+    const key = entry.slice(0, colon).trim().toLowerCase()
+    const sub = key.startsWith('.')
+    const pattern = (sub ? '.' : '') + r.domain('OUTBOUND_TLS_POLICY', sub ? key.slice(1) : key)
+    if (entries.some((x) => x.pattern === pattern))
+      throw new ConfigError('OUTBOUND_TLS_POLICY', entry, `each domain once (${pattern} is there twice)`)
+    entries.push(Object.freeze({ pattern, level }))
+  }
+  return entries
 }
 
 function parseDnsServers(r: EnvReader): string[] {
@@ -182,6 +224,7 @@ export function loadOutbound(r: EnvReader): OutboundConfig {
     relayDomains,
     port: r.int('OUTBOUND_PORT', 25, 1, 65535),
     tls: r.oneOf('OUTBOUND_TLS', ['opportunistic', 'require'] as const, 'opportunistic'),
+    tlsPolicy: parseTlsPolicy(r),
     mtaSts: r.bool('OUTBOUND_MTA_STS', true),
     mtaStsPort: r.int('OUTBOUND_MTA_STS_PORT', 443, 1, 65535),
     bindAddress,

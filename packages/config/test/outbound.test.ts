@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { loadConfig, transportFor } from '@facteur/config'
+import { loadConfig, tlsPolicyFor, transportFor } from '@facteur/config'
 
 const base = { MAIL_DOMAIN: 'ours.example' }
 
@@ -14,6 +14,16 @@ test('outbound defaults: direct, opportunistic TLS, port 25, no delay warning, s
   assert.equal(o.relay, undefined)
   assert.deepEqual(o.transportMap, [])
   assert.ok(Object.isFrozen(o))
+})
+
+test('OUTBOUND_TLS_POLICY: DOMAIN:LEVEL entries, matched as TRANSPORT_MAP matches; a wrong one names the setting', () => {
+  const config = loadConfig({ ...base, OUTBOUND_TLS_POLICY: 'partner.example:verify, .corp.example:encrypt,old.example:none' })
+  assert.equal(tlsPolicyFor(config.outbound, 'partner.example'), 'verify')
+  assert.equal(tlsPolicyFor(config.outbound, 'mail.corp.example'), 'encrypt')
+  assert.equal(tlsPolicyFor(config.outbound, 'corp.example'), undefined)
+  assert.equal(tlsPolicyFor(config.outbound, 'OLD.example.'), 'none')
+  for (const bad of ['partner.example', 'partner.example:secure', ':verify', 'a.example:may,a.example:none'])
+    assert.throws(() => loadConfig({ ...base, OUTBOUND_TLS_POLICY: bad }), /^ConfigError: OUTBOUND_TLS_POLICY=/, bad)
 })
 
 test('TRANSPORT_MAP takes hosts, ports, bracketed addresses and mx: names; exact entries beat .parent ones', () => {

@@ -7,8 +7,11 @@
 //   4. OUTBOUND_MODE=local: refused (the MX and submission already refuse such a RCPT);
 //   5. OUTBOUND_MODE=relay: RELAY_HOST, with RELAY_USER's credentials;
 //   6. OUTBOUND_MODE=direct: the domain's MX hosts (RFC 5321 §5.1).
+// The TLS of rules 2, 3 and 6 is OUTBOUND_TLS, or the domain's MTA-STS policy for its MX hosts,
+// unless OUTBOUND_TLS_POLICY names the domain: its level then decides (Postfix's
+// smtp_tls_policy_maps, which an administrator sets for a partner that must get mail over TLS).
 import type { Accounts } from '@facteur/accounts'
-import { transportFor, type Config, type Destination } from '@facteur/config'
+import { tlsPolicyFor, transportFor, type Config, type Destination, type TlsLevel } from '@facteur/config'
 import type { Hop, HopFinder } from './mx.js'
 import type { Session } from './pool.js'
 import type { MtaSts } from './mta-sts.js'
@@ -26,15 +29,31 @@ export type Route =
 
 export type Router = { route(address: string): Promise<Route> }
 
+/** The session an OUTBOUND_TLS_POLICY level asks for (`verify`: a certificate valid for the host's name). */
+function policySession(level: TlsLevel, domain: string): Session {
+  const requiredBy = `OUTBOUND_TLS_POLICY (${domain}:${level})`
+  if (level === 'none') return { tls: 'none', verify: false }
+  if (level === 'may') return { tls: 'opportunistic', verify: false }
+  return { tls: 'require', verify: level === 'verify', requiredBy }
+}
+
 export function createRouter(config: Config, accounts: Accounts, finder: HopFinder, mtaSts: MtaSts): Router {
   const out = config.outbound
-  const hostSession = (dest: Destination): Session => ({ tls: dest.port === 465 ? 'implicit' : out.tls, verify: false })
-  const toDestination = (key: string, dest: Destination): Route => ({
-    kind: 'remote',
-    key,
-    session: hostSession(dest),
-    hops: () => finder.hops(dest),
-  })
+  const hostSession = (dest: Destination, level: TlsLevel | undefined, domain: string): Session =>
+    dest.port === 465
+      ? { tls: 'implicit', verify: level === 'verify' }
+      : level
+        ? policySession(level, domain)
+        : { tls: out.tls, verify: false }
+  const toDestination = (key: string, dest: Destination, domain = ''): Route => {
+    const level = domain ? tlsPolicyFor(out, domain) : undefined
+    return {
+      kind: 'remote',
+      key: level ? `${key}|tls:${level}` : key,
+      session: hostSession(dest, level, domain),
+      hops: () => finder.hops(dest),
+    }
+  }
   const relaySession: Session | undefined = out.relay && {
     tls: out.relay.tls === 'tls' ? 'implicit' : out.relay.tls === 'starttls' ? 'require' : 'none',
     verify: out.relay.verify,
@@ -52,13 +71,15 @@ export function createRouter(config: Config, accounts: Accounts, finder: HopFind
         return { kind: 'local' }
       }
       const mapped = transportFor(out, domain)
-      if (mapped) return toDestination(`transport:${mapped.text}`, mapped)
+      if (mapped) return toDestination(`transport:${mapped.text}`, mapped, domain)
+      const level = tlsPolicyFor(out, domain)
       const direct: Route = {
         kind: 'remote',
         key: `mx:${domain}`,
-        session: { tls: out.tls, verify: false },
-        // RFC 8461: the MX hosts the domain's MTA-STS policy allows, with the TLS it asks.
-        hops: async () => mtaSts.apply(domain, await finder.mxHops(domain)),
+        session: level ? policySession(level, domain) : { tls: out.tls, verify: false },
+        // RFC 8461: the MX hosts the domain's MTA-STS policy allows, with the TLS it asks; a
+        // domain OUTBOUND_TLS_POLICY names gets its level instead.
+        hops: async () => (level ? finder.mxHops(domain) : mtaSts.apply(domain, await finder.mxHops(domain))),
       }
       if (out.relayDomains.includes(domain)) return direct
       if (out.mode === 'local') return { kind: 'refused', reply: '550 5.7.1 This server does not send mail to other domains' }
