@@ -1,5 +1,5 @@
-// The real client address behind a proxy: PROXY protocol v1 from PROXY_TRUSTED peers only, and
-// the refusal to start when TRUSTED_NETWORKS holds the Docker bridge gateway.
+// The real client address behind a proxy: PROXY protocol v1 from PROXY_TRUSTED peers only (v2:
+// test/proxy.test.ts), and the refusal to start when TRUSTED_NETWORKS holds the Docker bridge gateway.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
