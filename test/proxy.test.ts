@@ -1,7 +1,8 @@
 // The PROXY protocol in front of the MX (PROXY_TRUSTED), on the running appliance: swaks sends
 // version 2 (binary, as HAProxy's send-proxy-v2 and Traefik do) and version 1 (text) headers; the
 // address they carry is the client's in the log and the Received: field. A broken header closes
-// that connection only; a seeded fuzz loop of mutated headers never crashes the MX.
+// that connection only; a seeded fuzz loop of mutated headers never crashes the MX (a header
+// announcing more bytes than came waits for them, as it should: the client gives up after 1 s).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import net from 'node:net'
@@ -90,19 +91,26 @@ test('a broken version 2 header closes that connection with nothing said; the MX
   assert.match(lastReply(r, '.') ?? '', /^250 /, r.stdout)
 })
 
-/** What the MX says on one connection that sends `bytes` then EHLO and QUIT: '' when it closes without a word. */
-const exchange = (bytes: Buffer): Promise<string> =>
+/**
+ * What the MX says on one connection that sends `bytes` then EHLO and QUIT: '' when it closes
+ * without a word, null when it is still waiting after a second (a header announcing more bytes
+ * than came: it waits for them until SMTP_TIMEOUT).
+ */
+const exchange = (bytes: Buffer): Promise<string | null> =>
   new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1')
     let got = ''
     const done = (): void => {
       socket.destroy()
-      resolve(got)
+      resolve(got || null)
     }
-    const timer = setTimeout(done, 5_000)
+    const timer = setTimeout(done, 1_000)
     socket.on('data', (d) => {
       got += d.toString('latin1')
-      if (/^221 /m.test(got)) done()
+      if (/^221 /m.test(got)) {
+        clearTimeout(timer)
+        done()
+      }
     })
     socket.on('close', () => {
       clearTimeout(timer)
@@ -119,7 +127,7 @@ test('300 mutated version 2 headers (seeded): each connection is closed or answe
     Buffer.from('0d0a0d0a000d0a515549540a', 'hex'),
     Buffer.from([0x21, 0x11, 0x00, 0x0c, 192, 0, 2, 13, 198, 51, 100, 1, 0x9c, 0x40, 0, 25]),
   ])
-  const outcomes = { closed: 0, answered: 0 }
+  const outcomes = { closed: 0, answered: 0, waiting: 0 }
   for (let i = 0; i < 300; i++) {
     const bytes = [...valid]
     for (let n = 1 + Math.floor(rand() * 3); n > 0; n--) {
@@ -130,14 +138,15 @@ test('300 mutated version 2 headers (seeded): each connection is closed or answe
       else bytes.push(...Array.from({ length: Math.floor(rand() * 40) }, () => Math.floor(rand() * 256)))
     }
     const reply = await exchange(Buffer.from(bytes))
-    if (reply === '') outcomes.closed++
+    if (reply === null) outcomes.waiting++
+    else if (reply === '') outcomes.closed++
     else {
       outcomes.answered++
       for (const line of reply.split('\r\n').filter(Boolean))
         assert.match(line, /^[2-5]\d\d[ -]/, `seed ${seed}, case ${i}: ${JSON.stringify(reply)}`)
     }
   }
-  console.log(`# ${JSON.stringify(outcomes)}`)
+  console.log(`fuzz outcomes: ${JSON.stringify(outcomes)}`)
   assert.ok(outcomes.closed > 0 && outcomes.answered > 0, JSON.stringify(outcomes))
   assert.doesNotMatch(app.output(), /service exited/)
   const r = await proxied('2', 'TCP4', '192.0.2.14', 'after the fuzz')
