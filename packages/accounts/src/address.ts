@@ -17,3 +17,8 @@ export function normalizeAddress(address: string): string {
   const parts = splitAddress(address.trim())
   return parts ? `${parts.local.toLowerCase()}@${parts.domain}` : address.trim().toLowerCase()
 }
+
+/** An aliases-file `@domain` entry (a domain's catch-all as a name, a domain alias as a target). */
+export function isDomainEntry(name: string): boolean {
+  return /^@[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(name)
+}

@@ -1,6 +1,6 @@
 // mailctl alias add|del|list
 import path from 'node:path'
-import { formatAliases, normalizeAddress, parseAliases, splitAddress } from '@facteur/accounts'
+import { formatAliases, isDomainEntry, normalizeAddress, parseAliases, splitAddress } from '@facteur/accounts'
 import { register, UsageError, type Context } from './commands.js'
 import { readText, replaceFile } from './tables.js'
 
@@ -8,7 +8,7 @@ const aliasesFile = (ctx: Context): string => path.join(ctx.config.configDir, 'a
 
 /** An address, or `@domain` (a domain's catch-all as an alias; a domain alias as a target). */
 function checked(a: string | undefined, what: string): string {
-  if (a && /^@[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(a)) return a.toLowerCase()
+  if (a && isDomainEntry(a)) return a.toLowerCase()
   if (!a || !splitAddress(a)) throw new UsageError(`expected ${what} such as team@example.org or @example.org`)
   return normalizeAddress(a)
 }

@@ -12,7 +12,16 @@
 import { createPrivateKey } from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { formatAliases, formatUsers, normalizeAddress, parseAliases, parseUsers, splitAddress, withQuota } from '@facteur/accounts'
+import {
+  formatAliases,
+  formatUsers,
+  isDomainEntry,
+  normalizeAddress,
+  parseAliases,
+  parseUsers,
+  splitAddress,
+  withQuota,
+} from '@facteur/accounts'
 import { dkimKeyFile } from '@facteur/config'
 import { register, UsageError } from './commands.js'
 import { writeKey } from './dkim.js'
@@ -26,7 +35,6 @@ const lines = (text: string): string[] =>
     .filter((l) => l && !l.startsWith('#'))
 
 const domainOf = (name: string): string => name.slice(name.lastIndexOf('@') + 1).toLowerCase()
-const isDomainEntry = (name: string): boolean => /^@[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(name)
 
 type Key = { domain: string; selector: string; file: string }
 
