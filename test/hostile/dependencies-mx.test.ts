@@ -62,12 +62,13 @@ test(
       signal: stop.signal,
       onReply: phases.listener(),
     })
-    // A transaction the sink never got a message for (frozen by the SIGSTOP, then stopped, between
-    // MAIL and the content) leaves a dump with the envelope only: the MX never accepted it (our
-    // client timed out and retried), so it is counted apart, not as a truncated message.
+    // A transaction the sink never finished (frozen by the SIGSTOP, then stopped, before the ".")
+    // leaves a dump with the envelope only, or with the 4 KiB blocks of content it had flushed, cut
+    // mid-line: the MX never accepted it (our client timed out and retried), so it is counted apart,
+    // not as a truncated message.
     const atMx = async () => {
       const dumps = await sink.received()
-      const messages = dumps.filter((m) => m.message !== '').map((m) => m.message)
+      const messages = dumps.filter((m) => m.complete).map((m) => m.message)
       return { ...deliveredCopies(messages), messages, unfinished: dumps.length - messages.length }
     }
     const delivering = async () => (await atMx()).byId.size >= 5
@@ -139,7 +140,7 @@ test(
       duplicated: duplicated.length,
       restarts,
       peakRssMiB: mem.max(),
-      result: `at the MX: ${atMxBy.before} before, ${(atMxBy.hung ?? 0) - (atMxBy.before ?? 0)} more by the end of the hang; ${deferred} attempts deferred (${unreadable} on an unreadable reply), ${failedLines.length} failed, ${bounces.length} bounces to the sender; ${duplicated.length} stored twice by the MX (lost 250s); ${copies.unfinished} transactions the MX stopped before their content (envelope-only dumps); queue ${drained ? `drained ${drainS} s after the load stopped, ${firstBackS} s after the MX returned` : `NOT drained (${left.length} left)`}; ${load.tempfailed} 4xx to the client. Replies to the client by phase: ${phases.summary()}`,
+      result: `at the MX: ${atMxBy.before} before, ${(atMxBy.hung ?? 0) - (atMxBy.before ?? 0)} more by the end of the hang; ${deferred} attempts deferred (${unreadable} on an unreadable reply), ${failedLines.length} failed, ${bounces.length} bounces to the sender; ${duplicated.length} stored twice by the MX (lost 250s); ${copies.unfinished} transactions the MX stopped before their end (unfinished dumps); queue ${drained ? `drained ${drainS} s after the load stopped, ${firstBackS} s after the MX returned` : `NOT drained (${left.length} left)`}; ${load.tempfailed} 4xx to the client. Replies to the client by phase: ${phases.summary()}`,
       durationS: Math.round((Date.now() - started) / 1000),
     })
     t.diagnostic(`deferred ${deferred}, unreadable ${unreadable}, duplicated ${JSON.stringify(duplicated)} | ${phases.summary()}`)

@@ -42,6 +42,11 @@ export interface SinkMessage {
   rcptArgs: string[]
   /** The message (header + body) exactly as the client sent it, LF line ends, dot-stuffing undone. */
   message: string
+  /**
+   * The transaction reached its "." : the dump ends with the empty line smtp-sink writes after the
+   * message. A sink killed mid-transaction leaves what it had flushed (4 KiB blocks, cut mid-line).
+   */
+  complete: boolean
   /** The whole dump file. */
   raw: string
 }
@@ -126,7 +131,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
 /** Splits an smtp-sink dump file (`man smtp-sink`, DUMP FILE FORMAT) into its parts. */
 export function parseSinkDump(raw: string): SinkMessage {
   const lines = raw.split('\n')
-  const result: SinkMessage = { mailArgs: '', rcptArgs: [], message: '', raw }
+  const result: SinkMessage = { mailArgs: '', rcptArgs: [], message: '', complete: raw.endsWith('\n\n'), raw }
   let i = 0
   for (; i < lines.length; i++) {
     const line = lines[i]
