@@ -81,3 +81,27 @@ test('noGreeting accepts the connection and never says anything', async (t) => {
   })
   assert.equal(received, 0)
 })
+
+test('a whole transaction is dumped complete; one the sink is stopped in the middle of, after 12 KB of DATA, is not', async (t) => {
+  const sink = await startSmtpSink()
+  t.after(() => sink.close())
+  const whole = await sendMail(sink.port, { from: 'a@b.example', to: ['x@y.example'], data: 'Subject: whole\n\nbody\n' })
+  assert.equal(whole.message, '250 2.0.0 Ok')
+  const s = await smtpSession(sink.port)
+  t.after(() => s.close())
+  assert.match(await s.send('EHLO x'), /^250-/)
+  assert.equal(await s.send('MAIL FROM:<a@b.example>'), '250 2.1.0 Ok')
+  assert.equal(await s.send('RCPT TO:<x@y.example>'), '250 2.1.5 Ok')
+  assert.match(await s.send('DATA'), /^354 /)
+  s.write(`Subject: cut\r\n\r\n${'0123456789'.repeat(6).concat('\r\n').repeat(200)}half a li`)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  await sink.stop()
+  const dumps = await sink.received()
+  assert.deepEqual(
+    dumps.map((d) => [d.complete, /^Subject: (\w+)/.exec(d.message)?.[1]]),
+    [
+      [true, 'whole'],
+      [false, 'cut'],
+    ],
+  )
+})
