@@ -7,4 +7,4 @@
 // createFile, which can wait for the file system's inode search.
 export { createFile, fsyncFd, writeAll, unlinkIfThere } from './calls.js'
 export { syncDir } from './dirsync.js'
-export { fileStamp, watchedFiles } from './watched.js'
+export { fileStamp, tableLines, watchedFiles } from './watched.js'

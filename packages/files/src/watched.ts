@@ -61,3 +61,22 @@ export function watchedFiles(files: readonly string[], load: (file: string, text
       }))
   }
 }
+
+/**
+ * The logical lines of a table in Postfix's source format (access(5), regexp_table(5)): `#`
+ * comments and empty lines skipped, a line that starts with white space continuing the one before,
+ * a byte-order mark (a table saved by a Windows editor) dropped. Each with its 1-based line number.
+ */
+export function tableLines(text: string): { line: number; text: string }[] {
+  const logical: { line: number; text: string }[] = []
+  for (const [i, raw] of text
+    .replace(/^\uFEFF/, '')
+    .split('\n')
+    .entries()) {
+    const line = raw.replace(/\r$/, '')
+    if (/^\s*(#|$)/.test(line)) continue
+    if (/^\s/.test(line) && logical.length) logical[logical.length - 1].text += ' ' + line.trim()
+    else logical.push({ line: i + 1, text: line.trim() })
+  }
+  return logical
+}

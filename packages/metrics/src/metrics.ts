@@ -68,7 +68,9 @@ export function countLogEvent(e: LogEvent): void {
   const service = text(e.service)
   switch (e.message) {
     case 'queued':
-      // smtp-ingress and submission; delivery's own notices are logged as 'notice queued'.
+    case 'held':
+      // smtp-ingress and submission (held: queued on hold by header_checks); delivery's own
+      // notices are logged as 'notice queued'.
       received.inc({ service })
       return
     case 'refused':

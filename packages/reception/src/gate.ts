@@ -13,6 +13,8 @@ export type HeaderEdit = {
   /** Removes single fields by their content (the MX: Authentication-Results claiming our authserv-id, RFC 8601 §5). */
   drop?: (field: HeaderField) => boolean
   add?: (fields: HeaderField[]) => string
+  /** A kept field's replacement (CRLF-terminated lines, '' removes it), or undefined to keep it (header_checks). */
+  rewrite?: (field: HeaderField) => string | undefined
 }
 
 const CR = 0x0d
@@ -77,7 +79,8 @@ export class DataGate {
     if (refusal) return this.fail(refusal)
     const strip = this.edit.strip
     const kept = fields.filter((f) => !STRIPPED_HEADERS.has(f.lower) && !strip?.has(f.lower) && !this.edit.drop?.(f))
-    const text = kept.map((f) => f.raw + '\r\n').join('') + (this.edit.add?.(fields) ?? '')
+    const rewrite = this.edit.rewrite
+    const text = kept.map((f) => rewrite?.(f) ?? f.raw + '\r\n').join('') + (this.edit.add?.(fields) ?? '')
     const rest = this.head.subarray(Math.max(0, split))
     this.head = Buffer.alloc(0)
     return Buffer.concat([Buffer.from(text, 'latin1'), rest])

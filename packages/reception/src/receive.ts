@@ -4,7 +4,8 @@ import { SmtpError } from '@facteur/smtp-error'
 import type { Envelope, MessageWriter, Spool } from '@facteur/spool'
 import { DataGate, type GateLimits, type HeaderEdit, type HeaderField } from './gate.js'
 
-export type ReceiveResult = { envelope: Envelope; headers: HeaderField[] }
+/** `envelope` is null when the message was discarded (header_checks' DISCARD): `id` was its queue id. */
+export type ReceiveResult = { id: string; envelope: Envelope | null; held: boolean; headers: HeaderField[] }
 
 type EnvelopeDraft = Omit<Envelope, 'version' | 'id' | 'size'>
 
@@ -26,6 +27,8 @@ export async function receiveMessage(opts: {
   envelope: (id: string, headers: HeaderField[]) => EnvelopeDraft
   /** Runs on the stored, uncommitted message (the content filter); may refuse or add headers. */
   inspect?: (writer: MessageWriter, headers: HeaderField[], draft: EnvelopeDraft) => Promise<void>
+  /** Asked once the message is whole and accepted by the gate: drop it unseen, or queue it on hold. */
+  disposition?: () => 'discard' | 'hold' | null
 }): Promise<ReceiveResult> {
   let writer: MessageWriter
   try {
@@ -65,6 +68,11 @@ export async function receiveMessage(opts: {
     if (gate.error) throw gate.error
     if (storeError) throw storeError
     const headers = gate.headers ?? []
+    const disposition = opts.disposition?.() ?? null
+    if (disposition === 'discard') {
+      await writer.abort()
+      return { id: writer.id, envelope: null, held: false, headers }
+    }
     const draft = opts.envelope(writer.id, headers)
     if (opts.inspect) {
       // The bytes are final: their fsync runs while the content filter scans them (its error, if
@@ -72,8 +80,9 @@ export async function receiveMessage(opts: {
       writer.sync().catch(() => undefined)
       await opts.inspect(writer, headers, draft)
     }
-    const envelope = await writer.commit(draft)
-    return { envelope, headers }
+    const held = disposition === 'hold'
+    const envelope = await writer.commit(draft, { hold: held })
+    return { id: writer.id, envelope, held, headers }
   } catch (err) {
     await writer.abort().catch(() => undefined)
     throw err instanceof SmtpError ? err : storageError(err)

@@ -14,6 +14,7 @@ import { receivedHeader } from './received.js'
 import type { HeaderEdit, HeaderField } from './gate.js'
 import type { Admission } from './admission.js'
 import type { AlwaysBcc } from './always-bcc.js'
+import { openHeaderChecks, type HeaderVerdict } from './header-checks.js'
 
 /** What one transaction has gathered; a service may keep more (submission: the user). */
 export type Transaction = { recipients: Map<string, RecipientState>; rcptCount: number; started: number }
@@ -67,6 +68,7 @@ export function mailTransactions<T extends Transaction>(
 ): Transactions<T> {
   const { config, logger, spool, admission, alwaysBcc } = deps
   const txns = new Map<string, T>()
+  const headerChecks = openHeaderChecks({ configDir: config.configDir, logger })
   const fields = (session: SMTPServerSession): Record<string, unknown> => ({
     cid: session.id,
     remoteIp: session.remoteAddress,
@@ -86,13 +88,33 @@ export function mailTransactions<T extends Transaction>(
     const m = policy.message(session, txn)
     const summary = (): Record<string, unknown> => ({ sender, recipients: recipients.map((r) => r.address) })
     let filtered: FilterOutcome | undefined
+    let verdict: HeaderVerdict | null = null
     receiveMessage({
       stream,
       spool,
       limits: config.smtp,
-      check: m.check,
+      check: (fields) => {
+        const refused = m.check(fields)
+        if (refused) return refused
+        verdict = headerChecks.judge(fields)
+        for (const match of verdict?.matches ?? []) {
+          logger.log(match.action === 'warn' ? 'warn' : 'info', 'header_checks', {
+            cid: session.id,
+            rule: match.line,
+            action: match.action,
+            header: match.field,
+            ...(match.text && { text: match.text }),
+          })
+        }
+        return verdict?.reject ?? null
+      },
       // RFC 8601 §5: Authentication-Results claiming our authserv-id were not written by us.
-      edit: { ...m.edit, drop: (f) => claimsAuthservId(f.name, f.raw, config.hostname) },
+      edit: {
+        ...m.edit,
+        drop: (f) => claimsAuthservId(f.name, f.raw, config.hostname),
+        rewrite: (f) => verdict?.rewrite.get(f),
+      },
+      disposition: () => (verdict?.discard != null ? 'discard' : verdict?.hold != null ? 'hold' : null),
       // The content filter sees the stored message before the commit: a refusal is our DATA reply.
       inspect: filterInspector(config.filter, {
         direction: m.direction,
@@ -123,20 +145,23 @@ export function mailTransactions<T extends Transaction>(
         }),
       }),
     }).then(
-      ({ envelope }) => {
+      ({ id, envelope, held }) => {
         policy.queued?.(txn)
-        logger.info('queued', {
+        // DISCARD: the client hears what it would have (Postfix's cleanup does the same).
+        logger.info(envelope ? (held ? 'held' : 'queued') : 'discarded', {
           ...fields(session),
-          queueId: envelope.id,
+          queueId: id,
           ...summary(),
-          size: envelope.size,
+          ...(envelope && { size: envelope.size }),
           code: 250,
           ...(filtered && { filter: filtered.action }),
+          ...(held && verdict?.hold && { reason: verdict.hold }),
+          ...(!envelope && verdict?.discard && { reason: verdict.discard }),
           durationMs: Date.now() - txn.started,
         })
         txns.delete(session.id)
         admission?.release(session.id)
-        cb(null, `2.0.0 Ok: queued as ${envelope.id}`)
+        cb(null, `2.0.0 Ok: queued as ${id}`)
       },
       (err: unknown) => {
         txns.delete(session.id)
@@ -175,8 +200,9 @@ export function mailTransactions<T extends Transaction>(
         stream.once('end', () => cb(refuse(session, 'DATA', new SmtpError(554, '5.1', 'No valid recipients'))))
         return
       }
-      if (!alwaysBcc) return receive(stream, session, txn, cb, [])
-      void alwaysBcc().then((bcc) => receive(stream, session, txn, cb, bcc))
+      // A table that cannot be read is logged and the last one read kept: mail goes on.
+      const tables = headerChecks.refresh().catch((err: unknown) => logger.warn('header_checks unreadable', { err: String(err) }))
+      void Promise.all([tables, alwaysBcc?.() ?? []]).then(([, bcc]) => receive(stream, session, txn, cb, bcc))
     },
     onClose(session) {
       txns.delete(session.id)

@@ -40,8 +40,11 @@ export type MessageWriter = {
    * else does (the content filter's scan), and commit()'s own fsync has only the envelope left.
    */
   sync(): Promise<void>
-  /** Makes the message durable and visible to delivery; only then may the 250 be sent. */
-  commit(envelope: Omit<Envelope, 'version' | 'id' | 'size'>): Promise<Envelope>
+  /**
+   * Makes the message durable and visible to delivery; only then may the 250 be sent. `hold`: it
+   * goes on hold instead (header_checks' HOLD), durable and kept from delivery until released.
+   */
+  commit(envelope: Omit<Envelope, 'version' | 'id' | 'size'>, options?: { hold?: boolean }): Promise<Envelope>
   /** Drops the data file (a refused or broken transaction). */
   abort(): Promise<void>
 }
@@ -269,7 +272,7 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         writeAll(fd, chunk)
       },
       sync,
-      async commit(partial) {
+      async commit(partial, options = {}) {
         if (closed) throw new Error(`${file} is already closed`)
         const envelope: Envelope = { version: 1, id, size, ...partial }
         // An fsync of the bytes begun before (sync(), during the content filter's scan) must
@@ -283,9 +286,10 @@ export async function openSpool(dir: string, owner: { uid?: number; gid?: number
         close()
         await chown(file)
         // The commit point: the whole file, fsync'd, gets its name in queue/, which is fsync'd.
-        fss.renameSync(file, p('queue', id))
-        await syncDir(p('queue'))
-        nextAttemptCache.set(id, envelope.nextAttempt)
+        const into = options.hold ? 'hold' : 'queue'
+        fss.renameSync(file, p(into, id))
+        await syncDir(p(into))
+        if (into === 'queue') nextAttemptCache.set(id, envelope.nextAttempt)
         return envelope
       },
       async abort() {

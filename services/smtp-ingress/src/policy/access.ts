@@ -14,7 +14,7 @@
 // logged with their file and line, and that line is ignored.
 import path from 'node:path'
 import { BlockList, isIP } from 'node:net'
-import { watchedFiles } from '@facteur/files'
+import { tableLines, watchedFiles } from '@facteur/files'
 import type { Logger } from '@facteur/logging'
 import { SmtpError } from '@facteur/smtp-error'
 
@@ -84,18 +84,7 @@ function emptyTable(): AccessTable {
 export function parseAccess(text: string, kind: Kind): { table: AccessTable; problems: { line: number; reason: string }[] } {
   const table = emptyTable()
   const problems: { line: number; reason: string }[] = []
-  const logical: { line: number; text: string }[] = []
-  // A byte-order mark (a table saved by a Windows editor) is not part of the first key.
-  for (const [i, raw] of text
-    .replace(/^\uFEFF/, '')
-    .split('\n')
-    .entries()) {
-    const line = raw.replace(/\r$/, '')
-    if (/^\s*(#|$)/.test(line)) continue
-    if (/^\s/.test(line) && logical.length) logical[logical.length - 1].text += ' ' + line.trim()
-    else logical.push({ line: i + 1, text: line.trim() })
-  }
-  for (const { line, text: entry } of logical) {
+  for (const { line, text: entry } of tableLines(text)) {
     const m = /^(\S+)\s+(\S.*)$/.exec(entry)
     if (!m) {
       problems.push({ line, reason: `"${entry}" has a key and no action` })
