@@ -6,6 +6,7 @@ export {
   loadOutbound,
   parseDestination,
   transportFor,
+  senderRelayFor,
   tlsPolicyFor,
   dkimKeyFile,
   resolverFor,

@@ -27,6 +27,13 @@ export type OutboundConfig = Readonly<{
   mode: OutboundMode
   relay?: Readonly<{ host: string; port: number; user?: string; password?: string; tls: RelayTls; verify: boolean }>
   transportMap: readonly TransportRoute[]
+  /**
+   * SENDER_RELAY_MAP: the relay host for mail from a sender (`user@domain`), a domain or `.domain`
+   * (Postfix's sender_dependent_relayhost_maps); credentials in CONFIG_DIR/relay_passwords.
+   */
+  senderRelayMap: readonly TransportRoute[]
+  /** RELAY_TLS_VERIFY: a relay's certificate must be valid for its name (RELAY_HOST, SENDER_RELAY_MAP's hosts). */
+  relayVerify: boolean
   fallbackRelay?: Destination
   relayDomains: readonly string[]
   /** The port of remote MX hosts: 25, or a test sink's port. */
@@ -81,23 +88,31 @@ export function parseDestination(r: EnvReader, variable: string, text: string, d
   return Object.freeze({ host, port, mx: false, text: t })
 }
 
-/** TRANSPORT_MAP: `DOMAIN=DESTINATION, .SUBDOMAINS=DESTINATION, ...`. */
-function parseTransportMap(r: EnvReader): TransportRoute[] {
-  const raw = r.raw('TRANSPORT_MAP') ?? ''
+/**
+ * TRANSPORT_MAP: `DOMAIN=DESTINATION, .SUBDOMAINS=DESTINATION, ...`; SENDER_RELAY_MAP takes
+ * `USER@DOMAIN=DESTINATION` entries too (`addresses`).
+ */
+function parseRouteMap(r: EnvReader, variable: 'TRANSPORT_MAP' | 'SENDER_RELAY_MAP', addresses = false): TransportRoute[] {
+  const raw = r.raw(variable) ?? ''
   const routes: TransportRoute[] = []
+  const keys = addresses ? 'DOMAIN or USER@DOMAIN' : 'DOMAIN'
   for (const entry of raw
     .split(/[,\n]/)
     .map((s) => s.trim())
     .filter(Boolean)) {
     const eq = entry.indexOf('=')
     if (eq <= 0)
-      throw new ConfigError('TRANSPORT_MAP', entry, `DOMAIN=DESTINATION entries separated by commas, the destination ${DESTINATION_HELP}`)
+      throw new ConfigError(variable, entry, `${keys}=DESTINATION entries separated by commas, the destination ${DESTINATION_HELP}`)
     const key = entry.slice(0, eq).trim().toLowerCase()
     const sub = key.startsWith('.')
-    const pattern = (sub ? '.' : '') + r.domain('TRANSPORT_MAP', sub ? key.slice(1) : key)
+    const at = key.lastIndexOf('@')
+    const pattern =
+      addresses && at > 0
+        ? `${key.slice(0, at)}@${r.domain(variable, key.slice(at + 1))}`
+        : (sub ? '.' : '') + r.domain(variable, sub ? key.slice(1) : key)
     if (routes.some((x) => x.pattern === pattern))
-      throw new ConfigError('TRANSPORT_MAP', entry, `each domain once (${pattern} is there twice)`)
-    routes.push(Object.freeze({ pattern, destination: parseDestination(r, 'TRANSPORT_MAP', entry.slice(eq + 1)) }))
+      throw new ConfigError(variable, entry, `each ${addresses ? 'key' : 'domain'} once (${pattern} is there twice)`)
+    routes.push(Object.freeze({ pattern, destination: parseDestination(r, variable, entry.slice(eq + 1)) }))
   }
   return routes
 }
@@ -116,6 +131,15 @@ function byDomain<T extends { pattern: string }>(entries: readonly T[], domain: 
 /** The TRANSPORT_MAP route of a domain: an exact entry first, then the longest `.parent` entry. */
 export function transportFor(outbound: Pick<OutboundConfig, 'transportMap'>, domain: string): Destination | undefined {
   return byDomain(outbound.transportMap, domain)?.destination
+}
+
+/** The SENDER_RELAY_MAP route of a sender: its address, then its domain as TRANSPORT_MAP's entries are. */
+export function senderRelayFor(outbound: Pick<OutboundConfig, 'senderRelayMap'>, sender: string): Destination | undefined {
+  const at = sender.lastIndexOf('@')
+  if (at <= 0) return undefined
+  const address = sender.toLowerCase()
+  return (outbound.senderRelayMap.find((x) => x.pattern === address) ?? byDomain(outbound.senderRelayMap, address.slice(at + 1)))
+    ?.destination
 }
 
 /** The OUTBOUND_TLS_POLICY level of a domain, matched as TRANSPORT_MAP's entries are. */
@@ -219,7 +243,9 @@ export function loadOutbound(r: EnvReader): OutboundConfig {
   return {
     mode,
     relay,
-    transportMap: parseTransportMap(r),
+    transportMap: parseRouteMap(r, 'TRANSPORT_MAP'),
+    senderRelayMap: parseRouteMap(r, 'SENDER_RELAY_MAP', true),
+    relayVerify: r.bool('RELAY_TLS_VERIFY', true),
     fallbackRelay,
     relayDomains,
     port: r.int('OUTBOUND_PORT', 25, 1, 65535),

@@ -1,6 +1,6 @@
 // Outbound delivery: routes (route.ts), MX lookup (mx.ts), connection pools (pool.ts), one SMTP
 // transaction (smtp-client.ts), DKIM signing (dkim.ts), ARC sealing of forwarded copies (arc.ts),
-// the reverse-path (reverse-path.ts: SRS), put together as attempt's remote transport.
+// the reverse-path (reverse-path.ts: SRS), relays' credentials (relay-passwords.ts), put together as attempt's remote transport.
 // RFC 5321 §5.1 (MX), RFC 7505 (null MX), RFC 8461 (MTA-STS, mta-sts.ts), RFC 6376 (DKIM),
 // RFC 8617 (ARC), RFC 3461 (DSN parameters passed on).
 import type { Accounts } from '@facteur/accounts'
@@ -15,6 +15,7 @@ import { createRouter } from './route.js'
 import { createMtaSts } from './mta-sts.js'
 import { createRemoteTransport } from './transport.js'
 import { createReversePath } from './reverse-path.js'
+import { openRelayPasswords } from './relay-passwords.js'
 
 export type Outbound = { transport: RemoteTransport; isLocal: IsLocal; forgetDown(): void; close(): void }
 
@@ -22,7 +23,8 @@ export function createOutbound(deps: { config: Config; logger: Logger; accounts:
   const { config, logger, accounts } = deps
   const resolver = resolverFor(config.outbound.dnsServers)
   const finder = createHopFinder(config, resolver)
-  const router = createRouter(config, accounts, finder, createMtaSts(config, resolver, logger))
+  const passwords = openRelayPasswords({ configDir: config.configDir, logger })
+  const router = createRouter(config, accounts, finder, createMtaSts(config, resolver, logger), passwords)
   const pools = createPools(config)
   const keys = dkimKeys(config)
   return {

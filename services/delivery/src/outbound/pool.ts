@@ -61,7 +61,8 @@ export function createPools(config: Config): Pools {
 
   return {
     transport(hop, session) {
-      const key = `${hostKey(hop)}|${hop.name}|${session.tls}|${session.verify}|${session.auth?.user ?? ''}`
+      // The password too: a changed one in relay_passwords takes a new transport (the old one idles out).
+      const key = `${hostKey(hop)}|${hop.name}|${session.tls}|${session.verify}|${session.auth?.user ?? ''}|${session.auth?.pass ?? ''}`
       let e = pools.get(key)
       if (!e) {
         const servername = isIP(hop.name) ? undefined : hop.name

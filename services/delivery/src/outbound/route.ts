@@ -5,16 +5,19 @@
 //      whatever OUTBOUND_MODE says;
 //   3. a domain in RELAY_DOMAINS (backup MX): the domain's MX hosts better than this one;
 //   4. OUTBOUND_MODE=local: refused (the MX and submission already refuse such a RCPT);
-//   5. OUTBOUND_MODE=relay: RELAY_HOST, with RELAY_USER's credentials;
-//   6. OUTBOUND_MODE=direct: the domain's MX hosts (RFC 5321 §5.1).
+//   5. a SENDER_RELAY_MAP entry for the sender (its address, its domain, a `.parent`): that relay,
+//      with the credentials relay_passwords holds for it (Postfix's sender_dependent_relayhost_maps);
+//   6. OUTBOUND_MODE=relay: RELAY_HOST, with RELAY_USER's credentials;
+//   7. OUTBOUND_MODE=direct: the domain's MX hosts (RFC 5321 §5.1).
 // The TLS of rules 2, 3 and 6 is OUTBOUND_TLS, or the domain's MTA-STS policy for its MX hosts,
 // unless OUTBOUND_TLS_POLICY names the domain: its level then decides (Postfix's
 // smtp_tls_policy_maps, which an administrator sets for a partner that must get mail over TLS).
 import type { Accounts } from '@facteur/accounts'
-import { tlsPolicyFor, transportFor, type Config, type Destination, type TlsLevel } from '@facteur/config'
+import { senderRelayFor, tlsPolicyFor, transportFor, type Config, type Destination, type TlsLevel } from '@facteur/config'
 import type { Hop, HopFinder } from './mx.js'
 import type { Session } from './pool.js'
 import type { MtaSts } from './mta-sts.js'
+import type { RelayPasswords } from './relay-passwords.js'
 
 export type Route =
   | { kind: 'local' }
@@ -27,7 +30,8 @@ export type Route =
       hops(): Promise<Hop[]>
     }
 
-export type Router = { route(address: string): Promise<Route> }
+/** `sender`: the envelope's (SENDER_RELAY_MAP); '' for the null sender or when it does not matter. */
+export type Router = { route(address: string, sender?: string): Promise<Route> }
 
 /** The session an OUTBOUND_TLS_POLICY level asks for (`verify`: a certificate valid for the host's name). */
 function policySession(level: TlsLevel, domain: string): Session {
@@ -37,7 +41,7 @@ function policySession(level: TlsLevel, domain: string): Session {
   return { tls: 'require', verify: level === 'verify', requiredBy }
 }
 
-export function createRouter(config: Config, accounts: Accounts, finder: HopFinder, mtaSts: MtaSts): Router {
+export function createRouter(config: Config, accounts: Accounts, finder: HopFinder, mtaSts: MtaSts, passwords: RelayPasswords): Router {
   const out = config.outbound
   const hostSession = (dest: Destination, level: TlsLevel | undefined, domain: string): Session =>
     dest.port === 465
@@ -61,7 +65,7 @@ export function createRouter(config: Config, accounts: Accounts, finder: HopFind
   }
 
   return {
-    async route(address) {
+    async route(address, sender = '') {
       const domain = address.slice(address.lastIndexOf('@') + 1).toLowerCase()
       if (config.localDomains.includes(domain)) {
         if (out.fallbackRelay) {
@@ -83,6 +87,23 @@ export function createRouter(config: Config, accounts: Accounts, finder: HopFind
       }
       if (out.relayDomains.includes(domain)) return direct
       if (out.mode === 'local') return { kind: 'refused', reply: '550 5.7.1 This server does not send mail to other domains' }
+      const senderRelay = sender ? senderRelayFor(out, sender) : undefined
+      if (senderRelay) {
+        const auth = await passwords.lookup(sender, senderRelay.text)
+        // Credentials travel inside TLS only: STARTTLS is required when there are some.
+        const session: Session =
+          senderRelay.port === 465
+            ? { tls: 'implicit', verify: out.relayVerify, auth }
+            : auth
+              ? { tls: 'require', verify: out.relayVerify, auth, requiredBy: `relay_passwords (${senderRelay.text})` }
+              : { tls: out.tls, verify: false }
+        return {
+          kind: 'remote',
+          key: `sender-relay:${senderRelay.text}|${auth?.user ?? ''}`,
+          session,
+          hops: () => finder.hops(senderRelay),
+        }
+      }
       if (out.mode === 'relay' && out.relay && relaySession) {
         const relay = out.relay
         return {

@@ -30,8 +30,13 @@ export function createRemoteTransport(deps: {
     const env = message.envelope
     const outcomes = new Map<RecipientState, Outcome>()
     const groups = new Map<string, { route: Extract<Route, { kind: 'remote' }>; recipients: RecipientState[] }>()
+    // Each copy's reverse-path (a forwarded copy's SRS address) is known before its route: it is
+    // what SENDER_RELAY_MAP looks up, as Postfix looks up the sender postsrsd rewrote.
+    const reverse = new Map<RecipientState, string | null>()
     for (const r of recipients) {
-      const route = await router.route(r.address)
+      const sender = await reversePath(env, r)
+      reverse.set(r, sender)
+      const route = await router.route(r.address, sender ?? env.sender)
       if (route.kind === 'refused') outcomes.set(r, { status: 'failed', reply: route.reply })
       else if (route.kind === 'local')
         outcomes.set(r, { status: 'deferred', reply: '451 4.3.0 Local recipient routed to the remote transport' })
@@ -79,7 +84,7 @@ export function createRemoteTransport(deps: {
           { sender: string; notify?: string[]; orcpt?: string; bytes: Promise<Buffer>; rcpts: RecipientState[] }
         >()
         for (const r of group) {
-          const sender = await reversePath(env, r)
+          const sender = reverse.get(r) ?? null
           if (sender === null) {
             outcomes.set(r, { status: 'deferred', reply: NO_SRS_SECRET })
             continue
