@@ -38,6 +38,9 @@ before(async () => {
     'info@ours.example alice@ours.example,bob@second.example\n@second.example bob@second.example\nwebmaster alice@ours.example\n',
   )
   await fs.writeFile(path.join(dms, 'postfix-regexp.cf'), '/^sales-.*@ours\\.example$/ alice@ours.example\n')
+  // setup relay add-domain / add-auth: a relay for ours.example and its credentials.
+  await fs.writeFile(path.join(dms, 'postfix-relaymap.cf'), '@ours.example [smtp.relay.example]:587\n@second.example\n')
+  await fs.writeFile(path.join(dms, 'postfix-sasl-password.cf'), '@ours.example relayuser:p4ss:with:colons\n')
   await fs.mkdir(path.join(dms, 'opendkim', 'keys', 'ours.example'), { recursive: true })
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
   await fs.writeFile(
@@ -70,14 +73,21 @@ after(async () => {
 test('a docker-mailserver config directory is imported: users with their hashes and quota, aliases, the DKIM key; what is not taken is said', async () => {
   const r = await mailctl('import', 'docker-mailserver', dms)
   assert.equal(r.code, 0, r.stdout + r.stderr)
-  assert.match(r.stdout, /^imported 2 users, 2 aliases, 1 DKIM keys from /m)
+  assert.match(r.stdout, /^imported 2 users, 2 aliases, 1 DKIM keys, 1 relay credentials from /m)
+  assert.match(r.stdout, /^; set SENDER_RELAY_MAP=ours\.example=\[smtp\.relay\.example\]:587: /m)
+  assert.match(r.stdout, /postfix-relaymap\.cf: @second\.example \(no relay: it skipped DEFAULT_RELAY_HOST\) is not taken/)
+  assert.doesNotMatch(r.stdout, /p4ss/, 'a password is never printed')
+  const passwords = path.join(app.configDir, 'relay_passwords')
+  assert.equal(await fs.readFile(passwords, 'utf8'), '@ours.example relayuser:p4ss:with:colons\n')
+  assert.equal((await fs.stat(passwords)).mode & 0o077, 0o040, 'readable by the services, not by others')
   assert.match(r.stdout, /webmaster: an alias of a bare local part/)
   assert.match(r.stdout, /postfix-regexp\.cf: regular-expression aliases are not taken/)
   const quota = await mailctl('user', 'quota', 'alice@ours.example')
   assert.equal(quota.stdout.trim(), `alice@ours.example: ${50 * 1024 * 1024} bytes`)
 
   const again = await mailctl('import', 'docker-mailserver', dms)
-  assert.match(again.stdout, /^imported 0 users, 0 aliases, 0 DKIM keys from /m, 'a second run changes nothing')
+  assert.match(again.stdout, /^imported 0 users, 0 aliases, 0 DKIM keys, 0 relay credentials from /m, 'a second run changes nothing')
+  assert.match(again.stdout, /relay_passwords: @ours\.example is there already, kept as it is/)
 })
 
 test('the imported user authenticates with the password they had; aliases and the catch-all deliver into the Maildirs in place', async () => {

@@ -37,8 +37,8 @@ export function localDomain(ctx: Context): string {
   return domain
 }
 
-/** Puts a private key where delivery reads it: written whole and renamed, readable by the services' user. */
-export async function writeKey(ctx: Context, file: string, pem: string): Promise<void> {
+/** Puts a secret where delivery reads it (a DKIM key, relay_passwords): written whole and renamed, readable by the services' user only. */
+export async function writeSecret(ctx: Context, file: string, pem: string): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o750 })
   const tmp = `${file}.mailctl.${process.pid}`
   await fs.writeFile(tmp, pem, { mode: 0o640 })
@@ -64,7 +64,7 @@ register('dkim', {
         ? generateKeyPairSync('ed25519')
         : generateKeyPairSync('rsa', { modulusLength: 2048 })
       const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
-      await writeKey(ctx, file, pem)
+      await writeSecret(ctx, file, pem)
       ctx.out(`wrote ${file}`)
       if (selector !== ctx.config.outbound.dkimSelector)
         ctx.out(

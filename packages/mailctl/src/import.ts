@@ -5,6 +5,9 @@
 //   dovecot-quotas.cf    `address:SIZE`: their own quotas
 //   postfix-virtual.cf   `alias target[,target...]`: aliases, `@domain` entries included
 //   opendkim/keys/DOMAIN/SELECTOR.private, rspamd/dkim/TYPE-BITS-SELECTOR-DOMAIN.private.txt: DKIM keys
+//   postfix-relaymap.cf  `@domain [host]:port`: a relay per sender domain (the SENDER_RELAY_MAP to set)
+//   postfix-sasl-password.cf `@domain user:password` or `[host]:port user:password`: relay_passwords,
+//                        whose format it already is
 // Users, aliases and keys that exist here already are kept as they are, so a second run changes
 // nothing. Every domain must be in LOCAL_DOMAINS first. What cannot be taken is listed (regexp
 // aliases, aliases of a bare local part), and the settings under which its Maildirs
@@ -24,7 +27,7 @@ import {
 } from '@facteur/accounts'
 import { dkimKeyFile } from '@facteur/config'
 import { register, UsageError } from './commands.js'
-import { writeKey } from './dkim.js'
+import { writeSecret } from './dkim.js'
 import { readText, replaceFile } from './tables.js'
 
 /** A file's lines without comments, blank lines or CR. */
@@ -68,11 +71,13 @@ register('import', {
       const accounts = lines(accountsText).map((l) => l.split('|'))
       const virtual = lines(await readText(path.join(dir, 'postfix-virtual.cf'))).map((l) => l.split(/\s+/))
       const keys = await dkimKeys(dir)
+      const relayMap = lines(await readText(path.join(dir, 'postfix-relaymap.cf'))).map((l) => l.split(/\s+/))
       // Every domain named must be ours first: an entry for another would be inert here.
       const domains = new Set([
         ...accounts.map(([login]) => domainOf(login ?? '')),
         ...virtual.filter(([name]) => name?.includes('@')).map(([name]) => domainOf(name)),
         ...keys.map((k) => k.domain),
+        ...relayMap.filter(([name]) => name?.startsWith('@')).map(([name]) => domainOf(name)),
       ])
       const missing = [...domains].filter((d) => d && !local.includes(d))
       if (missing.length) throw new UsageError(`add ${missing.join(', ')} to LOCAL_DOMAINS first (now ${local.join(', ')})`)
@@ -158,22 +163,51 @@ register('import', {
           notes.push(`${k.file}: not a private key (${(err as Error).message})`)
           continue
         }
-        if (!dry) await writeKey(ctx, file, pem)
+        if (!dry) await writeSecret(ctx, file, pem)
         keyed++
+      }
+
+      // Relays per sender domain, and their credentials (the same format as relay_passwords).
+      const senderRelays: string[] = []
+      for (const [name = '', dest] of relayMap) {
+        if (name.startsWith('@') && dest) senderRelays.push(`${domainOf(name)}=${dest}`)
+        else if (name.startsWith('@'))
+          notes.push(
+            `postfix-relaymap.cf: ${name} (no relay: it skipped DEFAULT_RELAY_HOST) is not taken; RELAY_HOST, when set, serves every domain SENDER_RELAY_MAP does not name`,
+          )
+        else notes.push(`postfix-relaymap.cf: not a relay line: ${name}`)
+      }
+      const passwordsFile = path.join(ctx.config.configDir, 'relay_passwords')
+      const passwordsText = await readText(passwordsFile)
+      const known = new Set(lines(passwordsText).map((l) => l.split(/\s+/)[0].toLowerCase()))
+      const credentials: string[] = []
+      for (const line of lines(await readText(path.join(dir, 'postfix-sasl-password.cf')))) {
+        const key = line.split(/\s+/)[0].toLowerCase()
+        // The line holds a password: it is never printed.
+        if (!/^\S+\s+[^:\s]+:.+$/.test(line)) notes.push(`postfix-sasl-password.cf: not a KEY USER:PASSWORD line (key ${key})`)
+        else if (known.has(key)) notes.push(`relay_passwords: ${key} is there already, kept as it is`)
+        else credentials.push(line)
       }
 
       if (!dry) {
         await replaceFile(usersFile, formatUsers(users.values()))
         await replaceFile(aliasesFile, formatAliases(aliases))
+        if (credentials.length) {
+          const before = passwordsText && !passwordsText.endsWith('\n') ? `${passwordsText}\n` : passwordsText
+          await writeSecret(ctx, passwordsFile, `${before}${credentials.join('\n')}\n`)
+        }
       }
       const verb = dry ? 'would import' : 'imported'
-      ctx.out(`${verb} ${added} users, ${aliased} aliases, ${keyed} DKIM keys from ${dir}`)
+      ctx.out(`${verb} ${added} users, ${aliased} aliases, ${keyed} DKIM keys, ${credentials.length} relay credentials from ${dir}`)
       for (const n of notes) ctx.out(`; ${n}`)
       // The settings under which its mailboxes and keys serve as they are.
       if (ctx.config.mailbox.format !== 'maildir' || !ctx.config.mailbox.pathTemplate.endsWith('/%d/%u'))
         ctx.out(
           '; set MAILBOX_FORMAT=maildir and MAILBOX_PATH=/var/mail/%d/%u: its Maildirs (/var/mail/DOMAIN/USER) are then used in place',
         )
+      const mapped = ctx.config.outbound.senderRelayMap.map((e) => `${e.pattern}=${e.destination.text}`)
+      if (senderRelays.some((e) => !mapped.includes(e)))
+        ctx.out(`; set SENDER_RELAY_MAP=${[...new Set([...mapped, ...senderRelays])].join(',')}: its relays per sender domain`)
       const [selector] = selectors
       if (selectors.size === 1 && selector !== ctx.config.outbound.dkimSelector)
         ctx.out(`; set DKIM_SELECTOR=${selector}: delivery signs with the imported keys, whose records are published already`)
