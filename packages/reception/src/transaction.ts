@@ -82,7 +82,8 @@ export function mailTransactions<T extends Transaction>(
   }
 
   const receive = (stream: SMTPServerDataStream, session: SMTPServerSession, txn: T, cb: Callback, bcc: RecipientState[]): void => {
-    // ALWAYS_BCC's copies are in the envelope, not in what the policy sees (the Received: "for").
+    // Automatic copies (ALWAYS_BCC, the bcc tables) are in the envelope, not in what the policy
+    // sees (the Received: "for").
     const recipients = [...txn.recipients.values(), ...bcc.filter((r) => !txn.recipients.has(r.address))]
     const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : ''
     const m = policy.message(session, txn)
@@ -202,7 +203,13 @@ export function mailTransactions<T extends Transaction>(
       }
       // A table that cannot be read is logged and the last one read kept: mail goes on.
       const tables = headerChecks.refresh().catch((err: unknown) => logger.warn('header_checks unreadable', { err: String(err) }))
-      void Promise.all([tables, alwaysBcc?.() ?? []]).then(([, bcc]) => receive(stream, session, txn, cb, bcc))
+      const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : ''
+      const named = [...new Set([...txn.recipients.values()].map((r) => r.original))]
+      const copies = (alwaysBcc?.(sender, named) ?? Promise.resolve([])).catch((err: unknown) => {
+        logger.warn('automatic copies failed: the message is not copied', { cid: session.id, err: String(err) })
+        return []
+      })
+      void Promise.all([tables, copies]).then(([, bcc]) => receive(stream, session, txn, cb, bcc))
     },
     onClose(session) {
       txns.delete(session.id)
