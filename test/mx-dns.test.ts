@@ -39,8 +39,16 @@ before(async () => {
       { name: '32.0.0.127.allow.example', ip: '127.0.10.3' },
       { name: '33.0.0.127.light.example', ip: '127.0.0.2' },
       { name: '33.0.0.127.heavy.example', ip: '127.0.0.2' },
+      { name: 'mail.named.example', ip: '127.0.0.40' },
+      { name: 'dyn.isp.example', ip: '192.0.2.41' },
     ],
     txt: [{ name: '12.0.0.127.bl.example', text: 'Listed: see https://bl.example/127.0.0.12' }],
+    // SMTP_CLIENT_PTR_CHECK (the third appliance below): 40 named and confirmed, 41 named by a PTR
+    // whose name gives another address, 42 without a PTR.
+    ptr: [
+      { ip: '127.0.0.40', name: 'mail.named.example' },
+      { ip: '127.0.0.41', name: 'dyn.isp.example' },
+    ],
   })
   mx = await startAppliance({
     users: { 'bob@ours.example': 'pw-bob' },
@@ -132,6 +140,38 @@ test('weighted lists, as postscreen scores them: refused at SMTP_DNSBL_THRESHOLD
     lastReply(await sendTo('127.0.0.33'), 'RCPT'),
     '554 5.7.1 Service unavailable; Client host [127.0.0.33] blocked using light.example',
   )
+})
+
+test("SMTP_CLIENT_PTR_CHECK: reverse wants a PTR, forward one that gives the address back (450 4.7.25, as Postfix's reject_unknown_(reverse_)client_hostname); postmaster still reachable", async (t) => {
+  const modes = ['reverse', 'forward'] as const
+  const apps = await Promise.all(
+    modes.map((mode) =>
+      startAppliance({ users: { 'bob@ours.example': 'pw-bob' }, env: { DNS_SERVERS: dns.server, SMTP_CLIENT_PTR_CHECK: mode } }),
+    ),
+  )
+  t.after(() => Promise.all(apps.map((a) => a.stop())))
+  const outcomes: Record<string, string[]> = {}
+  for (const [i, mode] of modes.entries())
+    for (const from of ['127.0.0.40', '127.0.0.41', '127.0.0.42']) {
+      const out = await swaksMail(apps[i].port('smtp-ingress', 'smtp'), {
+        client: from,
+        sender: 'a@remote.example',
+        to: 'bob@ours.example',
+      })
+      ;(outcomes[mode] ??= []).push(lastReply(out, '.') ?? lastReply(out, 'RCPT') ?? out.stdout)
+    }
+  assert.match(outcomes.reverse[0], /^250 /)
+  assert.match(outcomes.reverse[1], /^250 /)
+  assert.equal(outcomes.reverse[2], '450 4.7.25 Client host rejected: cannot find your reverse hostname, [127.0.0.42]')
+  assert.match(outcomes.forward[0], /^250 /)
+  assert.equal(outcomes.forward[1], '450 4.7.25 Client host rejected: cannot find your hostname, [127.0.0.41]')
+  assert.equal(outcomes.forward[2], '450 4.7.25 Client host rejected: cannot find your reverse hostname, [127.0.0.42]')
+  const postmaster = await swaksMail(apps[1].port('smtp-ingress', 'smtp'), {
+    client: '127.0.0.42',
+    sender: 'a@remote.example',
+    to: 'postmaster@ours.example',
+  })
+  assert.match(lastReply(postmaster, '.') ?? '', /^250 /, postmaster.stdout)
 })
 
 test('does not look up TRUSTED_NETWORKS clients, nor SHARED_CLIENT_ADDRESSES', async () => {

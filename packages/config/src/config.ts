@@ -57,6 +57,8 @@ export type Config = Readonly<{
   unknownSenderDomain: 'defer' | 'reject' | 'accept'
   /** SMTP_HELO_CHECK: the HELO/EHLO name asked to be a valid host name (invalid) and fully qualified (fqdn). */
   heloCheck: 'invalid' | 'fqdn' | 'off'
+  /** SMTP_CLIENT_PTR_CHECK: the client's address has a PTR record (reverse), one that resolves back to it (forward). */
+  clientPtrCheck: 'off' | 'reverse' | 'forward'
   recipientDelimiter: string
   /** SRS_DOMAIN: where forwarded copies' reverse-paths are rewritten to (SRS); null: not rewritten. */
   srsDomain: string | null
@@ -200,6 +202,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     unknownRecipient,
     unknownSenderDomain: r.oneOf('UNKNOWN_SENDER_DOMAIN', ['defer', 'reject', 'accept'] as const, 'defer'),
     heloCheck: r.oneOf('SMTP_HELO_CHECK', ['invalid', 'fqdn', 'off'] as const, 'invalid'),
+    clientPtrCheck: r.oneOf('SMTP_CLIENT_PTR_CHECK', ['off', 'reverse', 'forward'] as const, 'off'),
     recipientDelimiter: delimiter,
     srsDomain,
     alwaysBcc,

@@ -26,8 +26,9 @@ import {
 } from '@facteur/reception'
 import { decideRecipient } from './policy/rcpt.js'
 import { checkLoops } from './policy/loops.js'
-import { dnsblLookup, refuseListed, type Listing } from './policy/dnsbl.js'
+import { alwaysReachable, dnsblLookup, refuseListed, type Listing } from './policy/dnsbl.js'
 import { senderDomainCheck } from './policy/sender.js'
+import { clientNameCheck } from './policy/client-name.js'
 import { policyResolver } from './policy/lookups.js'
 import { exemptFrom, Greylist } from './policy/greylist.js'
 import { openAccess } from './policy/access.js'
@@ -60,6 +61,9 @@ export async function startIngress(deps: {
   // UNKNOWN_SENDER_DOMAIN: TRUSTED_NETWORKS (our own users) are not asked.
   const senderDomain = senderDomainCheck(config, resolver)
   const listings = new Map<string, Promise<Listing | null>>()
+  // SMTP_CLIENT_PTR_CHECK: asked at connect, answered at RCPT; TRUSTED_NETWORKS and the gateway are not asked.
+  const clientName = clientNameCheck(config, resolver)
+  const names = new Map<string, Promise<SmtpError | null>>()
   // CONFIG_DIR/client_access, sender_access, recipient_access (Postfix's access(5)).
   const access = openAccess({ configDir: config.configDir, delimiter: config.recipientDelimiter, logger })
   // GREYLIST_DELAY: first-time triplets are deferred; TRUSTED_NETWORKS are not.
@@ -88,6 +92,8 @@ export async function startIngress(deps: {
         if (badHelo) throw badHelo
         const listed = allowed ? null : refuseListed((await listings.get(session.id)) ?? null, session.remoteAddress, address.address)
         if (listed) throw listed
+        const unnamed = allowed || alwaysReachable(address.address) ? null : ((await names.get(session.id)) ?? null)
+        if (unnamed) throw unnamed
         const accepted = await decideRecipient(address.address, {
           config,
           accounts,
@@ -130,6 +136,7 @@ export async function startIngress(deps: {
       if (refused) return cb(mail.refuse(session, 'CONNECT', refused))
       const ip = session.remoteAddress
       if (dnsbl && !trusted(ip) && !proxied(ip)) listings.set(session.id, dnsbl.lookup(ip))
+      if (clientName && !trusted(ip) && !proxied(ip)) names.set(session.id, clientName(ip))
       logger.debug('connect', { cid: session.id, remoteIp: session.remoteAddress })
       cb()
     },
@@ -157,6 +164,7 @@ export async function startIngress(deps: {
     onClose(session) {
       clients.release(session)
       listings.delete(session.id)
+      names.delete(session.id)
       mail.onClose(session)
     },
   })

@@ -94,10 +94,15 @@ export function dnsblLookup(config: Config, resolver: dns.Resolver, logger: Logg
 
 const REACHABLE = new Set(['postmaster', 'abuse'])
 
+/** postmaster@ and abuse@ (RFC 5321 §4.5.1, RFC 2142) take mail from clients the MX's checks of a client refuse. */
+export function alwaysReachable(recipient: string): boolean {
+  const at = recipient.lastIndexOf('@')
+  return REACHABLE.has((at < 0 ? recipient : recipient.slice(0, at)).toLowerCase())
+}
+
 /** The refusal of one recipient for a listed client, or null (not listed, or a role account). */
 export function refuseListed(listing: Listing | null, ip: string, recipient: string): SmtpError | null {
-  const at = recipient.lastIndexOf('@')
-  if (!listing || REACHABLE.has((at < 0 ? recipient : recipient.slice(0, at)).toLowerCase())) return null
+  if (!listing || alwaysReachable(recipient)) return null
   const why = listing.reason ? `; ${listing.reason}` : ''
   return new SmtpError(554, '7.1', `Service unavailable; Client host [${ip}] blocked using ${listing.zone}${why}`)
 }
