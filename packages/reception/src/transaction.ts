@@ -15,6 +15,7 @@ import type { HeaderEdit, HeaderField } from './gate.js'
 import type { Admission } from './admission.js'
 import type { AlwaysBcc } from './always-bcc.js'
 import { openHeaderChecks, type HeaderVerdict } from './header-checks.js'
+import { openCanonical } from './canonical.js'
 
 /** What one transaction has gathered; a service may keep more (submission: the user). */
 export type Transaction = { recipients: Map<string, RecipientState>; rcptCount: number; started: number }
@@ -69,6 +70,7 @@ export function mailTransactions<T extends Transaction>(
   const { config, logger, spool, admission, alwaysBcc } = deps
   const txns = new Map<string, T>()
   const headerChecks = openHeaderChecks({ configDir: config.configDir, logger })
+  const canonical = openCanonical({ configDir: config.configDir, logger })
   const fields = (session: SMTPServerSession): Record<string, unknown> => ({
     cid: session.id,
     remoteIp: session.remoteAddress,
@@ -81,12 +83,18 @@ export function mailTransactions<T extends Transaction>(
     return err.toServerError()
   }
 
-  const receive = (stream: SMTPServerDataStream, session: SMTPServerSession, txn: T, cb: Callback, bcc: RecipientState[]): void => {
+  const receive = (
+    stream: SMTPServerDataStream,
+    session: SMTPServerSession,
+    txn: T,
+    cb: Callback,
+    m: MessagePolicy,
+    sender: string,
+    bcc: RecipientState[],
+  ): void => {
     // Automatic copies (ALWAYS_BCC, the bcc tables) are in the envelope, not in what the policy
     // sees (the Received: "for").
     const recipients = [...txn.recipients.values(), ...bcc.filter((r) => !txn.recipients.has(r.address))]
-    const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : ''
-    const m = policy.message(session, txn)
     const summary = (): Record<string, unknown> => ({ sender, recipients: recipients.map((r) => r.address) })
     let filtered: FilterOutcome | undefined
     let verdict: HeaderVerdict | null = null
@@ -113,7 +121,8 @@ export function mailTransactions<T extends Transaction>(
       edit: {
         ...m.edit,
         drop: (f) => claimsAuthservId(f.name, f.raw, config.hostname),
-        rewrite: (f) => verdict?.rewrite.get(f),
+        // header_checks first (what it replaced or removed is its own), then sender_canonical.
+        rewrite: (f) => verdict?.rewrite.get(f) ?? (m.direction === 'outbound' ? canonical.field(f) : undefined),
       },
       disposition: () => (verdict?.discard != null ? 'discard' : verdict?.hold != null ? 'hold' : null),
       // The content filter sees the stored message before the commit: a refusal is our DATA reply.
@@ -201,15 +210,29 @@ export function mailTransactions<T extends Transaction>(
         stream.once('end', () => cb(refuse(session, 'DATA', new SmtpError(554, '5.1', 'No valid recipients'))))
         return
       }
+      const m = policy.message(session, txn)
       // A table that cannot be read is logged and the last one read kept: mail goes on.
-      const tables = headerChecks.refresh().catch((err: unknown) => logger.warn('header_checks unreadable', { err: String(err) }))
-      const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : ''
-      const named = [...new Set([...txn.recipients.values()].map((r) => r.original))]
-      const copies = (alwaysBcc?.(sender, named) ?? Promise.resolve([])).catch((err: unknown) => {
-        logger.warn('automatic copies failed: the message is not copied', { cid: session.id, err: String(err) })
-        return []
-      })
-      void Promise.all([tables, copies]).then(([, bcc]) => receive(stream, session, txn, cb, bcc))
+      const tables = Promise.all([headerChecks.refresh(), canonical.refresh()]).catch((err: unknown) =>
+        logger.warn('header_checks or sender_canonical unreadable', { err: String(err) }),
+      )
+      void tables
+        .then(async () => {
+          // Our side's mail (TRUSTED_NETWORKS, submission) leaves under its canonical sender.
+          const given = session.envelope.mailFrom ? session.envelope.mailFrom.address : ''
+          const sender = (given && m.direction === 'outbound' && canonical.map(given)) || given
+          if (sender !== given) logger.info('sender rewritten', { cid: session.id, from: given, to: sender })
+          const named = [...new Set([...txn.recipients.values()].map((r) => r.original))]
+          const bcc = await (alwaysBcc?.(sender, named) ?? Promise.resolve([])).catch((err: unknown) => {
+            logger.warn('automatic copies failed: the message is not copied', { cid: session.id, err: String(err) })
+            return []
+          })
+          receive(stream, session, txn, cb, m, sender, bcc)
+        })
+        .catch((err: unknown) => {
+          stream.resume()
+          const failed = new SmtpError(451, '3.0', 'Local error in processing, try again later', { cause: err })
+          stream.once('end', () => cb(refuse(session, 'DATA', failed)))
+        })
     },
     onClose(session) {
       txns.delete(session.id)
