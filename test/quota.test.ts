@@ -17,7 +17,7 @@ import { parseUsers, withQuota } from '@facteur/accounts'
 let mx: Appliance
 before(async () => {
   mx = await startAppliance({
-    users: { 'bob@ours.example': 'pw-bob-123', 'alice@ours.example': 'pw-alice-123' },
+    users: { 'bob@ours.example': 'pw-bob-123', 'alice@ours.example': 'pw-alice-123', 'carol@ours.example': 'pw-carol-123' },
     aliases: 'team@ours.example: bob@ours.example, alice@ours.example\n',
     services: ['smtp-ingress', 'delivery', 'submission'],
   })
@@ -64,7 +64,32 @@ test('mailctl sets a quota; the copy that fills the mailbox is delivered, the ne
   assert.match(lastReply(await send('team@ours.example', 'to the team'), '.') ?? '', /^250 /)
   const alice = await waitForCount(() => readMbox(path.join(mx.mailDir, 'alice')), 1)
   assert.ok(alice[0].includes('Subject: to the team'))
-  assert.equal((await readMbox(path.join(mx.mailDir, 'bob'))).length, 2)
+  const bobs = await readMbox(path.join(mx.mailDir, 'bob'))
+  assert.equal(bobs.filter((m) => !m.includes('\nAuto-Submitted: auto-generated\n')).length, 2)
+})
+
+test('QUOTA_WARNING: crossing 80 % then 95 % of the quota sends the owner one notice each, the second into a mailbox the copy filled', async () => {
+  // carol: 10 KiB; each message is about 2.3 KB, so the 4th crosses 80 %, the 5th 95 % (and fills it).
+  assert.equal((await mailctl(['user', 'quota', 'carol@ours.example', '10K'])).code, 0)
+  const carol = () => readMbox(path.join(mx.mailDir, 'carol'))
+  const warnings = async () => (await carol()).filter((m) => m.includes('\nAuto-Submitted: auto-generated\n'))
+  for (const [i, subject] of ['c1', 'c2', 'c3', 'c4'].entries()) {
+    assert.match(lastReply(await send('carol@ours.example', subject), '.') ?? '', /^250 /)
+    await waitForCount(async () => (await carol()).filter((m) => m.includes(`\nSubject: ${subject}\n`)), 1)
+    if (i < 3) assert.deepEqual(await warnings(), [], `no warning after ${subject}`)
+  }
+  const [at80] = await waitForCount(warnings, 1)
+  assert.match(at80, /^Subject: Your mailbox is 80% full$/m)
+  assert.match(at80, /^From: Mail Delivery System <MAILER-DAEMON@mx\.ours\.example>$/m)
+  assert.match(at80, /^Return-Path: <>$/m)
+  assert.match(at80, /^Content-Transfer-Encoding: 7bit$/m)
+  assert.match(lastReply(await send('carol@ours.example', 'c5'), '.') ?? '', /^250 /)
+  const both = await waitForCount(warnings, 2)
+  assert.match(both[1], /^Subject: Your mailbox is 95% full$/m)
+  assert.match(both[1], /^Your mailbox carol@ours\.example\nholds [\d.]+ KiB of its 10 KiB quota \(95% or more\)\.$/m)
+  await mx.waitForLog(/mailbox full rcpt=carol@ours\.example/).catch(() => undefined)
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  assert.equal((await warnings()).length, 2, 'one notice per threshold')
 })
 
 test("Dovecot's quota plugin reads the quota mailctl writes, from the same passwd-file line", async () => {

@@ -66,6 +66,8 @@ export type Config = Readonly<{
   alwaysBcc: string | null
   /** DSN_LANGUAGE: the language of the notices delivery sends (bounces, delays): en, or fr (then English). */
   dsnLanguage: 'en' | 'fr'
+  /** QUOTA_WARNING: the usages (percent of a mailbox's quota) whose crossing sends its owner a warning, ascending; [] none. */
+  quotaWarnings: readonly number[]
   trustedNetworks: Network
   /** SHARED_CLIENT_ADDRESSES: a proxy's addresses that every client behind it appears from. */
   sharedClients: Network
@@ -207,6 +209,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     srsDomain,
     alwaysBcc,
     dsnLanguage: r.oneOf('DSN_LANGUAGE', ['en', 'fr'] as const, 'en'),
+    quotaWarnings: parseQuotaWarnings(r.string('QUOTA_WARNING', '80,95')),
     trustedNetworks,
     sharedClients: sharedClients(r, trustedNetworks),
     dnsbl: loadDnsbl(r),
@@ -291,4 +294,13 @@ function parseLocalTransport(text: string): LocalTransport {
   if (!m || port < 1 || port > 65535)
     throw new ConfigError('LOCAL_TRANSPORT', text, "mailbox, or lmtp:HOST[:PORT] (Dovecot's LMTP, e.g. lmtp:dovecot:24)")
   return { kind: 'lmtp', host: m[1] ?? m[2], port }
+}
+
+/** QUOTA_WARNING: `off`, or percentages from 1 to 99 separated by commas (Dovecot's quota_warning, as docker-mailserver sets 80 and 95). */
+function parseQuotaWarnings(text: string): number[] {
+  if (/^(off|none|0)?$/i.test(text.trim())) return []
+  const values = text.split(',').map((p) => p.trim().replace(/%$/, ''))
+  if (values.some((v) => !/^\d{1,2}$/.test(v) || Number(v) < 1))
+    throw new ConfigError('QUOTA_WARNING', text, 'off, or percentages from 1 to 99 separated by commas (80,95)')
+  return [...new Set(values.map(Number))].sort((a, b) => a - b)
 }

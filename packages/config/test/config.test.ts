@@ -30,6 +30,12 @@ test('a bad value names the variable, the value and what is expected', () => {
   assert.equal(loadConfig(base).dsnLanguage, 'en')
   assert.equal(loadConfig({ ...base, DSN_LANGUAGE: 'fr' }).dsnLanguage, 'fr')
   assert.throws(() => loadConfig({ ...base, DSN_LANGUAGE: 'de' }), /DSN_LANGUAGE="de" .* one of en, fr/)
+  assert.deepEqual(loadConfig(base).quotaWarnings, [80, 95])
+  assert.deepEqual(loadConfig({ ...base, QUOTA_WARNING: '95%, 50,80' }).quotaWarnings, [50, 80, 95])
+  assert.deepEqual(loadConfig({ ...base, QUOTA_WARNING: 'off' }).quotaWarnings, [])
+  for (const bad of ['100', '0,50', 'half']) assert.throws(() => loadConfig({ ...base, QUOTA_WARNING: bad }), /QUOTA_WARNING/, bad)
+  assert.equal(loadConfig(base).clientPtrCheck, 'off')
+  assert.throws(() => loadConfig({ ...base, SMTP_CLIENT_PTR_CHECK: 'yes' }), /SMTP_CLIENT_PTR_CHECK/)
   assert.throws(() => loadConfig({ ...base, SMTP_TIMEOUT: '0' }), {
     message: 'SMTP_TIMEOUT="0" is not valid: expected a duration of at least 1s, like 5m',
   })

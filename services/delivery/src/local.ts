@@ -6,6 +6,7 @@ import { deliverToMailbox, deliverToMaildirs, MailboxError, type HeldMessage } f
 import type { ActiveMessage, RecipientState } from '@facteur/spool'
 import type { Outcome } from './outcome.js'
 import type { Quotas } from './quota.js'
+import { QUOTA_WARNING_SOURCE } from './quota-warning.js'
 
 const NOT_ALLOWED: Outcome = { status: 'failed', reply: '550 5.1.3 Mailbox name not allowed' }
 
@@ -18,7 +19,7 @@ export async function deliverLocal(
 ): Promise<Outcome> {
   const path = mailboxPathOf(config, rcpt.address)
   if (!path) return NOT_ALLOWED
-  const full = await opts.quotas?.check(rcpt.address, path)
+  const full = exempt(message) ? null : await opts.quotas?.check(rcpt.address, path)
   if (full) return full
   try {
     await deliverToMailbox(
@@ -32,7 +33,7 @@ export async function deliverLocal(
       { sender: message.envelope.sender, recipient: rcpt.address, receivedAt: new Date(message.envelope.receivedAt) },
       opts.content ?? message.open(),
     )
-    opts.quotas?.added(path, message.envelope.size)
+    opts.quotas?.added(rcpt.address, path, message.envelope.size)
     return delivered(config)
   } catch (err) {
     return notDelivered(err)
@@ -51,7 +52,7 @@ export async function deliverLocalShared(
   quotas?: Quotas,
 ): Promise<Outcome[]> {
   const paths = rcpts.map((r) => mailboxPathOf(config, r.address))
-  const full = await Promise.all(rcpts.map((r, i) => (quotas && paths[i] ? quotas.check(r.address, paths[i]) : null)))
+  const full = await Promise.all(rcpts.map((r, i) => (quotas && paths[i] && !exempt(message) ? quotas.check(r.address, paths[i]) : null)))
   const valid = paths.filter((p, i): p is string => p !== null && !full[i])
   const results = valid.length
     ? await deliverToMaildirs(
@@ -67,10 +68,13 @@ export async function deliverLocalShared(
     if (refused) return refused
     const err = results[next++]
     if (err) return notDelivered(err)
-    quotas?.added(p, message.envelope.size)
+    quotas?.added(rcpts[i].address, p, message.envelope.size)
     return delivered(config)
   })
 }
+
+/** A quota warning reaches the mailbox it warns about, full or not (as Dovecot's quota_grace lets it). */
+const exempt = (message: ActiveMessage): boolean => message.envelope.source === QUOTA_WARNING_SOURCE
 
 /** The mailbox (MAILBOX_PATH) of a local address, or null when its name may not be a path. */
 export function mailboxPathOf(config: Config, address: string): string | null {

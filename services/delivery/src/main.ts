@@ -10,6 +10,7 @@ import { createNotices } from './bounce.js'
 import { createOutbound } from './outbound/index.js'
 import { checkMailboxDir } from './mailbox-dir.js'
 import { openQuotas } from './quota.js'
+import { quotaWarnings } from './quota-warning.js'
 import { lmtpTransport } from './lmtp.js'
 import { mailboxPathOf } from './local.js'
 
@@ -31,7 +32,15 @@ try {
   const outbound = createOutbound({ config, logger, accounts })
   // LOCAL_TRANSPORT=lmtp: the LMTP server keeps the mailboxes, and their quotas.
   const lmtp = config.localTransport.kind === 'lmtp' ? lmtpTransport(config, config.localTransport) : undefined
-  const quotas = lmtp ? undefined : await openQuotas({ config, accounts, logger, mailboxOf: (address) => mailboxPathOf(config, address) })
+  const quotas = lmtp
+    ? undefined
+    : await openQuotas({
+        config,
+        accounts,
+        logger,
+        mailboxOf: (address) => mailboxPathOf(config, address),
+        onWarning: quotaWarnings({ config, logger, spool }),
+      })
   const runner = startRunner({
     config,
     logger,

@@ -24,8 +24,8 @@ export type Quotas = {
   refresh(): Promise<void>
   /** The deferral of a copy for `address` into the mailbox at `mailbox` when it is full, else null (after refresh()). */
   check(address: string, mailbox: string): Promise<Outcome | null>
-  /** A copy of `bytes` went into `mailbox`. */
-  added(mailbox: string, bytes: number): void
+  /** A copy of `bytes` for `address` went into `mailbox` (a QUOTA_WARNING threshold it crosses is reported). */
+  added(address: string, mailbox: string, bytes: number): void
   /** Measures each listed mailbox again and lists only those still full (every `freshMs`). */
   sweep(): Promise<void>
   close(): void
@@ -39,6 +39,8 @@ export async function openQuotas(deps: {
   mailboxOf: (address: string) => string | null
   /** How long a measure holds, and how often the full ones are measured again (a minute). */
   freshMs?: number
+  /** A copy took `address`'s mailbox past `percent` (QUOTA_WARNING) of its quota. */
+  onWarning?: (warning: { address: string; percent: number; bytes: number; quota: number }) => void
 }): Promise<Quotas> {
   const freshMs = deps.freshMs ?? FRESH_MS
   const { config, accounts, logger } = deps
@@ -108,9 +110,16 @@ export async function openQuotas(deps: {
       }
       return { status: 'deferred', reply: '452 4.2.2 Mailbox full', detail: `${bytes} bytes of a ${limit}-byte quota` }
     },
-    added(mailbox, bytes) {
+    added(address, mailbox, bytes) {
       const known = usage.get(mailbox)
-      if (known) known.bytes += bytes
+      if (!known) return
+      const before = known.bytes
+      known.bytes += bytes
+      // Dovecot's quota_warning: the highest threshold this copy crossed going up, once per crossing.
+      const limit = limitOf(address)
+      const crossed = limit ? config.quotaWarnings.filter((p) => before < (limit * p) / 100 && known.bytes >= (limit * p) / 100) : []
+      const percent = crossed.at(-1)
+      if (percent !== undefined) deps.onWarning?.({ address, percent, bytes: known.bytes, quota: limit })
     },
     sweep,
     close: () => clearInterval(timer),
