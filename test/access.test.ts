@@ -19,7 +19,13 @@ before(async () => {
   // remote.example has an address; nowhere.example has nothing (UNKNOWN_SENDER_DOMAIN=reject: 550).
   dns = await startDns({ a: [{ name: 'remote.example', ip: '192.0.2.1' }] })
   mx = await startAppliance({
-    users: { 'bob@ours.example': 'pw-bob', 'gone@ours.example': 'pw-gone' },
+    services: ['smtp-ingress', 'delivery', 'submission'],
+    users: {
+      'bob@ours.example': 'pw-bob',
+      'gone@ours.example': 'pw-gone',
+      'alice@ours.example': 'pw-alice',
+      'noreply@ours.example': 'pw-nr',
+    },
     env: {
       GREYLIST_DELAY: '5m',
       UNKNOWN_SENDER_DOMAIN: 'reject',
@@ -31,7 +37,14 @@ before(async () => {
   await fs.writeFile(path.join(mx.configDir, 'client_access'), '127.0.0.50 REJECT\n127.0.0.51 OK\n')
   await fs.writeFile(
     path.join(mx.configDir, 'sender_access'),
-    ['# partners retry from ever-changing servers', 'partner.nowhere.example OK', 'slow.remote.example DEFER try later', ''].join('\n'),
+    [
+      '# partners retry from ever-changing servers',
+      'partner.nowhere.example OK',
+      'slow.remote.example DEFER try later',
+      '# an account that only receives (docker-mailserver: setup email restrict add send)',
+      'noreply@ours.example REJECT This account does not send mail',
+      '',
+    ].join('\n'),
   )
   await fs.writeFile(path.join(mx.configDir, 'recipient_access'), 'gone@ours.example 550 5.1.6 Moved to gone@elsewhere.example\n')
 })
@@ -51,6 +64,31 @@ test('refuses what the tables refuse, with Postfix replies at RCPT', async () =>
   assert.equal(lastReply(sender, 'RCPT'), '450 4.7.1 <news@slow.remote.example>: Sender address rejected: try later')
   const rcpt = await send('127.0.0.52', 'alice@remote.example', 'gone@ours.example')
   assert.equal(lastReply(rcpt, 'RCPT'), '550 5.1.6 <gone@ours.example>: Recipient address rejected: Moved to gone@elsewhere.example')
+})
+
+test('submission: the sender table refuses an account that may not send, at MAIL; the recipient table one that may not receive, at RCPT', async () => {
+  const submit = (user: string, password: string, to: string) =>
+    swaks([
+      '--server',
+      `127.0.0.1:${mx.port('submission', 'submission')}`,
+      '--tls',
+      '--auth-user',
+      user,
+      '--auth-password',
+      password,
+      '--from',
+      user,
+      '--to',
+      to,
+      '--timeout',
+      '15',
+    ])
+  const noreply = await submit('noreply@ours.example', 'pw-nr', 'bob@ours.example')
+  assert.equal(lastReply(noreply, 'MAIL'), '554 5.7.1 <noreply@ours.example>: Sender address rejected: This account does not send mail')
+  const toGone = await submit('alice@ours.example', 'pw-alice', 'gone@ours.example')
+  assert.equal(lastReply(toGone, 'RCPT'), '550 5.1.6 <gone@ours.example>: Recipient address rejected: Moved to gone@elsewhere.example')
+  const fine = await submit('alice@ours.example', 'pw-alice', 'bob@ours.example')
+  assert.match(lastReply(fine, '.') ?? '', /^250 /, fine.stdout)
 })
 
 test('OK waives greylisting and the sender domain check, never the relay rules', async () => {

@@ -31,7 +31,7 @@ import { senderDomainCheck } from './policy/sender.js'
 import { clientNameCheck } from './policy/client-name.js'
 import { policyResolver } from './policy/lookups.js'
 import { exemptFrom, Greylist } from './policy/greylist.js'
-import { openAccess } from './policy/access.js'
+import { openAccess } from '@facteur/reception'
 import { heloRefusal } from './policy/helo.js'
 import { setGreetingDelay } from './greeting.js'
 

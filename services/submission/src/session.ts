@@ -8,7 +8,15 @@ import type { Spool } from '@facteur/spool'
 import type { Accounts, Srs } from '@facteur/accounts'
 import type { Certificates } from '@facteur/certs'
 import { SmtpError, toSmtpError } from '@facteur/smtp-error'
-import { alwaysBcc, guardListener, listenerOptions, mailTransactions, type ClientLimit, type Transaction } from '@facteur/reception'
+import {
+  alwaysBcc,
+  guardListener,
+  listenerOptions,
+  mailTransactions,
+  type Access,
+  type ClientLimit,
+  type Transaction,
+} from '@facteur/reception'
 import { authenticate, type AuthOutcome } from './policy/auth.js'
 import type { AuthGuard } from './policy/auth-guard.js'
 import { checkFromHeader, ownsAddress, SENDER_NOT_OWNED } from './policy/sender.js'
@@ -27,13 +35,14 @@ export type SubmissionContext = {
   guard: AuthGuard
   limits: SendingLimits
   clients: ClientLimit
+  access: Access
 }
 
 /** A submission transaction is the authenticated user's. */
 type UserTransaction = Transaction & { user: string }
 
 export function createSubmissionServer(ctx: SubmissionContext, listener: { name: string; implicitTls: boolean }): SMTPServer {
-  const { config, logger, spool, accounts, certs, guard, limits, clients } = ctx
+  const { config, logger, spool, accounts, certs, guard, limits, clients, access } = ctx
   const ownedBy = (user: string) => (address: string) => ownsAddress(address, user, { accounts, localDomains: config.localDomains })
 
   const mail = mailTransactions<UserTransaction>(
@@ -42,6 +51,8 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
       fields: (session) => ({ listener: listener.name, user: userOf(session) }),
       recipientLimit: (txn) => (limits.mayAddRecipient(txn.rcptCount) ? null : TOO_MANY_RECIPIENTS),
       recipients: async (address) => {
+        const refused = access.recipient(address.address)
+        if (refused instanceof SmtpError) throw refused
         const targets = await decideRecipient(address.address, { config, accounts, srs: ctx.srs })
         const original = originalRecipient(address)
         const notify = notifyOf(address)
@@ -147,11 +158,12 @@ export function createSubmissionServer(ctx: SubmissionContext, listener: { name:
             new SmtpError(530, '7.0', session.secure ? 'Authentication required' : 'Must issue a STARTTLS command first'),
           ),
         )
-      accounts
-        .refresh()
+      Promise.all([accounts.refresh(), access.refresh()])
         .then(() => {
           // The null sender (RFC 8098 §3: read receipts) names nobody; its From: is checked at DATA.
           if (address.address !== '' && !ownedBy(user)(address.address)) throw SENDER_NOT_OWNED
+          const refused = access.sender(address.address)
+          if (refused instanceof SmtpError) throw refused
           if (!limits.mayStart(user, Date.now())) throw RATE_LIMITED
         })
         .then(

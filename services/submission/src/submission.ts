@@ -12,7 +12,7 @@ import { AuthGuard } from './policy/auth-guard.js'
 import { SendingLimits } from './policy/rate.js'
 import { createSubmissionServer } from './session.js'
 import { servesRenewedCertificate, type Certificates } from '@facteur/certs'
-import { clientLimitFor, sharedAddress, type ReceivingListeners } from '@facteur/reception'
+import { clientLimitFor, openAccess, sharedAddress, type ReceivingListeners } from '@facteur/reception'
 
 export type ListenerName = 'submission' | 'submissions' | 'alt'
 export type Submission = ReceivingListeners<ListenerName>
@@ -38,6 +38,8 @@ export async function startSubmission(deps: {
     guard: new AuthGuard(s.auth, { shared: viaGateway }),
     limits: new SendingLimits(s.limits),
     clients: clientLimitFor(deps.config, viaGateway),
+    // CONFIG_DIR/sender_access and recipient_access: their refusals (accounts that may not send or receive).
+    access: openAccess({ configDir: deps.config.configDir, delimiter: deps.config.recipientDelimiter, logger: deps.logger }),
   }
   const plan: { name: ListenerName; port: number; implicitTls: boolean }[] = [
     { name: 'submission', port: s.port, implicitTls: false },

@@ -8,7 +8,7 @@ import path from 'node:path'
 import { PassThrough } from 'node:stream'
 import { createLogger } from '@facteur/logging'
 import { SmtpError } from '@facteur/smtp-error'
-import { lookupAddress, lookupClient, openAccess, parseAccess } from '../src/policy/access.js'
+import { lookupAddress, lookupClient, openAccess, parseAccess } from '@facteur/reception'
 
 const action = (a: ReturnType<typeof lookupAddress>): string =>
   !a ? 'none' : a.kind === 'refuse' ? `${a.code} ${a.enhanced} ${a.text}` : a.kind

@@ -12,6 +12,10 @@
 // - `DUNNO`: this key decides nothing, and the lookup stops there (an exception to a wider key).
 // Actions Facteur does not have (HOLD, DISCARD, REDIRECT, FILTER, restriction names...) are
 // logged with their file and line, and that line is ignored.
+// Submission asks the sender table at MAIL and the recipient table at RCPT, each alone, for their
+// refusals (an account that may not send, or not receive, as docker-mailserver's `setup email
+// restrict`); OK and DUNNO decide nothing there, and the client table is not asked (users
+// authenticate from anywhere).
 import path from 'node:path'
 import { BlockList, isIP } from 'node:net'
 import { tableLines, watchedFiles } from '@facteur/files'
@@ -37,6 +41,8 @@ const ACCESS_FILES: Record<Kind, string> = {
 
 const WHAT: Record<Kind, string> = { client: 'Client host', sender: 'Sender address', recipient: 'Recipient address' }
 
+export type Access = ReturnType<typeof openAccess>
+
 export function openAccess(opts: { configDir: string; delimiter: string; logger: Logger }) {
   const tables: Record<Kind, AccessTable> = { client: emptyTable(), sender: emptyTable(), recipient: emptyTable() }
   const kinds = Object.keys(ACCESS_FILES) as Kind[]
@@ -57,6 +63,16 @@ export function openAccess(opts: { configDir: string; delimiter: string; logger:
 
   return {
     refresh,
+    /** Submission's MAIL: the sender table alone (after refresh()). */
+    sender: (sender: string): AccessDecision => {
+      const from = lookupAddress(tables.sender, sender, opts.delimiter)
+      return from ? decision('sender', sender, from) : null
+    },
+    /** Submission's RCPT: the recipient table alone. */
+    recipient: (recipient: string): AccessDecision => {
+      const to = lookupAddress(tables.recipient, recipient, opts.delimiter)
+      return to ? decision('recipient', recipient, to) : null
+    },
     /** Client, then sender, then recipient (after refresh()); the first that matches decides. */
     decide(ip: string, sender: string, recipient: string | null): AccessDecision {
       // DUNNO ends one table's lookup, not the others'.
