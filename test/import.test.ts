@@ -41,6 +41,9 @@ before(async () => {
   // setup relay add-domain / add-auth: a relay for ours.example and its credentials.
   await fs.writeFile(path.join(dms, 'postfix-relaymap.cf'), '@ours.example [smtp.relay.example]:587\n@second.example\n')
   await fs.writeFile(path.join(dms, 'postfix-sasl-password.cf'), '@ours.example relayuser:p4ss:with:colons\n')
+  // setup email restrict add send|receive: an account that only receives, one that only sends.
+  await fs.writeFile(path.join(dms, 'postfix-send-access.cf'), 'info@ours.example REJECT\n')
+  await fs.writeFile(path.join(dms, 'postfix-receive-access.cf'), 'noreply@second.example REJECT\n')
   await fs.mkdir(path.join(dms, 'opendkim', 'keys', 'ours.example'), { recursive: true })
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
   await fs.writeFile(
@@ -73,7 +76,9 @@ after(async () => {
 test('a docker-mailserver config directory is imported: users with their hashes and quota, aliases, the DKIM key; what is not taken is said', async () => {
   const r = await mailctl('import', 'docker-mailserver', dms)
   assert.equal(r.code, 0, r.stdout + r.stderr)
-  assert.match(r.stdout, /^imported 2 users, 2 aliases, 1 DKIM keys, 1 relay credentials from /m)
+  assert.match(r.stdout, /^imported 2 users, 2 aliases, 1 DKIM keys, 1 relay credentials, 2 restrictions from /m)
+  assert.equal(await fs.readFile(path.join(app.configDir, 'sender_access'), 'utf8'), 'info@ours.example REJECT\n')
+  assert.equal(await fs.readFile(path.join(app.configDir, 'recipient_access'), 'utf8'), 'noreply@second.example REJECT\n')
   assert.match(r.stdout, /^; set SENDER_RELAY_MAP=ours\.example=\[smtp\.relay\.example\]:587: /m)
   assert.match(r.stdout, /postfix-relaymap\.cf: @second\.example \(no relay: it skipped DEFAULT_RELAY_HOST\) is not taken/)
   assert.doesNotMatch(r.stdout, /p4ss/, 'a password is never printed')
@@ -86,7 +91,11 @@ test('a docker-mailserver config directory is imported: users with their hashes 
   assert.equal(quota.stdout.trim(), `alice@ours.example: ${50 * 1024 * 1024} bytes`)
 
   const again = await mailctl('import', 'docker-mailserver', dms)
-  assert.match(again.stdout, /^imported 0 users, 0 aliases, 0 DKIM keys, 0 relay credentials from /m, 'a second run changes nothing')
+  assert.match(
+    again.stdout,
+    /^imported 0 users, 0 aliases, 0 DKIM keys, 0 relay credentials, 0 restrictions from /m,
+    'a second run changes nothing',
+  )
   assert.match(again.stdout, /relay_passwords: @ours\.example is there already, kept as it is/)
 })
 

@@ -8,6 +8,8 @@
 //   postfix-relaymap.cf  `@domain [host]:port`: a relay per sender domain (the SENDER_RELAY_MAP to set)
 //   postfix-sasl-password.cf `@domain user:password` or `[host]:port user:password`: relay_passwords,
 //                        whose format it already is
+//   postfix-send-access.cf, postfix-receive-access.cf  `address REJECT` (setup email restrict):
+//                        sender_access and recipient_access lines, which submission and the MX ask
 // Users, aliases and keys that exist here already are kept as they are, so a second run changes
 // nothing. Every domain must be in LOCAL_DOMAINS first. What cannot be taken is listed (regexp
 // aliases, aliases of a bare local part), and the settings under which its Maildirs
@@ -189,7 +191,30 @@ register('import', {
         else credentials.push(line)
       }
 
+      // Accounts that may not send, or not receive: access lines, whose format these are.
+      const restrictions: { file: string; lines: string[]; text: string }[] = []
+      for (const [from, to] of [
+        ['postfix-send-access.cf', 'sender_access'],
+        ['postfix-receive-access.cf', 'recipient_access'],
+      ] as const) {
+        const file = path.join(ctx.config.configDir, to)
+        const text = await readText(file)
+        const known = new Set(lines(text).map((l) => l.split(/\s+/)[0].toLowerCase()))
+        const taken = lines(await readText(path.join(dir, from))).filter((l) => {
+          const key = l.split(/\s+/)[0].toLowerCase()
+          if (!/^\S+\s+\S/.test(l)) notes.push(`${from}: not a KEY ACTION line: ${l}`)
+          else if (known.has(key)) notes.push(`${to}: ${key} is there already, kept as it is`)
+          else return true
+          return false
+        })
+        if (taken.length) restrictions.push({ file, lines: taken, text })
+      }
+
       if (!dry) {
+        for (const r of restrictions) {
+          const before = r.text && !r.text.endsWith('\n') ? `${r.text}\n` : r.text
+          await replaceFile(r.file, `${before}${r.lines.join('\n')}\n`)
+        }
         await replaceFile(usersFile, formatUsers(users.values()))
         await replaceFile(aliasesFile, formatAliases(aliases))
         if (credentials.length) {
@@ -198,7 +223,10 @@ register('import', {
         }
       }
       const verb = dry ? 'would import' : 'imported'
-      ctx.out(`${verb} ${added} users, ${aliased} aliases, ${keyed} DKIM keys, ${credentials.length} relay credentials from ${dir}`)
+      const restricted = restrictions.reduce((n, r) => n + r.lines.length, 0)
+      ctx.out(
+        `${verb} ${added} users, ${aliased} aliases, ${keyed} DKIM keys, ${credentials.length} relay credentials, ${restricted} restrictions from ${dir}`,
+      )
       for (const n of notes) ctx.out(`; ${n}`)
       // The settings under which its mailboxes and keys serve as they are.
       if (ctx.config.mailbox.format !== 'maildir' || !ctx.config.mailbox.pathTemplate.endsWith('/%d/%u'))
