@@ -223,7 +223,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       ingressPort: r.port('INGRESS_HEALTH_PORT', 8025),
       deliveryPort: r.port('DELIVERY_HEALTH_PORT', 8026),
     },
-    supervisor: loadSupervisorConfig(r, spoolDir),
+    supervisor: loadSupervisorConfig(r, spoolDir, postmaster),
     queue: {
       workers: r.int('DELIVERY_WORKERS', 32, 1, 256),
       scanIntervalMs: r.duration('QUEUE_SCAN_INTERVAL', '1s'),

@@ -22,9 +22,13 @@ export type SupervisorConfig = Readonly<{
   composeProject?: string
   /** Docker mode: the engine's API, unix:///var/run/docker.sock or tcp://HOST:PORT (a socket proxy). */
   docker: Readonly<{ socketPath: string } | { host: string; port: number }>
+  /** REPORT_INTERVAL: how often a summary of the mail handled goes to REPORT_RECIPIENT; null: never. */
+  reportIntervalMs: number | null
+  /** REPORT_RECIPIENT: who gets it (POSTMASTER_ADDRESS by default). */
+  reportRecipient: string
 }>
 
-export function loadSupervisorConfig(r: EnvReader, spoolDir: string): SupervisorConfig {
+export function loadSupervisorConfig(r: EnvReader, spoolDir: string, postmaster: string): SupervisorConfig {
   const project = r.optional('SUPERVISOR_COMPOSE_PROJECT')
   // Compose project names: lower-case letters, digits, dashes and underscores.
   if (project && !/^[a-z0-9][a-z0-9_-]*$/.test(project))
@@ -42,7 +46,20 @@ export function loadSupervisorConfig(r: EnvReader, spoolDir: string): Supervisor
     restartWindowMs: r.duration('SUPERVISOR_RESTART_WINDOW', '1h'),
     composeProject: project,
     docker: parseDockerHost(r.string('DOCKER_HOST', 'unix:///var/run/docker.sock')),
+    reportIntervalMs: reportInterval(r),
+    reportRecipient: r.address('REPORT_RECIPIENT', r.string('REPORT_RECIPIENT', postmaster)).toLowerCase(),
   })
+}
+
+/** REPORT_INTERVAL: off, daily, weekly, or a duration of at least a second (12h). */
+function reportInterval(r: EnvReader): number | null {
+  const text = r.string('REPORT_INTERVAL', 'off').toLowerCase()
+  if (text === 'off') return null
+  if (text === 'daily') return 86_400_000
+  if (text === 'weekly') return 7 * 86_400_000
+  const ms = /^\d+\s*(ms|s|m|h|d)?$/.test(text) ? r.duration('REPORT_INTERVAL', text) : -1
+  if (ms < 1000) throw new ConfigError('REPORT_INTERVAL', r.raw('REPORT_INTERVAL'), 'off, daily, weekly or a duration of at least 1s (12h)')
+  return ms
 }
 
 function parseDockerHost(text: string): SupervisorConfig['docker'] {

@@ -34,6 +34,12 @@ test('a bad value names the variable, the value and what is expected', () => {
   assert.deepEqual(loadConfig({ ...base, QUOTA_WARNING: '95%, 50,80' }).quotaWarnings, [50, 80, 95])
   assert.deepEqual(loadConfig({ ...base, QUOTA_WARNING: 'off' }).quotaWarnings, [])
   for (const bad of ['100', '0,50', 'half']) assert.throws(() => loadConfig({ ...base, QUOTA_WARNING: bad }), /QUOTA_WARNING/, bad)
+  assert.equal(loadConfig(base).supervisor.reportIntervalMs, null)
+  assert.equal(loadConfig({ ...base, REPORT_INTERVAL: 'daily' }).supervisor.reportIntervalMs, 86_400_000)
+  assert.equal(loadConfig({ ...base, REPORT_INTERVAL: '12h' }).supervisor.reportIntervalMs, 12 * 3_600_000)
+  assert.equal(loadConfig(base).supervisor.reportRecipient, 'postmaster@ours.example')
+  for (const bad of ['monthly', '10ms']) assert.throws(() => loadConfig({ ...base, REPORT_INTERVAL: bad }), /REPORT_INTERVAL/, bad)
+  assert.throws(() => loadConfig({ ...base, REPORT_RECIPIENT: 'boss' }), /REPORT_RECIPIENT/)
   assert.equal(loadConfig(base).clientPtrCheck, 'off')
   assert.throws(() => loadConfig({ ...base, SMTP_CLIENT_PTR_CHECK: 'yes' }), /SMTP_CLIENT_PTR_CHECK/)
   assert.throws(() => loadConfig({ ...base, SMTP_TIMEOUT: '0' }), {

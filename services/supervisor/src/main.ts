@@ -13,6 +13,7 @@ import { startDockerBackend } from './docker-backend.js'
 import { writePortsFile, type PortsTable } from './ports-file.js'
 import { startWatchdog } from './watchdog.js'
 import { queueDepthGauge } from './queue-depth.js'
+import { startReports } from './report.js'
 import { applianceHealth } from './appliance.js'
 import { statusPage } from './status-page.js'
 import type { Backend } from './backend.js'
@@ -62,6 +63,8 @@ try {
     },
   )
   const queueDepth = queueDepthGauge(spool)
+  // REPORT_INTERVAL: a summary to the postmaster every day, week or interval.
+  const reports = startReports({ config, logger, spool, registry, queueDepth })
 
   const health = async () => {
     const reports = await watchdog.look()
@@ -107,6 +110,7 @@ try {
     logger,
     async () => {
       watchdog.stop()
+      reports.stop()
       await backend.stop()
       const restarts = (await backend.refresh()).reduce((n, s) => n + s.restarts, 0)
       logger.info(backend.mode === 'docker' ? 'stopped watching' : 'all services stopped', { restarts })
