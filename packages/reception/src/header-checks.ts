@@ -76,7 +76,9 @@ export function judgeHeader(rules: readonly HeaderRule[], fields: readonly Heade
       const shown = Buffer.from(line.slice(0, 200), 'latin1').toString('utf8')
       verdict.matches.push({ line: rule.line, action: action.kind, field: shown, ...(text !== undefined && { text }) })
       if (action.kind === 'reject') {
-        verdict.reject = new SmtpError(550, action.enhanced, text || 'Message content rejected')
+        // RFC 5321 §4.2: a reply is printable ASCII; `$1` may bring the client's bytes into it.
+        const reply = (text ?? '').replace(/[^\x20-\x7e]/g, '?').slice(0, 200)
+        verdict.reject = new SmtpError(550, action.enhanced, reply || 'Message content rejected')
         return verdict
       }
       if (action.kind === 'discard') {

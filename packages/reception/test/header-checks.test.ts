@@ -43,6 +43,9 @@ test('REJECT and DISCARD end the inspection; HOLD, WARN and the edits go on to t
     ],
   )
   assert.equal(judge('Date: 1 Jan 1999\nSubject: x').reject?.reply, '550 5.7.1 Message content rejected')
+  const echoed = parseHeaderChecks('/^Subject: (.*)/ REJECT No "$1" here')
+  const latin1 = Buffer.from('Subject: café\u0007', 'utf8').toString('latin1')
+  assert.equal(judgeHeader(echoed.rules, parseHeaderBlock(latin1)).reject?.reply, '550 5.7.1 No "caf???" here', 'printable ASCII only')
 })
 
 test('the first rule that matches a field decides, DUNNO included; a negated pattern matches the others; folded fields are unfolded', () => {
