@@ -10,7 +10,7 @@ import { startAppliance, ROOT, type Appliance } from './support/appliance.js'
 import { swaks, swaksSubmit, lastReply } from './support/swaks.js'
 import { readMbox, waitForCount } from './support/mbox.js'
 import { queuedFor, waitFor } from './support/queue.js'
-import { runOk } from './support/process.js'
+import { run, runOk } from './support/process.js'
 
 let app: Appliance
 let mx: number
@@ -111,4 +111,22 @@ test('submission: IGNORE removes a field, REPLACE rewrites one with its groups, 
   assert.doesNotMatch(m, /^X-Internal-Host:/m)
   assert.doesNotMatch(m, /^Subject: weekly report$/m)
   assert.match(m, /^X-Listed: yes\nList-Id: <team\.ours\.example>$/m)
+})
+
+test('mailctl header-checks test shows what the table does to a message, rule by rule, and the outcome', async () => {
+  const mailctl = (args: string[], input: string) => run('npx', ['mailctl', ...args], { cwd: ROOT, env: app.env, input, timeoutMs: 30_000 })
+  const held = await mailctl(['header-checks', 'test'], 'X-Review: legal\nX-Internal-Host: a\nSubject: hi\n\nbody\n')
+  assert.equal(held.code, 0, held.stderr)
+  assert.equal(
+    held.stdout,
+    [
+      '; line 9 ignored: "REDIRECT" is not an action Facteur has (REJECT, DISCARD, HOLD, WARN, INFO, IGNORE, REPLACE, PREPEND, DUNNO)',
+      'line 4: HOLD review by legal  <- X-Review: legal',
+      'line 5: IGNORE  <- X-Internal-Host: a',
+      'held: review by legal, 1 field(s) edited',
+      '',
+    ].join('\n'),
+  )
+  const rejected = await mailctl(['header-checks', 'test'], 'Subject: cheap viagra\n\n')
+  assert.match(rejected.stdout, /^rejected: 550 5\.7\.0 No pills here$/m)
 })

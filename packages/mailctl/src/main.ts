@@ -9,6 +9,7 @@ import './dkim.js'
 import './dns.js'
 import './import.js'
 import './dns-check.js'
+import './header-checks.js'
 
 function usage(): string {
   const lines = Object.values(commands).flatMap((verbs) => Object.values(verbs).map((c) => `  mailctl ${c.usage}`))
