@@ -8,3 +8,4 @@
 export { createFile, fsyncFd, writeAll, unlinkIfThere } from './calls.js'
 export { syncDir } from './dirsync.js'
 export { fileStamp, tableLines, watchedFiles } from './watched.js'
+export { parseRegexpLine, substituteGroups, type RegexpLine } from './regexp-table.js'

@@ -15,7 +15,7 @@
 // logged with their line, and that line is ignored. Our Received: field is not in the header then
 // (it is added at delivery), nor are the fields submission adds (Date, Message-ID).
 import path from 'node:path'
-import { tableLines, watchedFiles } from '@facteur/files'
+import { parseRegexpLine, substituteGroups, tableLines, watchedFiles } from '@facteur/files'
 import type { Logger } from '@facteur/logging'
 import { SmtpError } from '@facteur/smtp-error'
 import type { HeaderField } from './headers.js'
@@ -72,7 +72,7 @@ export function judgeHeader(rules: readonly HeaderRule[], fields: readonly Heade
       if (!m === !rule.negate) continue
       const action = rule.action
       if (action.kind === 'dunno') break
-      const text = 'text' in action ? expand(action.text, m) : undefined
+      const text = 'text' in action ? substituteGroups(action.text, m) : undefined
       const shown = Buffer.from(line.slice(0, 200), 'latin1').toString('utf8')
       verdict.matches.push({ line: rule.line, action: action.kind, field: shown, ...(text !== undefined && { text }) })
       if (action.kind === 'reject') {
@@ -97,16 +97,10 @@ export function judgeHeader(rules: readonly HeaderRule[], fields: readonly Heade
 
 const asBytes = (text: string): string => Buffer.from(text, 'utf8').toString('latin1')
 
-/** regexp_table(5): `$1`, `${1}` are the pattern's groups (none when it was negated), `$$` a dollar. */
-function expand(text: string, m: RegExpExecArray | null): string {
-  return text.replace(/\$(\$|\d|\{\d+\})/g, (_, ref: string) => (ref === '$' ? '$' : (m?.[Number(ref.replace(/[{}]/g, ''))] ?? '')))
-}
-
 /**
  * The table's text: logical lines (a line that starts with white space continues the one before,
- * `#` comments), each `[!]/pattern/flags ACTION [text]`, the pattern delimited by any character that
- * is neither a letter, a digit nor white space (pcre_table(5)). Lines it cannot use come back as
- * problems (1-based line numbers).
+ * `#` comments), each `[!]/pattern/flags ACTION [text]` (parseRegexpLine). Lines it cannot use come
+ * back as problems (1-based line numbers).
  */
 export function parseHeaderChecks(text: string): { rules: HeaderRule[]; problems: { line: number; reason: string }[] } {
   const rules: HeaderRule[] = []
@@ -120,31 +114,12 @@ export function parseHeaderChecks(text: string): { rules: HeaderRule[]; problems
 }
 
 function parseRule(entry: string): Omit<HeaderRule, 'line'> | string {
-  if (/^(if|endif)\b/i.test(entry)) return `"${entry.split(/\s/, 1)[0]}" blocks are not supported`
-  const negate = entry.startsWith('!')
-  const body = negate ? entry.slice(1) : entry
-  const delim = body[0]
-  if (delim === undefined || /[\p{L}\p{N}\s\\]/u.test(delim)) return `"${entry}" does not start with a /pattern/`
-  let end = 1
-  while (end < body.length && body[end] !== delim) end += body[end] === '\\' ? 2 : 1
-  if (end >= body.length) return `"${entry}": the pattern has no closing ${delim}`
   // The header is matched as bytes (latin1 strings, as the gate holds it), so is the pattern: a
-  // UTF-8 word in it matches that word in a UTF-8 header. `\/` is an identity escape in a RegExp.
-  const source = asBytes(body.slice(1, end))
-  const rest = /^(\S*)\s+(\S.*)$/.exec(body.slice(end + 1))
-  if (!rest) return `"${entry}" has a pattern and no action`
-  const [, flags, actionText] = rest
-  if (/[^im]/.test(flags)) return `"${flags}": the flags Facteur knows are i (match case) and m (multi-line)`
-  // Case-insensitive unless `i` toggles it, as Postfix's tables.
-  const jsFlags = (flags.split('i').length % 2 === 1 ? 'i' : '') + (flags.split('m').length % 2 === 0 ? 'm' : '')
-  let pattern: RegExp
-  try {
-    pattern = new RegExp(source, jsFlags)
-  } catch (err) {
-    return `/${source}/ is not a pattern: ${(err as Error).message}`
-  }
-  const action = parseAction(actionText)
-  return typeof action === 'string' ? action : { pattern, negate, action }
+  // UTF-8 word in it matches that word in a UTF-8 header.
+  const line = parseRegexpLine(entry, asBytes)
+  if (typeof line === 'string') return line
+  const action = parseAction(line.result)
+  return typeof action === 'string' ? action : { pattern: line.pattern, negate: line.negate, action }
 }
 
 function parseAction(text: string): HeaderCheckAction | string {
