@@ -3,6 +3,7 @@
 // virtual(5)), and a domain's catch-all (`@catch.example: bob@ours.example`). Driven by swaks.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
 import path from 'node:path'
 import { startAppliance, ROOT, type Appliance } from './support/appliance.js'
 import { swaksMail, swaksSubmit, lastReply } from './support/swaks.js'
@@ -68,4 +69,22 @@ test('submission: alice may send as alice@alias.example; the catch-all does not 
     '15',
   ])
   assert.equal(lastReply(asAnyone, 'MAIL'), '553 5.7.1 Sender address rejected: not owned by the authenticated user')
+})
+
+test('aliases_regexp, written while the appliance runs: a pattern takes names nobody has, $1 filled in; its target may not send as them', async () => {
+  await fs.writeFile(path.join(app.configDir, 'aliases_regexp'), '/^(alice|bob)-[a-z]+@ours\\.example$/ $1@ours.example\n')
+  const r = await swaksMail(mx, { sender: 'x@sender.test', to: 'bob-invoices@ours.example', subject: 'by pattern' })
+  assert.match(lastReply(r, '.') ?? '', /^250 /, r.stdout)
+  await waitForCount(inbox('bob', 'by pattern'), 1, 20_000)
+  const nobody = await swaksMail(mx, { sender: 'x@sender.test', to: 'carol-x@ours.example' })
+  assert.equal(lastReply(nobody, 'RCPT'), '550 5.1.1 No such user here')
+  const asPattern = await swaksSubmit(app.port('submission', 'submission'), 'bob@ours.example', 'pw-bob', [
+    '--from',
+    'bob-invoices@ours.example',
+    '--to',
+    'alice@ours.example',
+    '--timeout',
+    '15',
+  ])
+  assert.equal(lastReply(asPattern, 'MAIL'), '553 5.7.1 Sender address rejected: not owned by the authenticated user')
 })

@@ -76,7 +76,7 @@ after(async () => {
 test('a docker-mailserver config directory is imported: users with their hashes and quota, aliases, the DKIM key; what is not taken is said', async () => {
   const r = await mailctl('import', 'docker-mailserver', dms)
   assert.equal(r.code, 0, r.stdout + r.stderr)
-  assert.match(r.stdout, /^imported 2 users, 2 aliases, 1 DKIM keys, 1 relay credentials, 2 restrictions from /m)
+  assert.match(r.stdout, /^imported 2 users, 2 aliases, 1 DKIM keys, 1 relay credentials, 2 restrictions, 1 regexp aliases from /m)
   assert.equal(await fs.readFile(path.join(app.configDir, 'sender_access'), 'utf8'), 'info@ours.example REJECT\n')
   assert.equal(await fs.readFile(path.join(app.configDir, 'recipient_access'), 'utf8'), 'noreply@second.example REJECT\n')
   assert.match(r.stdout, /^; set SENDER_RELAY_MAP=ours\.example=\[smtp\.relay\.example\]:587: /m)
@@ -86,14 +86,14 @@ test('a docker-mailserver config directory is imported: users with their hashes 
   assert.equal(await fs.readFile(passwords, 'utf8'), '@ours.example relayuser:p4ss:with:colons\n')
   assert.equal((await fs.stat(passwords)).mode & 0o077, 0o040, 'readable by the services, not by others')
   assert.match(r.stdout, /webmaster: an alias of a bare local part/)
-  assert.match(r.stdout, /postfix-regexp\.cf: regular-expression aliases are not taken/)
+  assert.equal(await fs.readFile(path.join(app.configDir, 'aliases_regexp'), 'utf8'), '/^sales-.*@ours\\.example$/ alice@ours.example\n')
   const quota = await mailctl('user', 'quota', 'alice@ours.example')
   assert.equal(quota.stdout.trim(), `alice@ours.example: ${50 * 1024 * 1024} bytes`)
 
   const again = await mailctl('import', 'docker-mailserver', dms)
   assert.match(
     again.stdout,
-    /^imported 0 users, 0 aliases, 0 DKIM keys, 0 relay credentials, 0 restrictions from /m,
+    /^imported 0 users, 0 aliases, 0 DKIM keys, 0 relay credentials, 0 restrictions, 0 regexp aliases from /m,
     'a second run changes nothing',
   )
   assert.match(again.stdout, /relay_passwords: @ours\.example is there already, kept as it is/)
@@ -116,7 +116,7 @@ test('the imported user authenticates with the password they had; aliases and th
   assert.equal(lastReply(wrong, 'AUTH'), '535 5.7.8 Authentication credentials invalid')
 
   const mxPort = app.port('smtp-ingress', 'smtp')
-  for (const to of ['info@ours.example', 'anyone@second.example']) {
+  for (const to of ['info@ours.example', 'anyone@second.example', 'sales-eu@ours.example']) {
     const r = await swaksMail(mxPort, { sender: 'x@sender.test', to, subject: `to ${to}` })
     assert.match(lastReply(r, '.') ?? '', /^250 /, r.stdout)
   }
@@ -125,6 +125,7 @@ test('the imported user authenticates with the password they had; aliases and th
   const inAlice = await waitForCount(() => readMaildir(alice), 2, 20_000)
   assert.ok(inAlice.some((m) => m.includes('Subject: kept from before')))
   assert.ok(inAlice.some((m) => m.includes('Subject: to info@ours.example')))
+  await waitForCount(async () => (await readMaildir(alice)).filter((m) => m.includes('Subject: to sales-eu@ours.example')), 1, 20_000)
   const inBob = await waitForCount(() => readMaildir(bob), 2, 20_000)
   assert.ok(inBob.some((m) => m.includes('Subject: to anyone@second.example')))
 

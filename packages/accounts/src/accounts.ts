@@ -1,8 +1,11 @@
 // The live user and alias tables, and recipient expansion (aliases, sub-addresses, postmaster,
 // and as in Postfix's virtual(5) a domain's `@domain` entry: a catch-all for the names nobody has
 // there, whose `@otherdomain` targets keep the local part, making the domain an alias of another).
+// Then CONFIG_DIR/aliases_regexp, Postfix's regexp virtual_alias_maps as docker-mailserver's
+// postfix-regexp.cf: `/pattern/ target[, target...]`, `$1` the pattern's groups, asked after
+// everything above (as docker-mailserver orders its maps), for a name of one of our domains.
 import path from 'node:path'
-import { watchedFiles } from '@facteur/files'
+import { parseRegexpLine, substituteGroups, tableLines, watchedFiles, type RegexpLine } from '@facteur/files'
 import { parseUsers, type UserEntry } from './users-file.js'
 import { parseAliases, type AliasTable } from './aliases-file.js'
 import { FULL_MAILBOXES_FILE, parseFullMailboxes } from './full-mailboxes.js'
@@ -11,7 +14,7 @@ import { verifyPassword } from './password.js'
 
 /**
  * Where one recipient's copy goes: local mailboxes (user addresses) and external addresses.
- * `catchAll`: a domain's catch-all (`@domain: target`) took it, nobody has that name.
+ * `catchAll`: a domain's catch-all (`@domain: target`) or a regexp alias took it, nobody has that name.
  */
 export type Expansion = { mailboxes: string[]; external: string[]; loop: boolean; catchAll?: true }
 
@@ -47,6 +50,8 @@ export function openAccounts(opts: {
   delimiter: string
   /** Where delivery lists the mailboxes over their quota (the listeners'; delivery keeps its own list). */
   spoolDir?: string
+  /** A line of aliases_regexp that cannot be used (it is skipped): for the log. */
+  onProblem?: (problem: { file: string; line: number; reason: string }) => void
 }): Accounts {
   const usersFile = path.join(opts.configDir, 'users')
   const aliasesFile = path.join(opts.configDir, 'aliases')
@@ -55,11 +60,28 @@ export function openAccounts(opts: {
   let users = new Map<string, UserEntry>()
   let aliases: AliasTable = new Map()
   let full = new Set<string>()
-  const refresh = watchedFiles([usersFile, aliasesFile, ...(fullFile ? [fullFile] : [])], (file, text) => {
+  const regexpFile = path.join(opts.configDir, REGEXP_ALIASES_FILE)
+  let regexps: RegexpLine[] = []
+  const refresh = watchedFiles([usersFile, aliasesFile, regexpFile, ...(fullFile ? [fullFile] : [])], (file, text) => {
     if (file === usersFile) users = parseUsers(text)
     else if (file === aliasesFile) aliases = parseAliases(text)
-    else full = new Set(parseFullMailboxes(text))
+    else if (file === regexpFile) {
+      const parsed = parseRegexpAliases(text)
+      regexps = parsed.rules
+      for (const p of parsed.problems) opts.onProblem?.({ file, ...p })
+    } else full = new Set(parseFullMailboxes(text))
   })
+
+  /** The targets of the first aliases_regexp line that matches the (lower-case) address; null when none. */
+  const byPattern = (address: string): string[] | null => {
+    for (const rule of regexps) {
+      const m = rule.pattern.exec(address)
+      if (!m === !rule.negate) continue
+      const targets = splitTargets(substituteGroups(rule.result, m)).filter((t) => splitAddress(t))
+      return targets.length ? targets : null
+    }
+    return null
+  }
 
   /**
    * The name as the tables know it: the address, else without its sub-address, else (postmaster
@@ -93,7 +115,20 @@ export function openAccounts(opts: {
       return
     }
     const name = known(address) ?? postmasterOf(address)
-    if (!name) return // an alias pointing at nobody: that copy goes nowhere
+    if (!name) {
+      // aliases_regexp, last; an alias pointing at nobody: that copy goes nowhere.
+      const normalized = normalizeAddress(address)
+      const targets = byPattern(normalized)
+      const key = `regexp:${normalized}`
+      if (!targets) return
+      if (trail.includes(key) || trail.length >= MAX_DEPTH) {
+        out.loop = true
+        return
+      }
+      out.catchAll = true
+      for (const t of targets) expandInto(t, out, [...trail, key])
+      return
+    }
     if (!local.has(domainOf(name))) {
       out.external.add(name)
       return
@@ -136,7 +171,7 @@ export function openAccounts(opts: {
     full: (address) => full.size > 0 && full.has(normalizeAddress(address)),
     aliases: (address) => aliases.get(normalizeAddress(address)),
     expand(address) {
-      const start = known(address) ?? postmasterOf(address)
+      const start = known(address) ?? postmasterOf(address) ?? byPattern(normalizeAddress(address))
       if (!start) return null
       const out: Out = { mailboxes: new Set<string>(), external: new Set<string>(), loop: false, catchAll: false }
       expandInto(address, out, [])
@@ -157,4 +192,27 @@ export function openAccounts(opts: {
     allUsers: () => [...users.values()],
     allAliases: () => new Map(aliases),
   }
+}
+
+export const REGEXP_ALIASES_FILE = 'aliases_regexp'
+
+const splitTargets = (text: string): string[] =>
+  text
+    .split(/[,\s]+/)
+    .map((t) => normalizeAddress(t))
+    .filter(Boolean)
+
+/** aliases_regexp: `/pattern/flags target[, target...]` lines (parseRegexpLine); the rest, as problems. */
+export function parseRegexpAliases(text: string): { rules: RegexpLine[]; problems: { line: number; reason: string }[] } {
+  const rules: RegexpLine[] = []
+  const problems: { line: number; reason: string }[] = []
+  for (const { line, text: entry } of tableLines(text)) {
+    const rule = parseRegexpLine(entry)
+    if (typeof rule === 'string') problems.push({ line, reason: rule })
+    // A target with groups is checked once filled in; one without must be an address already.
+    else if (splitTargets(rule.result).some((t) => !t.includes('$') && !splitAddress(t)))
+      problems.push({ line, reason: `"${rule.result}" is not a list of addresses` })
+    else rules.push(rule)
+  }
+  return { rules, problems }
 }

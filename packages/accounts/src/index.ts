@@ -1,7 +1,7 @@
 // Users and aliases kept in CONFIG_DIR: `users` in Dovecot's passwd-file format and `aliases`
 // (`alias@domain: target, target`). Re-read when either file changes, also by rename. And the
 // addresses forwarded mail leaves with (SRS, its secret in CONFIG_DIR/srs.secret).
-export { openAccounts, type Accounts, type Expansion } from './accounts.js'
+export { openAccounts, parseRegexpAliases, REGEXP_ALIASES_FILE, type Accounts, type Expansion } from './accounts.js'
 export { parseUsers, formatUsers, userQuota, withQuota, type UserEntry } from './users-file.js'
 export { parseAliases, formatAliases, type AliasTable } from './aliases-file.js'
 export { hashPassword, verifyPassword } from './password.js'

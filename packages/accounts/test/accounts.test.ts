@@ -104,3 +104,48 @@ test('@alias.example: @ours.example makes a domain an alias of another, the loca
   const { acc: self } = await setup('', '@other.example: @other.example\n')
   assert.equal(self.expand('x@other.example')?.loop, true)
 })
+
+test('aliases_regexp: asked after users, aliases and the catch-all, the first line that matches decides, $1 filled in; a bad line is reported', async () => {
+  const { dir, acc } = await setup(
+    'alice@ours.example:{PLAIN}a\nbob@ours.example:{PLAIN}b\nsales-bob@ours.example:{PLAIN}s\n',
+    '@other.example: bob@ours.example\n',
+  )
+  const problems: { file: string; line: number; reason: string }[] = []
+  const withProblems = openAccounts({
+    configDir: dir,
+    localDomains: ['ours.example', 'other.example'],
+    postmaster: 'postmaster@ours.example',
+    delimiter: '+',
+    onProblem: (p) => problems.push(p),
+  })
+  await fs.writeFile(
+    path.join(dir, 'aliases_regexp'),
+    [
+      '/^sales-(alice|bob)@ours\\.example$/  $1@ours.example',
+      '/^(ops|noc)-.*@/                    alice@ours.example, pager@remote.example',
+      '/^loop-.*@ours\\.example$/           loop-again@ours.example',
+      '/^anything@other\\.example$/         alice@ours.example',
+      '/^broken(/                          alice@ours.example',
+      '/^x@/                               not an address',
+    ].join('\n'),
+  )
+  for (const a of [acc, withProblems]) await a.refresh()
+  assert.deepEqual(acc.expand('Sales-Alice@ours.example'), { mailboxes: ['alice@ours.example'], external: [], loop: false, catchAll: true })
+  assert.deepEqual(acc.expand('sales-bob@ours.example')?.mailboxes, ['sales-bob@ours.example'], 'a user keeps its name')
+  assert.deepEqual(acc.expand('noc-7@ours.example'), {
+    mailboxes: ['alice@ours.example'],
+    external: ['pager@remote.example'],
+    loop: false,
+    catchAll: true,
+  })
+  assert.equal(acc.expand('loop-1@ours.example')?.loop, true)
+  assert.deepEqual(acc.expand('anything@other.example')?.mailboxes, ['bob@ours.example'], 'the catch-all comes first')
+  assert.equal(acc.expand('sales-carol@ours.example'), null)
+  assert.deepEqual(
+    problems.map((p) => [p.line, path.basename(p.file)]),
+    [
+      [5, 'aliases_regexp'],
+      [6, 'aliases_regexp'],
+    ],
+  )
+})

@@ -4,6 +4,7 @@
 //                        is verified here; the extra fields are Dovecot's and dropped)
 //   dovecot-quotas.cf    `address:SIZE`: their own quotas
 //   postfix-virtual.cf   `alias target[,target...]`: aliases, `@domain` entries included
+//   postfix-regexp.cf    `/pattern/ target`: aliases_regexp, whose format it is
 //   opendkim/keys/DOMAIN/SELECTOR.private, rspamd/dkim/TYPE-BITS-SELECTOR-DOMAIN.private.txt: DKIM keys
 //   postfix-relaymap.cf  `@domain [host]:port`: a relay per sender domain (the SENDER_RELAY_MAP to set)
 //   postfix-sasl-password.cf `@domain user:password` or `[host]:port user:password`: relay_passwords,
@@ -11,8 +12,8 @@
 //   postfix-send-access.cf, postfix-receive-access.cf  `address REJECT` (setup email restrict):
 //                        sender_access and recipient_access lines, which submission and the MX ask
 // Users, aliases and keys that exist here already are kept as they are, so a second run changes
-// nothing. Every domain must be in LOCAL_DOMAINS first. What cannot be taken is listed (regexp
-// aliases, aliases of a bare local part), and the settings under which its Maildirs
+// nothing. Every domain must be in LOCAL_DOMAINS first. What cannot be taken is listed (aliases of
+// a bare local part), and the settings under which its Maildirs
 // (/var/mail/DOMAIN/USER) are ours in place.
 import { createPrivateKey } from 'node:crypto'
 import fs from 'node:fs/promises'
@@ -23,7 +24,9 @@ import {
   isDomainEntry,
   normalizeAddress,
   parseAliases,
+  parseRegexpAliases,
   parseUsers,
+  REGEXP_ALIASES_FILE,
   splitAddress,
   withQuota,
 } from '@facteur/accounts'
@@ -138,8 +141,13 @@ register('import', {
         aliases.set(key, targets)
         aliased++
       }
-      if ((await readText(path.join(dir, 'postfix-regexp.cf'))).trim())
-        notes.push('postfix-regexp.cf: regular-expression aliases are not taken; write them as aliases or @domain entries')
+      // Regular-expression aliases: aliases_regexp has postfix-regexp.cf's format; lines there already are kept once.
+      const regexpFile = path.join(ctx.config.configDir, REGEXP_ALIASES_FILE)
+      const regexpText = await readText(regexpFile)
+      const haveRegexps = new Set(lines(regexpText))
+      const regexpLines = lines(await readText(path.join(dir, 'postfix-regexp.cf'))).filter((l) => !haveRegexps.has(l))
+      for (const p of parseRegexpAliases(regexpLines.join('\n')).problems)
+        notes.push(`postfix-regexp.cf: ${p.reason} (taken as it is; the services skip that line and log it)`)
 
       // DKIM keys, as PKCS#8 (opendkim writes PKCS#1).
       const selectors = new Set<string>()
@@ -211,6 +219,10 @@ register('import', {
       }
 
       if (!dry) {
+        if (regexpLines.length) {
+          const before = regexpText && !regexpText.endsWith('\n') ? `${regexpText}\n` : regexpText
+          await replaceFile(regexpFile, `${before}${regexpLines.join('\n')}\n`)
+        }
         for (const r of restrictions) {
           const before = r.text && !r.text.endsWith('\n') ? `${r.text}\n` : r.text
           await replaceFile(r.file, `${before}${r.lines.join('\n')}\n`)
@@ -225,7 +237,7 @@ register('import', {
       const verb = dry ? 'would import' : 'imported'
       const restricted = restrictions.reduce((n, r) => n + r.lines.length, 0)
       ctx.out(
-        `${verb} ${added} users, ${aliased} aliases, ${keyed} DKIM keys, ${credentials.length} relay credentials, ${restricted} restrictions from ${dir}`,
+        `${verb} ${added} users, ${aliased} aliases, ${keyed} DKIM keys, ${credentials.length} relay credentials, ${restricted} restrictions, ${regexpLines.length} regexp aliases from ${dir}`,
       )
       for (const n of notes) ctx.out(`; ${n}`)
       // The settings under which its mailboxes and keys serve as they are.

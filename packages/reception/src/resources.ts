@@ -1,6 +1,7 @@
 // What every receiving service (the MX, submission) opens at start, and the health checks they
 // share: the spool it queues into, the user and alias tables, the TLS certificate.
 import type { Config } from '@facteur/config'
+import type { Logger } from '@facteur/logging'
 import { openSpool, type Spool } from '@facteur/spool'
 import { ensureSrsSecret, openAccounts, openSrs, type Accounts, type Srs } from '@facteur/accounts'
 import { openCertificates, type Certificates } from '@facteur/certs'
@@ -14,7 +15,7 @@ export type ReceivingResources = {
   srs?: () => Promise<Srs | null>
 }
 
-export async function openReceiving(config: Config): Promise<ReceivingResources> {
+export async function openReceiving(config: Config, logger: Logger): Promise<ReceivingResources> {
   const owner = { uid: config.mailbox.uid, gid: config.mailbox.gid }
   const spool = await openSpool(config.spoolDir, owner)
   const accounts = openAccounts({
@@ -23,6 +24,7 @@ export async function openReceiving(config: Config): Promise<ReceivingResources>
     postmaster: config.postmaster,
     delimiter: config.recipientDelimiter,
     spoolDir: config.spoolDir,
+    onProblem: (p) => logger.warn('aliases_regexp line ignored', p),
   })
   await accounts.refresh()
   const certs = await openCertificates({

@@ -25,7 +25,7 @@ export async function runReceivingService(opts: {
 }): Promise<void> {
   const { service, config, logger } = opts
   try {
-    const resources = await openReceiving(config)
+    const resources = await openReceiving(config, logger)
     const listening = await opts.listen(resources)
     for (const l of listening.listeners) announce(logger, service, l.name, l.address, l.port)
     const health = await startHealthServer({
