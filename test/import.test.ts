@@ -57,7 +57,6 @@ before(async () => {
     env: {
       LOCAL_DOMAINS: 'ours.example,second.example',
       MAILBOX_FORMAT: 'maildir',
-      DKIM_SELECTOR: 'mail',
       TRANSPORT_MAP: `far.example=[127.0.0.1]:${mx.port}`,
     },
   })

@@ -9,6 +9,7 @@ export {
   senderRelayFor,
   tlsPolicyFor,
   dkimKeyFile,
+  findDkimKey,
   resolverFor,
   type OutboundConfig,
   type OutboundMode,

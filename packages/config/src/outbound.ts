@@ -3,6 +3,8 @@
 // delay warnings and DKIM. Read once at start; TRANSPORT_MAP and friends are parsed here so a
 // typo stops the service with one line.
 import { promises as dns } from 'node:dns'
+import fs from 'node:fs/promises'
+import path from 'node:path'
 import { isIP } from 'node:net'
 import { ConfigError, type EnvReader } from './env.js'
 
@@ -270,6 +272,41 @@ export function loadOutbound(r: EnvReader): OutboundConfig {
 /** Where `mailctl dkim keygen` writes a key and delivery reads it: CONFIG_DIR/dkim/DOMAIN.SELECTOR.key. */
 export function dkimKeyFile(configDir: string, domain: string, selector: string): string {
   return `${configDir.replace(/\/$/, '')}/dkim/${domain.toLowerCase()}.${selector.toLowerCase()}.key`
+}
+
+/**
+ * The key a domain's mail is signed with: DKIM_SELECTOR's when the domain has one, else the
+ * domain's only key in CONFIG_DIR/dkim, whatever its selector (an imported domain keeps the
+ * selector its published record names), the newest of several; null when it has none.
+ */
+export async function findDkimKey(
+  configDir: string,
+  domain: string,
+  selector: string,
+  /** LOCAL_DOMAINS: example.org.uk's keys are not example.org's. */
+  localDomains: readonly string[] = [],
+): Promise<{ file: string; selector: string } | null> {
+  const preferred = dkimKeyFile(configDir, domain, selector)
+  if (
+    await fs.stat(preferred).then(
+      () => true,
+      () => false,
+    )
+  )
+    return { file: preferred, selector: selector.toLowerCase() }
+  const dir = path.dirname(preferred)
+  const prefix = `${domain.toLowerCase()}.`
+  const found: { file: string; selector: string; mtime: number }[] = []
+  for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+    const other = name.slice(prefix.length, -'.key'.length)
+    // DOMAIN.SELECTOR.key, the selector DNS labels.
+    if (!name.startsWith(prefix) || !name.endsWith('.key') || !/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(other)) continue
+    if (localDomains.some((d) => d.length > domain.length && name.startsWith(`${d.toLowerCase()}.`))) continue
+    const st = await fs.stat(path.join(dir, name)).catch(() => null)
+    if (st?.isFile()) found.push({ file: path.join(dir, name), selector: other, mtime: st.mtimeMs })
+  }
+  found.sort((a, b) => b.mtime - a.mtime)
+  return found[0] ? { file: found[0].file, selector: found[0].selector } : null
 }
 
 /**

@@ -1,6 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { loadConfig, tlsPolicyFor, transportFor } from '@facteur/config'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { findDkimKey, loadConfig, tlsPolicyFor, transportFor } from '@facteur/config'
 
 const base = { MAIL_DOMAIN: 'ours.example' }
 
@@ -88,4 +91,25 @@ test('DNS_SERVERS takes IP and IP:PORT; DELAY_WARNING takes a duration or off', 
   assert.deepEqual(o.dnsServers, ['127.0.0.1:5353', '::1', '[::1]:53'])
   assert.equal(o.delayWarningMs, 4 * 3600_000)
   assert.equal(loadConfig({ ...base, DELAY_WARNING: 'off' }).outbound.delayWarningMs, null)
+})
+
+test("findDkimKey: DKIM_SELECTOR's key, else the domain's only key whatever its selector, the newest of several; never a longer domain's", async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'facteur-dkim-'))
+  await fs.mkdir(path.join(dir, 'dkim'))
+  const key = async (name: string, ageS: number) => {
+    const file = path.join(dir, 'dkim', name)
+    await fs.writeFile(file, 'x')
+    const t = new Date(Date.now() - ageS * 1000)
+    await fs.utimes(file, t, t)
+  }
+  const found = async (domain: string) => (await findDkimKey(dir, domain, 'facteur', ['ours.example', 'ours.example.uk']))?.selector ?? null
+  assert.equal(await found('ours.example'), null)
+  await key('ours.example.uk.other.key', 1)
+  assert.equal(await found('ours.example'), null, "ours.example.uk's key is not ours.example's")
+  await key('ours.example.mail.key', 100)
+  assert.equal(await found('ours.example'), 'mail')
+  await key('ours.example.2026a.key', 10)
+  assert.equal(await found('ours.example'), '2026a', 'the newest')
+  await key('ours.example.facteur.key', 1000)
+  assert.equal(await found('ours.example'), 'facteur', "DKIM_SELECTOR's, however old")
 })

@@ -5,7 +5,7 @@ import { generateKeyPairSync } from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { isIP } from 'node:net'
-import { dkimKeyFile } from '@facteur/config'
+import { dkimKeyFile, findDkimKey } from '@facteur/config'
 import { flagValue, register, UsageError, type Context } from './commands.js'
 import { dkimRecord } from './dns-records.js'
 
@@ -24,9 +24,17 @@ export function sendingAddress(ctx: Context): string | undefined {
   return address
 }
 
-/** What `mailctl dns show|check DOMAIN [--selector=S] [--address=IP]` are about. */
-export function recordArgs(ctx: Context): { domain: string; selector: string; address?: string } {
-  return { domain: localDomain(ctx), selector: selectorOf(ctx), address: sendingAddress(ctx) }
+/**
+ * What `mailctl dns show|check DOMAIN [--selector=S] [--address=IP]` are about: the key of
+ * --selector, else the one delivery signs the domain's mail with (findDkimKey), else DKIM_SELECTOR's.
+ */
+export async function recordArgs(ctx: Context): Promise<{ domain: string; selector: string; keyFile: string; address?: string }> {
+  const domain = localDomain(ctx)
+  const address = sendingAddress(ctx)
+  const { configDir, localDomains } = ctx.config
+  const found = flagValue(ctx, 'selector') ? null : await findDkimKey(configDir, domain, selectorOf(ctx), localDomains)
+  const selector = found?.selector ?? selectorOf(ctx)
+  return { domain, selector, keyFile: found?.file ?? dkimKeyFile(configDir, domain, selector), address }
 }
 
 export function localDomain(ctx: Context): string {

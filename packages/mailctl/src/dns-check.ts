@@ -8,7 +8,7 @@
 import fs from 'node:fs/promises'
 import type { promises as dns } from 'node:dns'
 import { spf } from 'mailauth/lib/spf/index.js'
-import { dkimKeyFile, resolverFor, reverseName } from '@facteur/config'
+import { resolverFor, reverseName } from '@facteur/config'
 import { register } from './commands.js'
 import { recordArgs } from './dkim.js'
 import { dkimValue } from './dns-records.js'
@@ -37,8 +37,8 @@ register('dns', {
   check: {
     usage: 'dns check DOMAIN [--selector=S] [--address=IP]',
     async run(ctx) {
-      const { domain, selector, address } = recordArgs(ctx)
-      const { hostname, outbound, configDir } = ctx.config
+      const { domain, selector, keyFile: file, address } = await recordArgs(ctx)
+      const { hostname, outbound } = ctx.config
       const resolver = resolverFor(outbound.dnsServers)
       const host = hostname.toLowerCase()
       let failed = 0
@@ -102,7 +102,6 @@ register('dns', {
       })
 
       await check('DKIM', async () => {
-        const file = dkimKeyFile(configDir, domain, selector)
         const pem = await fs.readFile(file, 'utf8').catch(() => null)
         if (pem === null) return ['FAIL', `no key ${file}: mailctl dkim keygen ${domain}`]
         const name = `${selector}._domainkey.${domain}`

@@ -4,7 +4,7 @@
 // DNS, which receivers check; RFC 8601's iprev).
 import fs from 'node:fs/promises'
 import { isIP } from 'node:net'
-import { dkimKeyFile, reverseName } from '@facteur/config'
+import { reverseName } from '@facteur/config'
 import { register } from './commands.js'
 import { recordArgs } from './dkim.js'
 import { dkimRecord, txt } from './dns-records.js'
@@ -13,7 +13,7 @@ register('dns', {
   show: {
     usage: 'dns show DOMAIN [--selector=S] [--address=IP]   (also: mailctl dns DOMAIN)',
     async run(ctx) {
-      const { domain, selector, address } = recordArgs(ctx)
+      const { domain, selector, keyFile, address } = await recordArgs(ctx)
       const { hostname, outbound, postmaster } = ctx.config
       const out = ctx.out
       out(`; DNS records for ${domain}, from this configuration (MAIL_HOSTNAME=${hostname}, OUTBOUND_MODE=${outbound.mode})`)
@@ -24,7 +24,6 @@ register('dns', {
       } else {
         out(`${domain}. IN TXT ${txt(address ? `v=spf1 mx ${isIP(address) === 6 ? 'ip6' : 'ip4'}:${address} -all` : 'v=spf1 mx -all')}`)
       }
-      const keyFile = dkimKeyFile(ctx.config.configDir, domain, selector)
       try {
         out(dkimRecord(domain, selector, await fs.readFile(keyFile, 'utf8')))
       } catch {

@@ -30,7 +30,7 @@ import {
   splitAddress,
   withQuota,
 } from '@facteur/accounts'
-import { dkimKeyFile } from '@facteur/config'
+import { dkimKeyFile, findDkimKey } from '@facteur/config'
 import { register, UsageError } from './commands.js'
 import { writeSecret } from './dkim.js'
 import { readText, replaceFile } from './tables.js'
@@ -150,11 +150,9 @@ register('import', {
         notes.push(`postfix-regexp.cf: ${p.reason} (taken as it is; the services skip that line and log it)`)
 
       // DKIM keys, as PKCS#8 (opendkim writes PKCS#1).
-      const selectors = new Set<string>()
       let keyed = 0
       for (const k of keys) {
         const file = dkimKeyFile(ctx.config.configDir, k.domain, k.selector)
-        selectors.add(k.selector)
         if (
           await fs.stat(file).then(
             () => true,
@@ -248,11 +246,16 @@ register('import', {
       const mapped = ctx.config.outbound.senderRelayMap.map((e) => `${e.pattern}=${e.destination.text}`)
       if (senderRelays.some((e) => !mapped.includes(e)))
         ctx.out(`; set SENDER_RELAY_MAP=${[...new Set([...mapped, ...senderRelays])].join(',')}: its relays per sender domain`)
-      const [selector] = selectors
-      if (selectors.size === 1 && selector !== ctx.config.outbound.dkimSelector)
-        ctx.out(`; set DKIM_SELECTOR=${selector}: delivery signs with the imported keys, whose records are published already`)
-      if (selectors.size > 1)
-        ctx.out(`; its keys have several selectors (${[...selectors].join(', ')}); delivery signs with DKIM_SELECTOR only`)
+      // Delivery signs with a domain's only key whatever its selector (findDkimKey), so the records
+      // published for docker-mailserver keep verifying; unless the domain has a DKIM_SELECTOR key here.
+      if (!dry)
+        for (const k of keys) {
+          const used = await findDkimKey(ctx.config.configDir, k.domain, ctx.config.outbound.dkimSelector, ctx.config.localDomains)
+          if (used && used.selector !== k.selector)
+            ctx.out(
+              `; ${k.domain} signs with its ${used.selector} key here, not the imported ${k.selector} one: remove ${used.file} to use it`,
+            )
+        }
       return 0
     },
   },

@@ -46,10 +46,10 @@ export function createSealer(config: Config, logger: Logger, keyFor: KeyFor): Se
       if (!config.outbound.arcSeal) return message
       const input = arcInput(message, config.hostname)
       if (!input) return message
-      const key = await keyFor(domain)
+      const found = await keyFor(domain)
       // mailauth seals with rsa-sha256, the algorithm ARC verifiers check: an Ed25519 key cannot seal.
-      const why = !key ? 'no DKIM key' : createPrivateKey(key).asymmetricKeyType !== 'rsa' ? 'the DKIM key is not RSA' : null
-      if (why || !key) {
+      const why = !found ? 'no DKIM key' : createPrivateKey(found.key).asymmetricKeyType !== 'rsa' ? 'the DKIM key is not RSA' : null
+      if (why || !found) {
         if (!warned.has(domain))
           logger.warn(`${why}: forwarded mail leaves without an ARC seal`, {
             domain,
@@ -62,8 +62,8 @@ export function createSealer(config: Config, logger: Logger, keyFor: KeyFor): Se
       try {
         const set = await sealMessage(message, {
           signingDomain: domain,
-          selector: config.outbound.dkimSelector,
-          privateKey: key,
+          selector: found.selector,
+          privateKey: found.key,
           ...input,
           signTime: new Date(),
         })

@@ -1,11 +1,11 @@
 // DKIM signing (RFC 6376) at send time, the one place the appliance signs: a message leaving for
 // another host whose From: domain is one of ours (or a subdomain of one, such as MAIL_HOSTNAME
 // for bounces) is signed with CONFIG_DIR/dkim/DOMAIN.DKIM_SELECTOR.key, made by
-// `mailctl dkim keygen`. The signature goes in front of the message (RFC 6376 §5.6).
+// `mailctl dkim keygen`, or the domain's only key there whatever its selector (findDkimKey). The signature goes in front of the message (RFC 6376 §5.6).
 import fs from 'node:fs/promises'
 import { dkimSign } from 'mailauth/lib/dkim/sign.js'
 import addressparser from 'nodemailer/lib/addressparser'
-import { dkimKeyFile, type Config } from '@facteur/config'
+import { findDkimKey, type Config } from '@facteur/config'
 import type { Logger } from '@facteur/logging'
 import { headerValue, parseHeaderBlock } from '@facteur/reception'
 
@@ -38,25 +38,26 @@ export function signingDomain(localDomains: readonly string[], domain: string): 
   return best
 }
 
-/** A domain's private key (CONFIG_DIR/dkim/DOMAIN.DKIM_SELECTOR.key), read again when the file changes; null without one. */
-export type KeyFor = (domain: string) => Promise<string | null>
+/** A domain's private key and its selector (findDkimKey), read again when the file changes; null without one. */
+export type KeyFor = (domain: string) => Promise<{ key: string; selector: string } | null>
 
 export function dkimKeys(config: Config): KeyFor {
-  const keys = new Map<string, { stamp: string; key: string | null }>()
+  const keys = new Map<string, { stamp: string; key: string }>()
   return async (domain) => {
-    const file = dkimKeyFile(config.configDir, domain, config.outbound.dkimSelector)
-    let stamp = 'missing'
+    const found = await findDkimKey(config.configDir, domain, config.outbound.dkimSelector, config.localDomains)
+    if (!found) return null
+    let stamp: string
     try {
-      const st = await fs.stat(file)
+      const st = await fs.stat(found.file)
       stamp = `${st.ino}:${st.size}:${st.mtimeMs}`
     } catch {
-      // no key for this domain
+      return null // removed since it was found
     }
-    const cached = keys.get(file)
-    if (cached && cached.stamp === stamp) return cached.key
-    const key = stamp === 'missing' ? null : await fs.readFile(file, 'utf8')
-    keys.set(file, { stamp, key })
-    return key
+    const cached = keys.get(found.file)
+    if (cached && cached.stamp === stamp) return { key: cached.key, selector: found.selector }
+    const key = await fs.readFile(found.file, 'utf8')
+    keys.set(found.file, { stamp, key })
+    return { key, selector: found.selector }
   }
 }
 
@@ -68,8 +69,8 @@ export function createSigner(config: Config, logger: Logger, keyFor: KeyFor): Si
       const from = fromDomain(message)
       const domain = from ? signingDomain(config.localDomains, from) : null
       if (!domain) return { message }
-      const key = await keyFor(domain)
-      if (!key) {
+      const found = await keyFor(domain)
+      if (!found) {
         if (!warned.has(domain))
           logger.warn('no DKIM key: mail leaves unsigned', {
             domain,
@@ -85,7 +86,7 @@ export function createSigner(config: Config, logger: Logger, keyFor: KeyFor): Si
         // it signs and once for the field it writes, and about 1 signature in 400 (those whose
         // signing straddles a half second) leaves with a t= that was not signed: dkim=fail.
         signTime: new Date(),
-        signatureData: [{ signingDomain: domain, selector: config.outbound.dkimSelector, privateKey: key }],
+        signatureData: [{ signingDomain: domain, selector: found.selector, privateKey: found.key }],
       })
       if (errors.length || !signatures.trim()) {
         logger.warn('DKIM signing failed: mail leaves unsigned', {
