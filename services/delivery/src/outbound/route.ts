@@ -9,9 +9,10 @@
 //      with the credentials relay_passwords holds for it (Postfix's sender_dependent_relayhost_maps);
 //   6. OUTBOUND_MODE=relay: RELAY_HOST, with RELAY_USER's credentials;
 //   7. OUTBOUND_MODE=direct: the domain's MX hosts (RFC 5321 §5.1).
-// The TLS of rules 2, 3 and 6 is OUTBOUND_TLS, or the domain's MTA-STS policy for its MX hosts,
-// unless OUTBOUND_TLS_POLICY names the domain: its level then decides (Postfix's
-// smtp_tls_policy_maps, which an administrator sets for a partner that must get mail over TLS).
+// The TLS of rules 2, 3 and 7 (and of 5 without credentials) is OUTBOUND_TLS, or the domain's
+// MTA-STS policy for its MX hosts, unless OUTBOUND_TLS_POLICY names the domain: its level then
+// decides (Postfix's smtp_tls_policy_maps, which an administrator sets for a partner that must get
+// mail over TLS).
 import type { Accounts } from '@facteur/accounts'
 import { senderRelayFor, tlsPolicyFor, transportFor, type Config, type Destination, type TlsLevel } from '@facteur/config'
 import type { Hop, HopFinder } from './mx.js'
