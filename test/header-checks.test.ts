@@ -1,6 +1,7 @@
-// Postfix's header_checks table in CONFIG_DIR, written while the appliance runs (it is re-read
-// when it changes): REJECT at the end of DATA, DISCARD with a 250, HOLD until `mailctl queue
-// release`, and the field edits (IGNORE, REPLACE, PREPEND), on :25 and on submission. Driven by swaks.
+// Postfix's header_checks and body_checks tables in CONFIG_DIR, written while the appliance runs
+// (re-read when they change): REJECT at the end of DATA, DISCARD with a 250, HOLD until `mailctl
+// queue release`, and the field edits (IGNORE, REPLACE, PREPEND), on :25 and on submission; body
+// lines in the first 50 KiB. Driven by swaks.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
@@ -36,11 +37,15 @@ before(async () => {
   spool = await openSpool(app.spoolDir)
   // Written after the start: the services read it at the next message.
   await fs.writeFile(path.join(app.configDir, 'header_checks'), TABLE)
+  await fs.writeFile(
+    path.join(app.configDir, 'body_checks'),
+    '/send bitcoin to/ REJECT 5.7.0 No scams\n/^-- review me --$/ HOLD body review\n',
+  )
 })
 
 after(() => app?.stop())
 
-const send = (subject: string, headers: string[] = [], from = 'x@sender.test') =>
+const send = (subject: string, headers: string[] = [], from = 'x@sender.test', body?: string) =>
   swaks([
     '--server',
     `127.0.0.1:${mx}`,
@@ -51,6 +56,7 @@ const send = (subject: string, headers: string[] = [], from = 'x@sender.test') =
     '--header',
     `Subject: ${subject}`,
     ...headers.flatMap((h) => ['--add-header', h]),
+    ...(body === undefined ? [] : ['--body', body]),
     '--timeout',
     '15',
   ])
@@ -91,6 +97,18 @@ test('HOLD queues the message on hold: it waits until mailctl queue release lets
   await waitForCount(bobs('for review'), 1)
 })
 
+test('body_checks: a body line refuses the message at the end of DATA, or holds it; past the first 50 KiB nothing is looked at', async () => {
+  const scam = await send('an offer', [], 'x@sender.test', 'Hello,\nplease send bitcoin to this address.\n')
+  assert.equal(lastReply(scam, '.'), '550 5.7.0 No scams')
+  assert.match(app.output(), / body_checks .*rule=1 .*action=reject .*line="please send bitcoin to this address\."/)
+  const held = await send('to check', [], 'x@sender.test', 'text\n-- review me --\n')
+  assert.match(lastReply(held, '.') ?? '', /^250 /)
+  assert.match(app.output(), / held .*reason="?body review/)
+  const late = await send('long one', [], 'x@sender.test', `${'y'.repeat(70)}\n`.repeat(800) + 'send bitcoin to me\n')
+  assert.match(lastReply(late, '.') ?? '', /^250 /, 'the phrase is past body_checks_size_limit')
+  await waitForCount(bobs('long one'), 1)
+})
+
 test('submission: IGNORE removes a field, REPLACE rewrites one with its groups, PREPEND adds one before', async () => {
   const r = await swaksSubmit(app.port('submission', 'submission'), 'alice@ours.example', 'pw-alice', [
     '--from',
@@ -115,7 +133,7 @@ test('submission: IGNORE removes a field, REPLACE rewrites one with its groups, 
 
 test('mailctl header-checks test shows what the table does to a message, rule by rule, and the outcome', async () => {
   const mailctl = (args: string[], input: string) => run('npx', ['mailctl', ...args], { cwd: ROOT, env: app.env, input, timeoutMs: 30_000 })
-  const held = await mailctl(['header-checks', 'test'], 'X-Review: legal\nX-Internal-Host: a\nSubject: hi\n\nbody\n')
+  const held = await mailctl(['header-checks', 'test'], 'X-Review: legal\nX-Internal-Host: a\nSubject: hi\n\nbody\n-- review me --\n')
   assert.equal(held.code, 0, held.stderr)
   assert.equal(
     held.stdout,
@@ -123,10 +141,13 @@ test('mailctl header-checks test shows what the table does to a message, rule by
       '; line 9 ignored: "REDIRECT" is not an action Facteur has (REJECT, DISCARD, HOLD, WARN, INFO, IGNORE, REPLACE, PREPEND, DUNNO)',
       'line 4: HOLD review by legal  <- X-Review: legal',
       'line 5: IGNORE  <- X-Internal-Host: a',
+      'body_checks line 2: HOLD body review  <- -- review me --',
       'held: review by legal, 1 field(s) edited',
       '',
     ].join('\n'),
   )
   const rejected = await mailctl(['header-checks', 'test'], 'Subject: cheap viagra\n\n')
   assert.match(rejected.stdout, /^rejected: 550 5\.7\.0 No pills here$/m)
+  const scam = await mailctl(['header-checks', 'test'], 'Subject: hi\n\nplease send bitcoin to me\n')
+  assert.match(scam.stdout, /^rejected: 550 5\.7\.0 No scams$/m)
 })

@@ -30,6 +30,9 @@ export class DataGate {
   bytes = 0
 
   private head: Buffer = Buffer.alloc(0)
+  /** The body's first bytes, for `body.check` (body_checks). */
+  private bodySample: Buffer[] = []
+  private bodySampled = 0
   private inHeader = true
   private crPending = false
   private lastByte = LF
@@ -40,6 +43,8 @@ export class DataGate {
     private readonly check: (fields: HeaderField[]) => SmtpError | null = () => null,
     /** More fields to remove (lower-case names), and CRLF-terminated fields to append. */
     private readonly edit: HeaderEdit = {},
+    /** Decides on the body's first `limit` bytes once the message is whole (body_checks). */
+    private readonly body?: { limit: number; check: (sample: Buffer) => SmtpError | null },
   ) {}
 
   /** Feeds received bytes; returns the bytes to store, or null. */
@@ -50,7 +55,7 @@ export class DataGate {
       return this.fail(new SmtpError(552, '3.4', 'Message size exceeds fixed maximum message size'))
     }
     if (this.bareNewline(chunk)) return this.fail(new SmtpError(550, '5.2', 'Bare CR or LF not allowed in message data, use CRLF'))
-    if (!this.inHeader) return chunk
+    if (!this.inHeader) return this.sample(chunk)
     const from = Math.max(0, this.head.length - 3)
     this.head = this.head.length ? Buffer.concat([this.head, chunk]) : chunk
     // An empty header block: the message starts with the blank line.
@@ -65,8 +70,23 @@ export class DataGate {
   /** The client sent the final dot: returns what remains to store, or null. */
   end(): Buffer | null {
     if (this.crPending && !this.error) this.fail(new SmtpError(550, '5.2', 'Bare CR or LF not allowed in message data, use CRLF'))
-    if (this.error || !this.inHeader) return null
-    return this.endHeader(this.head.length)
+    const last = this.error || !this.inHeader ? null : this.endHeader(this.head.length)
+    if (this.body && !this.error) {
+      const refusal = this.body.check(Buffer.concat(this.bodySample, this.bodySampled))
+      this.bodySample = []
+      if (refusal) return this.fail(refusal)
+    }
+    return last
+  }
+
+  /** Keeps the body's first bytes for `body.check`; returns the chunk. */
+  private sample(chunk: Buffer): Buffer {
+    if (this.body && this.bodySampled < this.body.limit && chunk.length) {
+      const part = chunk.subarray(0, this.body.limit - this.bodySampled)
+      this.bodySample.push(Buffer.from(part))
+      this.bodySampled += part.length
+    }
+    return chunk
   }
 
   private endHeader(split: number): Buffer | null {
@@ -81,7 +101,7 @@ export class DataGate {
     const kept = fields.filter((f) => !STRIPPED_HEADERS.has(f.lower) && !strip?.has(f.lower) && !this.edit.drop?.(f))
     const rewrite = this.edit.rewrite
     const text = kept.map((f) => rewrite?.(f) ?? f.raw + '\r\n').join('') + (this.edit.add?.(fields) ?? '')
-    const rest = this.head.subarray(Math.max(0, split))
+    const rest = this.sample(this.head.subarray(Math.max(0, split)))
     this.head = Buffer.alloc(0)
     return Buffer.concat([Buffer.from(text, 'latin1'), rest])
   }

@@ -14,6 +14,9 @@
 // Actions Facteur does not have (BCC, FILTER, REDIRECT, STRIP, PASS) and `if`/`endif` blocks are
 // logged with their line, and that line is ignored. Our Received: field is not in the header then
 // (it is added at delivery), nor are the fields submission adds (Date, Message-ID).
+// `$CONFIG_DIR/body_checks`, Postfix's body_checks: the same, for each line of the body's first
+// 50 KiB (body_checks_size_limit), as sent (MIME parts are not decoded), with the actions that do
+// not edit (REJECT, DISCARD, HOLD, WARN, INFO, DUNNO).
 import path from 'node:path'
 import { parseRegexpLine, substituteGroups, tableLines, watchedFiles } from '@facteur/files'
 import type { Logger } from '@facteur/logging'
@@ -41,32 +44,62 @@ export type HeaderVerdict = {
 }
 
 export type HeaderChecks = {
-  /** Re-reads the table when it changed (before each message). */
+  /** Re-reads the tables when they changed (before each message). */
   refresh: () => Promise<void>
-  /** The verdict on a message's fields, or null when the table is empty. */
+  /** The verdict on a message's fields, or null when header_checks is empty. */
   judge: (fields: HeaderField[]) => HeaderVerdict | null
+  /** The verdict on the body's first BODY_CHECKS_LIMIT bytes (latin1), or null when body_checks is empty. */
+  judgeBody: (body: string) => HeaderVerdict | null
+  /** body_checks has rules: the gate keeps the body's first bytes for it. */
+  checksBody: () => boolean
 }
 
 export const HEADER_CHECKS_FILE = 'header_checks'
+export const BODY_CHECKS_FILE = 'body_checks'
+/** Postfix's body_checks_size_limit. */
+export const BODY_CHECKS_LIMIT = 51_200
 
 export function openHeaderChecks(opts: { configDir: string; logger: Logger }): HeaderChecks {
-  const file = path.join(opts.configDir, HEADER_CHECKS_FILE)
+  const files = [HEADER_CHECKS_FILE, BODY_CHECKS_FILE].map((f) => path.join(opts.configDir, f))
   let rules: HeaderRule[] = []
-  const refresh = watchedFiles([file], (_, text) => {
-    const parsed = parseHeaderChecks(text)
-    rules = parsed.rules
-    for (const p of parsed.problems) opts.logger.warn('header_checks line ignored', { file, line: p.line, reason: p.reason })
+  let bodyRules: HeaderRule[] = []
+  const refresh = watchedFiles(files, (file, text) => {
+    const body = file === files[1]
+    const parsed = parseHeaderChecks(text, { body })
+    if (body) bodyRules = parsed.rules
+    else rules = parsed.rules
+    for (const p of parsed.problems)
+      opts.logger.warn(`${body ? BODY_CHECKS_FILE : HEADER_CHECKS_FILE} line ignored`, { file, line: p.line, reason: p.reason })
   })
-  return { refresh, judge: (fields) => (rules.length ? judgeHeader(rules, fields) : null) }
+  return {
+    refresh,
+    judge: (fields) => (rules.length ? judgeHeader(rules, fields) : null),
+    judgeBody: (body) => (bodyRules.length ? judgeBody(bodyRules, body) : null),
+    checksBody: () => bodyRules.length > 0,
+  }
 }
 
 /** RFC 5322 §2.2.3: the field as one line (its CRLFs removed, the folding white space kept). */
 const unfold = (field: HeaderField): string => field.raw.replace(/\r\n/g, '')
 
 export function judgeHeader(rules: readonly HeaderRule[], fields: readonly HeaderField[]): HeaderVerdict {
+  return judgeLines(
+    rules,
+    fields.map((field) => ({ field, line: unfold(field) })),
+  )
+}
+
+/** body_checks: each line of the body's sample (its last, cut at the limit, too). */
+export function judgeBody(rules: readonly HeaderRule[], body: string): HeaderVerdict {
+  return judgeLines(
+    rules,
+    body.split('\r\n').map((line) => ({ line })),
+  )
+}
+
+function judgeLines(rules: readonly HeaderRule[], lines: readonly { line: string; field?: HeaderField }[]): HeaderVerdict {
   const verdict: HeaderVerdict = { reject: null, discard: null, hold: null, rewrite: new Map(), matches: [] }
-  for (const field of fields) {
-    const line = unfold(field)
+  for (const { field, line } of lines) {
     for (const rule of rules) {
       const m = rule.pattern.exec(line)
       if (!m === !rule.negate) continue
@@ -86,6 +119,8 @@ export function judgeHeader(rules: readonly HeaderRule[], fields: readonly Heade
         return verdict
       }
       if (action.kind === 'hold') verdict.hold ??= text ?? ''
+      else if (!field)
+        break // body lines are not edited (the table refuses those actions)
       else if (action.kind === 'ignore') verdict.rewrite.set(field, '')
       else if (action.kind === 'replace') verdict.rewrite.set(field, `${text}\r\n`)
       else if (action.kind === 'prepend') verdict.rewrite.set(field, `${text}\r\n${field.raw}\r\n`)
@@ -102,12 +137,20 @@ const asBytes = (text: string): string => Buffer.from(text, 'utf8').toString('la
  * `#` comments), each `[!]/pattern/flags ACTION [text]` (parseRegexpLine). Lines it cannot use come
  * back as problems (1-based line numbers).
  */
-export function parseHeaderChecks(text: string): { rules: HeaderRule[]; problems: { line: number; reason: string }[] } {
+export function parseHeaderChecks(
+  text: string,
+  opts: { body?: boolean } = {},
+): { rules: HeaderRule[]; problems: { line: number; reason: string }[] } {
   const rules: HeaderRule[] = []
   const problems: { line: number; reason: string }[] = []
   for (const { line, text: entry } of tableLines(text)) {
     const rule = parseRule(entry)
-    if (typeof rule === 'string') problems.push({ line, reason: rule })
+    if (opts.body && typeof rule !== 'string' && ['ignore', 'replace', 'prepend'].includes(rule.action.kind))
+      problems.push({
+        line,
+        reason: `${rule.action.kind.toUpperCase()} edits header fields: body_checks takes REJECT, DISCARD, HOLD, WARN, INFO, DUNNO`,
+      })
+    else if (typeof rule === 'string') problems.push({ line, reason: rule })
     else rules.push({ line, ...rule })
   }
   return { rules, problems }

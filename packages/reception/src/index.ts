@@ -13,7 +13,16 @@ export { expandLocalRecipient } from './local-recipient.js'
 export { alwaysBcc, type AlwaysBcc } from './always-bcc.js'
 export { openAccess, parseAccess, lookupAddress, lookupClient, type Access, type AccessDecision } from './access.js'
 export { openCanonical, parseCanonical, SENDER_CANONICAL_FILE, type Canonical } from './canonical.js'
-export { parseHeaderChecks, judgeHeader, openHeaderChecks, HEADER_CHECKS_FILE, type HeaderVerdict } from './header-checks.js'
+export {
+  parseHeaderChecks,
+  judgeHeader,
+  judgeBody,
+  openHeaderChecks,
+  HEADER_CHECKS_FILE,
+  BODY_CHECKS_FILE,
+  BODY_CHECKS_LIMIT,
+  type HeaderVerdict,
+} from './header-checks.js'
 export { acceptProxyV2, parseProxyV2, ProxyHeaderError } from './proxy-v2.js'
 export { checkRemoteRecipient, expandOrForward, LOCAL_ONLY } from './outbound-rcpt.js'
 export { openReceiving, receivingChecks, type ReceivingResources } from './resources.js'

@@ -21,6 +21,8 @@ export async function receiveMessage(opts: {
   spool: Spool
   limits: GateLimits
   check?: (fields: HeaderField[]) => SmtpError | null
+  /** Decides on the body's first bytes once the message is whole (body_checks); absent, none are kept. */
+  body?: { limit: number; check: (sample: Buffer) => SmtpError | null }
   /** Header fields to remove or add on the way to the spool (see DataGate). */
   edit?: HeaderEdit
   /** Builds the envelope once the bytes are stored (the Received: field needs the queue id). */
@@ -37,7 +39,7 @@ export async function receiveMessage(opts: {
     opts.stream.resume()
     throw storageError(err)
   }
-  const gate = new DataGate(opts.limits, opts.check, opts.edit)
+  const gate = new DataGate(opts.limits, opts.check, opts.edit, opts.body)
   try {
     let storeError: unknown = null
     // The client's chunks are often a few kB: they are gathered and written WRITE_BATCH at a

@@ -14,7 +14,7 @@ import { receivedHeader } from './received.js'
 import type { HeaderEdit, HeaderField } from './gate.js'
 import type { Admission } from './admission.js'
 import type { AlwaysBcc } from './always-bcc.js'
-import { openHeaderChecks, type HeaderVerdict } from './header-checks.js'
+import { BODY_CHECKS_LIMIT, openHeaderChecks, type HeaderVerdict } from './header-checks.js'
 import { openCanonical } from './canonical.js'
 
 /** What one transaction has gathered; a service may keep more (submission: the user). */
@@ -98,6 +98,20 @@ export function mailTransactions<T extends Transaction>(
     const summary = (): Record<string, unknown> => ({ sender, recipients: recipients.map((r) => r.address) })
     let filtered: FilterOutcome | undefined
     let verdict: HeaderVerdict | null = null
+    let bodyVerdict: HeaderVerdict | null = null
+    // The header's verdict, then the body's: the first DISCARD or HOLD text.
+    const discardWhy = (): string | null => verdict?.discard ?? bodyVerdict?.discard ?? null
+    const holdWhy = (): string | null => verdict?.hold ?? bodyVerdict?.hold ?? null
+    const logMatches = (v: HeaderVerdict | null, table: string): void => {
+      for (const match of v?.matches ?? [])
+        logger.log(match.action === 'warn' ? 'warn' : 'info', table, {
+          cid: session.id,
+          rule: match.line,
+          action: match.action,
+          [table === 'body_checks' ? 'line' : 'header']: match.field,
+          ...(match.text && { text: match.text }),
+        })
+    }
     receiveMessage({
       stream,
       spool,
@@ -106,17 +120,21 @@ export function mailTransactions<T extends Transaction>(
         const refused = m.check(fields)
         if (refused) return refused
         verdict = headerChecks.judge(fields)
-        for (const match of verdict?.matches ?? []) {
-          logger.log(match.action === 'warn' ? 'warn' : 'info', 'header_checks', {
-            cid: session.id,
-            rule: match.line,
-            action: match.action,
-            header: match.field,
-            ...(match.text && { text: match.text }),
-          })
-        }
+        logMatches(verdict, 'header_checks')
         return verdict?.reject ?? null
       },
+      body: headerChecks.checksBody()
+        ? {
+            limit: BODY_CHECKS_LIMIT,
+            check: (sample) => {
+              // A header DISCARD ended the inspection (Postfix's cleanup stops there).
+              if (verdict?.discard != null) return null
+              bodyVerdict = headerChecks.judgeBody(sample.toString('latin1'))
+              logMatches(bodyVerdict, 'body_checks')
+              return bodyVerdict?.reject ?? null
+            },
+          }
+        : undefined,
       // RFC 8601 §5: Authentication-Results claiming our authserv-id were not written by us.
       edit: {
         ...m.edit,
@@ -124,7 +142,7 @@ export function mailTransactions<T extends Transaction>(
         // header_checks first (what it replaced or removed is its own), then sender_canonical.
         rewrite: (f) => verdict?.rewrite.get(f) ?? (m.direction === 'outbound' ? canonical.field(f) : undefined),
       },
-      disposition: () => (verdict?.discard != null ? 'discard' : verdict?.hold != null ? 'hold' : null),
+      disposition: () => (discardWhy() !== null ? 'discard' : holdWhy() !== null ? 'hold' : null),
       // The content filter sees the stored message before the commit: a refusal is our DATA reply.
       inspect: filterInspector(config.filter, {
         direction: m.direction,
@@ -165,8 +183,8 @@ export function mailTransactions<T extends Transaction>(
           ...(envelope && { size: envelope.size }),
           code: 250,
           ...(filtered && { filter: filtered.action }),
-          ...(held && verdict?.hold && { reason: verdict.hold }),
-          ...(!envelope && verdict?.discard && { reason: verdict.discard }),
+          ...(held && holdWhy() && { reason: holdWhy() }),
+          ...(!envelope && discardWhy() && { reason: discardWhy() }),
           durationMs: Date.now() - txn.started,
         })
         txns.delete(session.id)

@@ -1,7 +1,16 @@
 // header_checks(5) tables: what is read from the file, what a message's fields get.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { DataGate, judgeHeader, parseHeaderBlock, parseHeaderChecks, type HeaderField, type HeaderVerdict } from '@facteur/reception'
+import {
+  BODY_CHECKS_LIMIT,
+  DataGate,
+  judgeBody,
+  judgeHeader,
+  parseHeaderBlock,
+  parseHeaderChecks,
+  type HeaderField,
+  type HeaderVerdict,
+} from '@facteur/reception'
 
 const limits = { sizeLimit: 1 << 20, headerSizeLimit: 1 << 16, headerCountLimit: 100 }
 
@@ -104,4 +113,37 @@ test('lines Facteur cannot use are reported with their line number and skipped',
   )
   assert.match(bad.problems[0].reason, /"REDIRECT" is not an action Facteur has/)
   assert.match(bad.problems[1].reason, /is not a pattern/)
+})
+
+test('body_checks: each line of the body, in its first 50 KiB only; actions that edit are refused there', () => {
+  const table = parseHeaderChecks('/bitcoin wallet/ REJECT 5.7.0 No scams\n/^X-Not-A-Header/ IGNORE\n/unsubscribe here/ HOLD bulk?\n', {
+    body: true,
+  })
+  assert.deepEqual(
+    table.problems.map((p) => [p.line, /IGNORE edits header fields/.test(p.reason)]),
+    [[2, true]],
+  )
+  const run = (body: string) => {
+    let refused: string | undefined
+    const gate = new DataGate(
+      limits,
+      undefined,
+      {},
+      {
+        limit: BODY_CHECKS_LIMIT,
+        check: (sample) => {
+          const v = judgeBody(table.rules, sample.toString('latin1'))
+          refused = v.reject?.reply ?? (v.hold !== null ? `held: ${v.hold}` : undefined)
+          return v.reject
+        },
+      },
+    )
+    for (const chunk of [`Subject: s\r\n\r\n`, body]) gate.push(Buffer.from(chunk, 'latin1'))
+    gate.end()
+    return { refused, error: gate.error?.reply }
+  }
+  assert.deepEqual(run('hello\r\nsend to my Bitcoin wallet\r\n'), { refused: '550 5.7.0 No scams', error: '550 5.7.0 No scams' })
+  assert.deepEqual(run('to unsubscribe here, click\r\n'), { refused: 'held: bulk?', error: undefined })
+  const filler = `${'x'.repeat(998)}\r\n`.repeat(52)
+  assert.deepEqual(run(`${filler}bitcoin wallet\r\n`), { refused: undefined, error: undefined }, 'past body_checks_size_limit')
 })
