@@ -59,7 +59,9 @@ test('two processes log to one pipe: every line whole and in order, a few writes
   // The writes to stdout, per process: 52 lines (about 27 KB) in a handful of write(2) calls of at
   // most 4 KiB each but the long line's, never one per line. (Log lines start with {"level": tsx's
   // esbuild helper writes to a stdout of its own.) The size counted is the one asked for: when the
-  // pipe is full (a busy reader) the kernel takes part of a write, and the rest follows mid-line.
+  // pipe is full (a busy reader) the kernel takes part of a write, and the rest follows mid-line;
+  // then libuv may also send what queued behind it in one writev(2), which this trace does not
+  // count (seen once in CI under load: 4080, 4090, 4090, 100 and the long line in a writev).
   const writes = new Map<string, number[]>()
   for (const l of (await fs.readFile(trace, 'utf8')).split('\n')) {
     const m = /^(\d+)\s+write\(1, "\{\\"level\\".*, (\d+)\)\s+=\s+\d+$/.exec(l)
@@ -68,6 +70,6 @@ test('two processes log to one pipe: every line whole and in order, a few writes
   assert.equal(writes.size, 2, JSON.stringify([...writes]))
   for (const sizes of writes.values()) {
     assert.ok(sizes.length <= 12, `${sizes.length} writes: ${sizes.join(', ')}`)
-    assert.equal(sizes.filter((n) => n > 4096).length, 1, `one write above 4 KiB, the long line's: ${sizes.join(', ')}`)
+    assert.ok(sizes.filter((n) => n > 4096).length <= 1, `at most one write above 4 KiB, the long line's: ${sizes.join(', ')}`)
   }
 })
