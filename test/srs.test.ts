@@ -26,6 +26,7 @@ before(async () => {
     services: ['smtp-ingress', 'delivery', 'submission'],
     env: {
       TRANSPORT_MAP: `far.example=[127.0.0.1]:${sink.port}, sender.test=[127.0.0.1]:${sink.port}`,
+      SRS_EXCLUDE_DOMAINS: 'partner.test',
       QUEUE_RETRY_MIN: '1s',
     },
     users: { 'bob@ours.example': 'pw-bob' },
@@ -149,4 +150,11 @@ test('our own users’ mail forwarded by an alias keeps its sender: SPF of our d
     m.rcptArgs.map((a) => a.split(' ')[0]),
     ['<friend@far.example>'],
   )
+})
+
+test("SRS_EXCLUDE_DOMAINS: a sender of such a domain (its SPF names us) keeps its address when forwarded, as with postsrsd's", async () => {
+  const r = await swaksMail(mx, { sender: 'someone@partner.test', to: 'fwd@ours.example', subject: 'excluded' })
+  assert.match(lastReply(r, '.') ?? '', /^250 /, r.stdout)
+  const [m] = await waitForCount(async () => (await sink.received()).filter((x) => x.message.includes('\nSubject: excluded\n')), 1, 20_000)
+  assert.equal(reversePath(m), 'someone@partner.test')
 })

@@ -62,6 +62,8 @@ export type Config = Readonly<{
   recipientDelimiter: string
   /** SRS_DOMAIN: where forwarded copies' reverse-paths are rewritten to (SRS); null: not rewritten. */
   srsDomain: string | null
+  /** SRS_EXCLUDE_DOMAINS: senders of these domains (`.domain`: its subdomains) keep their address when forwarded (postsrsd's). */
+  srsExclude: readonly string[]
   /** ALWAYS_BCC: an address every accepted message is also delivered to (an archive); null: none. */
   alwaysBcc: string | null
   /** DSN_LANGUAGE: the language of the notices delivery sends (bounces, delays): en, or fr (then English). */
@@ -207,6 +209,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     clientPtrCheck: r.oneOf('SMTP_CLIENT_PTR_CHECK', ['off', 'reverse', 'forward'] as const, 'off'),
     recipientDelimiter: delimiter,
     srsDomain,
+    srsExclude: r
+      .list('SRS_EXCLUDE_DOMAINS')
+      .map((d) => (d.startsWith('.') ? `.${r.domain('SRS_EXCLUDE_DOMAINS', d.slice(1))}` : r.domain('SRS_EXCLUDE_DOMAINS', d))),
     alwaysBcc,
     dsnLanguage: r.oneOf('DSN_LANGUAGE', ['en', 'fr'] as const, 'en'),
     quotaWarnings: parseQuotaWarnings(r.string('QUOTA_WARNING', '80,95')),

@@ -34,6 +34,11 @@ test('a bad value names the variable, the value and what is expected', () => {
   assert.deepEqual(loadConfig({ ...base, QUOTA_WARNING: '95%, 50,80' }).quotaWarnings, [50, 80, 95])
   assert.deepEqual(loadConfig({ ...base, QUOTA_WARNING: 'off' }).quotaWarnings, [])
   for (const bad of ['100', '0,50', 'half']) assert.throws(() => loadConfig({ ...base, QUOTA_WARNING: bad }), /QUOTA_WARNING/, bad)
+  assert.deepEqual(loadConfig({ ...base, SRS_EXCLUDE_DOMAINS: 'Partner.Example, .corp.example' }).srsExclude, [
+    'partner.example',
+    '.corp.example',
+  ])
+  assert.throws(() => loadConfig({ ...base, SRS_EXCLUDE_DOMAINS: 'not a domain!' }), /SRS_EXCLUDE_DOMAINS/)
   assert.equal(loadConfig(base).supervisor.reportIntervalMs, null)
   assert.equal(loadConfig({ ...base, REPORT_INTERVAL: 'daily' }).supervisor.reportIntervalMs, 86_400_000)
   assert.equal(loadConfig({ ...base, REPORT_INTERVAL: '12h' }).supervisor.reportIntervalMs, 12 * 3_600_000)

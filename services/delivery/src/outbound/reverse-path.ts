@@ -3,7 +3,8 @@
 // not ours: the next host checks SPF against our address, not the sender's domain, which did
 // not authorize us (RFC 7208 §1.2.3); a bounce to that address comes back through the MX, which
 // turns it into the sender again. Everything else keeps its sender: our users' mail, mail a
-// trusted client relays, bounces (the null sender), a backup MX's relay.
+// trusted client relays, bounces (the null sender), a backup MX's relay, senders of
+// SRS_EXCLUDE_DOMAINS.
 import { normalizeAddress, openSrs, splitAddress } from '@facteur/accounts'
 import type { Config } from '@facteur/config'
 import type { Envelope, RecipientState } from '@facteur/spool'
@@ -24,10 +25,12 @@ export function createReversePath(config: Config): ReversePath {
   }
 }
 
-/** A copy an alias (or the catch-all) sent to another host, of mail from a sender not ours. */
+/** A copy an alias (or the catch-all) sent to another host, of mail from a sender not ours (nor of SRS_EXCLUDE_DOMAINS). */
 function forwarded(config: Config, env: Envelope, r: RecipientState): boolean {
   if (env.sender === '') return false
   const domain = splitAddress(env.sender)?.domain
   if (!domain || config.localDomains.includes(domain)) return false
+  // postsrsd's SRS_EXCLUDE_DOMAINS: a domain whose SPF names us, or whose senders must keep their address.
+  if (config.srsExclude.some((x) => (x.startsWith('.') ? domain.endsWith(x) : domain === x))) return false
   return Boolean(r.original) && normalizeAddress(r.original) !== normalizeAddress(r.address)
 }
