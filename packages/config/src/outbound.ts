@@ -285,28 +285,26 @@ export async function findDkimKey(
   selector: string,
   /** LOCAL_DOMAINS: example.org.uk's keys are not example.org's. */
   localDomains: readonly string[] = [],
-): Promise<{ file: string; selector: string } | null> {
+): Promise<{ file: string; selector: string; stamp: string } | null> {
+  // The file's stamp (inode, size, mtime: @facteur/files' fileStamp) comes back with it: the
+  // caller's cache needs no second stat(2).
+  const stampOf = (st: { ino: number; size: number; mtimeMs: number }): string => `${st.ino}:${st.size}:${st.mtimeMs}`
   const preferred = dkimKeyFile(configDir, domain, selector)
-  if (
-    await fs.stat(preferred).then(
-      () => true,
-      () => false,
-    )
-  )
-    return { file: preferred, selector: selector.toLowerCase() }
+  const own = await fs.stat(preferred).catch(() => null)
+  if (own) return { file: preferred, selector: selector.toLowerCase(), stamp: stampOf(own) }
   const dir = path.dirname(preferred)
   const prefix = `${domain.toLowerCase()}.`
-  const found: { file: string; selector: string; mtime: number }[] = []
+  const found: { file: string; selector: string; stamp: string; mtime: number }[] = []
   for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
     const other = name.slice(prefix.length, -'.key'.length)
     // DOMAIN.SELECTOR.key, the selector DNS labels.
     if (!name.startsWith(prefix) || !name.endsWith('.key') || !/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(other)) continue
     if (localDomains.some((d) => d.length > domain.length && name.startsWith(`${d.toLowerCase()}.`))) continue
     const st = await fs.stat(path.join(dir, name)).catch(() => null)
-    if (st?.isFile()) found.push({ file: path.join(dir, name), selector: other, mtime: st.mtimeMs })
+    if (st?.isFile()) found.push({ file: path.join(dir, name), selector: other, stamp: stampOf(st), mtime: st.mtimeMs })
   }
   found.sort((a, b) => b.mtime - a.mtime)
-  return found[0] ? { file: found[0].file, selector: found[0].selector } : null
+  return found[0] ? { file: found[0].file, selector: found[0].selector, stamp: found[0].stamp } : null
 }
 
 /**

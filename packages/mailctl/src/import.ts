@@ -42,6 +42,9 @@ const lines = (text: string): string[] =>
     .map((l) => l.replace(/\r$/, '').trim())
     .filter((l) => l && !l.startsWith('#'))
 
+/** A table's text with `more` lines after what it held (which may lack its last newline). */
+const appended = (text: string, more: string[]): string => `${text && !text.endsWith('\n') ? `${text}\n` : text}${more.join('\n')}\n`
+
 const domainOf = (name: string): string => name.slice(name.lastIndexOf('@') + 1).toLowerCase()
 
 type Key = { domain: string; selector: string; file: string }
@@ -217,20 +220,11 @@ register('import', {
       }
 
       if (!dry) {
-        if (regexpLines.length) {
-          const before = regexpText && !regexpText.endsWith('\n') ? `${regexpText}\n` : regexpText
-          await replaceFile(regexpFile, `${before}${regexpLines.join('\n')}\n`)
-        }
-        for (const r of restrictions) {
-          const before = r.text && !r.text.endsWith('\n') ? `${r.text}\n` : r.text
-          await replaceFile(r.file, `${before}${r.lines.join('\n')}\n`)
-        }
+        if (regexpLines.length) await replaceFile(regexpFile, appended(regexpText, regexpLines))
+        for (const r of restrictions) await replaceFile(r.file, appended(r.text, r.lines))
         await replaceFile(usersFile, formatUsers(users.values()))
         await replaceFile(aliasesFile, formatAliases(aliases))
-        if (credentials.length) {
-          const before = passwordsText && !passwordsText.endsWith('\n') ? `${passwordsText}\n` : passwordsText
-          await writeSecret(ctx, passwordsFile, `${before}${credentials.join('\n')}\n`)
-        }
+        if (credentials.length) await writeSecret(ctx, passwordsFile, appended(passwordsText, credentials))
       }
       const verb = dry ? 'would import' : 'imported'
       const restricted = restrictions.reduce((n, r) => n + r.lines.length, 0)

@@ -46,17 +46,11 @@ export function dkimKeys(config: Config): KeyFor {
   return async (domain) => {
     const found = await findDkimKey(config.configDir, domain, config.outbound.dkimSelector, config.localDomains)
     if (!found) return null
-    let stamp: string
-    try {
-      const st = await fs.stat(found.file)
-      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`
-    } catch {
-      return null // removed since it was found
-    }
     const cached = keys.get(found.file)
-    if (cached && cached.stamp === stamp) return { key: cached.key, selector: found.selector }
-    const key = await fs.readFile(found.file, 'utf8')
-    keys.set(found.file, { stamp, key })
+    if (cached && cached.stamp === found.stamp) return { key: cached.key, selector: found.selector }
+    const key = await fs.readFile(found.file, 'utf8').catch(() => null)
+    if (key === null) return null // removed since it was found
+    keys.set(found.file, { stamp: found.stamp, key })
     return { key, selector: found.selector }
   }
 }
